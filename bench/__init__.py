@@ -1,0 +1,1 @@
+"""Benchmarks whose output is recorded in BENCHMARKS.md (run as ``python -m bench.NAME``)."""
