@@ -11,8 +11,10 @@ linear in per-kind o200k_base token counts and block counts, so ordinary least s
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -29,6 +31,12 @@ CLAUDE_BLOCKS = (PartKind.TEXT, PartKind.THINKING, PartKind.TOOL_CALL)  # a resu
 GEMINI_SCALES = (PartKind.TEXT,)
 
 
+def context_tokens(message: dict[str, Any]) -> int:
+    """The real context of the call that produced ``message`` (cached and uncached input)."""
+    u = message["usage"]
+    return int(u["input_tokens"] + u.get("cache_creation_input_tokens", 0) + u.get("cache_read_input_tokens", 0))
+
+
 def claude_steps() -> Iterator[tuple[str, Sequence[Message], int]]:
     """(session, messages added between two assistant calls, real context difference)."""
     adapter = adapter_for("anthropic")
@@ -38,16 +46,10 @@ def claude_steps() -> Iterator[tuple[str, Sequence[Message], int]]:
         cuts = {c["summary_message_index"] for c in sample.extra["compactions"]}
         calls = [i for i, m in enumerate(msgs) if m["role"] == "assistant" and "usage" in m]
 
-        def ctx(i: int) -> int:
-            u = msgs[i]["usage"]
-            return int(
-                u["input_tokens"] + u.get("cache_creation_input_tokens", 0) + u.get("cache_read_input_tokens", 0)
-            )
-
-        for a, b in zip(calls, calls[1:], strict=False):
+        for a, b in itertools.pairwise(calls):
             if any(a < c <= b for c in cuts):
                 continue  # Claude Code compacted here: the context shrank
-            yield sample.name, conv.messages[a:b], ctx(b) - ctx(a)
+            yield sample.name, conv.messages[a:b], context_tokens(msgs[b]) - context_tokens(msgs[a])
 
 
 def gemini_steps() -> Iterator[tuple[str, Sequence[Message], int]]:
@@ -56,7 +58,7 @@ def gemini_steps() -> Iterator[tuple[str, Sequence[Message], int]]:
         msgs = sample.messages
         conv = adapter.parse(sample.body)
         calls = [i for i, m in enumerate(msgs) if m["role"] == "assistant" and "usage" in m]
-        for a, b in zip(calls, calls[1:], strict=False):
+        for a, b in itertools.pairwise(calls):
             delta = msgs[b]["usage"]["prompt_tokens"] - msgs[a]["usage"]["prompt_tokens"]
             yield sample.name, conv.messages[a:b], delta
 

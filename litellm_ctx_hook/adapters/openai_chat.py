@@ -59,7 +59,8 @@ def _tool_call_parts(calls: Any, where: str) -> list[Part]:
     parts: list[Part] = []
     for k, call in enumerate(require_list(calls, f"{where}.tool_calls")):
         call = require_mapping(call, f"{where}.tool_calls[{k}]")
-        fn = call.get("function") if isinstance(call.get("function"), Mapping) else {}
+        fn_value = call.get("function")
+        fn: Mapping[str, Any] = fn_value if isinstance(fn_value, Mapping) else {}
         name = fn.get("name") if isinstance(fn.get("name"), str) else None
         args = fn.get("arguments")
         text = args if isinstance(args, str) else as_json(args, where)

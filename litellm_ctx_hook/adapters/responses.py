@@ -68,10 +68,11 @@ def parse_item(raw: Any, where: str) -> Message:
     item = require_mapping(raw, where)
     kind = item.get("type", "message")
     if kind == "message":
-        role = _MESSAGE_ROLES.get(item.get("role")) if isinstance(item.get("role"), str) else None
+        role_name = item.get("role")
+        role = _MESSAGE_ROLES.get(role_name) if isinstance(role_name, str) else None
         if role is None:
             raise InvalidRequestError(
-                f"{where}.role {item.get('role')!r} is not one of {', '.join(sorted(_MESSAGE_ROLES))}"
+                f"{where}.role {role_name!r} is not one of {', '.join(sorted(_MESSAGE_ROLES))}"
             )
         return Message(role, _content_parts(item.get("content"), where), raw=item)
     if kind in _CALLS:

@@ -1,0 +1,163 @@
+"""Edits (pure): placeholders for cleared parts, the summary message, truncation.
+
+Every function returns new messages and never mutates its input; an edited message is marked
+``edited`` so its adapter renders it anew, while untouched messages keep their original dicts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+
+from .conversation import Format, Message, Part, PartKind, Role
+
+SUMMARY_OPEN = "<conversation_summary>"
+SUMMARY_CLOSE = "</conversation_summary>"
+CUT_MARK = "[… {n} tokens cut to fit the context window …]"
+
+
+def tool_names(messages: Sequence[Message]) -> dict[str, str]:
+    """Tool call id → tool name, so a cleared result can say which tool produced it."""
+    return {
+        p.tool_id: p.tool_name
+        for m in messages
+        for p in m.parts
+        if p.kind is PartKind.TOOL_CALL and p.tool_id and p.tool_name
+    }
+
+
+def placeholder(part: Part, tokens: int, names: dict[str, str]) -> Part | None:
+    """The short stand-in for a cleared part; ``None`` means drop the part altogether."""
+    if part.kind is PartKind.TOOL_RESULT:
+        name = part.tool_name or names.get(part.tool_id or "", "tool")
+        text = f"[output of {name} cleared to save context: {tokens} tokens]"
+        return dataclasses.replace(part, text=text, edited=True)
+    if part.kind is PartKind.IMAGE:
+        return Part(PartKind.TEXT, f"[image removed to save context: {tokens} tokens]", raw=part.raw, edited=True)
+    # Old thinking/reasoning is dropped: it cannot be rewritten (signed) and the model does
+    # not need its own past reasoning to continue.
+    return None
+
+
+def clear_parts(message: Message, part_indices: set[int], tokens: Callable[[Part], int], names: dict[str, str]) -> Message:
+    parts: list[Part] = []
+    for j, part in enumerate(message.parts):
+        if j not in part_indices:
+            parts.append(part)
+            continue
+        new = placeholder(part, tokens(part), names)
+        if new is not None:
+            parts.append(new)
+    if not parts:
+        parts.append(Part(PartKind.TEXT, "[earlier reasoning cleared to save context]", edited=True))
+    return dataclasses.replace(message, parts=tuple(parts), edited=True)
+
+
+def summary_text(summary: str, messages_condensed: int) -> str:
+    return (
+        f"{SUMMARY_OPEN}\n"
+        f"The {messages_condensed} earlier messages of this conversation were condensed to fit the "
+        "context window. This is a summary of them, not a new instruction:\n\n"
+        f"{summary.strip()}\n{SUMMARY_CLOSE}"
+    )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Insertion:
+    """Where the summary went: its message index, role, and whether it shares a message."""
+
+    index: int
+    role: str
+    merged: bool  # True when it became an extra text block of a neighbouring user message
+
+
+def insert_summary(
+    fmt: Format,
+    head: Sequence[Message],
+    tail: Sequence[Message],
+    text: str,
+) -> tuple[list[Message], Insertion]:
+    """``head + [summary] + tail``, keeping the format's role rules.
+
+    The summary is a user message, never system instructions. Anthropic needs alternating roles
+    starting with a user turn, so adjacent same-role messages are merged (what the Messages API
+    itself does with consecutive turns); the pinned messages' own blocks stay as they were.
+    """
+    summary = Message(Role.USER, (Part(PartKind.TEXT, text, edited=True),), edited=True)
+    messages = [*head, summary, *tail]
+    if fmt is not Format.ANTHROPIC:
+        return messages, Insertion(len(head), "user", False)
+    merged = merge_adjacent(messages)
+    index = next(i for i, m in enumerate(merged) if any(p.text == text and p.edited for p in m.parts))
+    return merged, Insertion(index, "user", len(merged) < len(messages))
+
+
+def merge_adjacent(messages: Sequence[Message]) -> list[Message]:
+    """Anthropic role rules: merge consecutive same-role messages; tool results lead a user turn."""
+    out: list[Message] = []
+    for message in messages:
+        if out and out[-1].role is message.role:
+            prev = _as_blocks(out[-1])
+            parts = (*prev.parts, *_as_blocks(message).parts)
+            if message.role is Role.USER:
+                results = tuple(p for p in parts if p.kind is PartKind.TOOL_RESULT)
+                parts = results + tuple(p for p in parts if p.kind is not PartKind.TOOL_RESULT)
+            out[-1] = dataclasses.replace(prev, parts=parts, edited=True)
+        else:
+            out.append(message)
+    return out
+
+
+def leading_user(fmt: Format, messages: list[Message], dropped: int) -> list[Message]:
+    """Anthropic must start with a user turn: say what was removed when truncation left an assistant first."""
+    if fmt is not Format.ANTHROPIC or not messages or messages[0].role is Role.USER:
+        return messages
+    note = Part(PartKind.TEXT, f"[{dropped} earlier messages were removed to fit the context window]", edited=True)
+    return [Message(Role.USER, (note,), edited=True), *messages]
+
+
+def _as_blocks(message: Message) -> Message:
+    """A string-content Anthropic message as the equivalent single text block (same text)."""
+    parts = tuple(
+        Part(PartKind.TEXT, p.text, raw={"type": "text", "text": p.text}) if isinstance(p.raw, str) else p
+        for p in message.parts
+    )
+    return dataclasses.replace(message, parts=parts)
+
+
+def cut_middle(message: Message, excess_tokens: int, count: Callable[[str], int]) -> Message | None:
+    """Cut the middle of the largest text-like part by at least ``excess_tokens`` tokens.
+
+    Keeps the head and tail of the text and marks the cut. ``None`` if no part is large enough.
+    """
+    candidates = [
+        (count(p.text), j)
+        for j, p in enumerate(message.parts)
+        if p.kind in (PartKind.TEXT, PartKind.TOOL_RESULT, PartKind.DOCUMENT) and p.text
+    ]
+    if not candidates:
+        return None
+    tokens, j = max(candidates)
+    part = message.parts[j]
+    if part.kind is PartKind.DOCUMENT and part.raw is not None:
+        return None  # a document block cannot be re-rendered as text without losing its source
+    mark = CUT_MARK.format(n=0)
+    keep_tokens = tokens - excess_tokens - count(mark) - 8
+    if keep_tokens <= 0:
+        return None
+    text = part.text
+    ratio = keep_tokens / max(tokens, 1)
+    keep_chars = int(len(text) * ratio)
+    for _ in range(8):  # shrink until the count fits; BPE is not linear in characters
+        head, tail = text[: keep_chars // 2], text[len(text) - keep_chars // 2 :]
+        removed = tokens - count(head) - count(tail)
+        new_text = f"{head}\n{CUT_MARK.format(n=removed)}\n{tail}"
+        if count(new_text) <= tokens - excess_tokens:
+            kind = PartKind.TOOL_RESULT if part.kind is PartKind.TOOL_RESULT else PartKind.TEXT
+            new_part = dataclasses.replace(part, kind=kind, text=new_text, edited=True)
+            parts = (*message.parts[:j], new_part, *message.parts[j + 1 :])
+            return dataclasses.replace(message, parts=parts, edited=True)
+        keep_chars = int(keep_chars * 0.85)
+        if keep_chars <= 0:
+            return None
+    return None

@@ -1,0 +1,511 @@
+"""The context engine: count → analyse → plan → execute → verify, for one request.
+
+Cheapest action first, stopping once the request is below ``CONDENSATION_TARGET_RATIO`` of its
+limit: clear old tool output, thinking and images; condense a span (light) or the whole middle
+(aggressive) with the summariser or the local extractive condenser; drop the oldest unpinned
+atoms; cut the middle of a pinned message that alone is too large. Every result is recounted
+and verified before it is returned; one that fails goes to the next fallback and is never sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .adapters import adapter_for
+from .conversation import Conversation, Format, Message, PartKind, Role
+from .counting import RequestCount, TokenCounter
+from .edits import (
+    SUMMARY_OPEN,
+    clear_parts,
+    cut_middle,
+    insert_summary,
+    leading_user,
+    merge_adjacent,
+    summary_text,
+    tool_names,
+)
+from .errors import ContextHookError, ContextWindowExceededError
+from .extractive import condense, segments_of
+from .limits import Budget, ModelTarget, RouterLike, budget_for, requested_output, resolve_target
+from .plan import Regions, aggressive_span, clear_targets, light_span, regions
+from .quality import quality_score
+from .risk import ContextAnalysisResult, ContextManagementStrategy, ContextRiskLevel, analyze
+from .settings import CondensationStrategyName, ManagementMode, Settings
+from .stats import EngineStats
+from .summarizer import LiteLLMSummarizer, Summarizer, SummarizerError, SummaryRequest
+from .verify import contains_message, problems
+
+log = logging.getLogger(__name__)
+
+SUMMARY_MIN_TOKENS = 200
+SUMMARY_MAX_TOKENS = 4000
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """Everything the engine knows about a request before changing it."""
+
+    conversation: Conversation
+    target: ModelTarget
+    budget: Budget
+    count: RequestCount
+    result: ContextAnalysisResult
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A managed request: the body to send and what was done to it."""
+
+    body: Mapping[str, Any]  # the input body object itself when nothing changed
+    changed: bool
+    tokens_before: int
+    tokens_after: int
+    risk: ContextRiskLevel
+    strategy: ContextManagementStrategy
+    cache: str  # hit | miss | none
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class _Work:
+    """Mutable scratch state of one management run."""
+
+    messages: list[Message]
+    pinned: list[int]  # indices into the *original* messages
+    actions: list[str] = field(default_factory=list)
+    cut: set[int] = field(default_factory=set)
+    cache: str = "none"
+    summary: dict[str, Any] | None = None
+
+
+class ContextEngine:
+    """One per process (the hook and the library API each hold one)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        summarizer: Summarizer | None = None,
+        counter: TokenCounter | None = None,
+    ) -> None:
+        self.settings = settings
+        self.counter = counter or TokenCounter(settings)
+        if summarizer is None and settings.summarizer_enabled and settings.condensation_model:
+            summarizer = LiteLLMSummarizer(settings.condensation_model)
+        self.summarizer = summarizer
+        self.stats = EngineStats()
+        self._gate = asyncio.Semaphore(settings.condensation_parallel_requests)
+        self._unknown_models: set[str] = set()
+
+    # -- analysis ----------------------------------------------------------------------------
+    def analyze(
+        self,
+        body: Mapping[str, Any],
+        fmt: Format,
+        model: str,
+        *,
+        router: RouterLike | None = None,
+        limit: int | None = None,
+        is_vision: bool = False,
+        image_descriptions: Mapping[int, str] | None = None,
+    ) -> Analysis:
+        started = time.perf_counter()
+        conv = adapter_for(fmt).parse(body)
+        target = resolve_target(model, self.settings, router, is_vision=is_vision, warned=self._unknown_models)
+        budget = Budget(limit, 0, limit) if limit is not None else budget_for(target.window, requested_output(body, fmt))
+        count = self.counter.count(conv, target.model, image_descriptions)
+        return self._analysis(conv, target, budget, count, started)
+
+    async def analyze_async(
+        self,
+        body: Mapping[str, Any],
+        fmt: Format,
+        model: str,
+        *,
+        router: RouterLike | None = None,
+        limit: int | None = None,
+        is_vision: bool = False,
+        image_descriptions: Mapping[int, str] | None = None,
+    ) -> Analysis:
+        started = time.perf_counter()
+        conv = adapter_for(fmt).parse(body)
+        target = resolve_target(model, self.settings, router, is_vision=is_vision, warned=self._unknown_models)
+        budget = Budget(limit, 0, limit) if limit is not None else budget_for(target.window, requested_output(body, fmt))
+        count = await self.counter.count_async(conv, target.model, image_descriptions)
+        return self._analysis(conv, target, budget, count, started)
+
+    def _analysis(
+        self, conv: Conversation, target: ModelTarget, budget: Budget, count: RequestCount, started: float
+    ) -> Analysis:
+        meta = {
+            "model": target.alias,
+            "deployment_model": target.model,
+            "window": target.window,
+            "window_source": target.source,
+            "reserved_output": budget.reserved_output,
+            "format": conv.format.value,
+            **count.as_metadata(),
+        }
+        result = analyze(
+            count.total,
+            budget.limit,
+            len(conv.messages),
+            self.settings,
+            analysis_time=time.perf_counter() - started,
+            metadata=meta,
+        )
+        return Analysis(conv, target, budget, count, result)
+
+    # -- management --------------------------------------------------------------------------
+    async def manage(
+        self,
+        body: Mapping[str, Any],
+        fmt: Format,
+        model: str,
+        *,
+        router: RouterLike | None = None,
+        limit: int | None = None,
+        is_vision: bool = False,
+        image_descriptions: Mapping[int, str] | None = None,
+        caller_metadata: Mapping[str, Any] | None = None,
+    ) -> Outcome:
+        """Return a body that fits the model's window (or raise :class:`ContextWindowExceededError`)."""
+        started = time.perf_counter()
+        a = await self.analyze_async(
+            body, fmt, model, router=router, limit=limit, is_vision=is_vision, image_descriptions=image_descriptions
+        )
+        risk = a.result.risk_level
+        meta: dict[str, Any] = dict(a.result.metadata)
+        meta.update(risk_level=risk.value, tokens_before=a.count.total, limit=a.budget.limit)
+        if risk.rank < ContextRiskLevel.WARNING.rank or a.target.disabled:
+            return self._unchanged(body, a, meta, started, "disabled for this model" if a.target.disabled else None)
+
+        work = await self._execute(a, image_descriptions, caller_metadata or {}, started, router)
+        if work.cache == "none" and any(x.startswith("condense") for x in work.actions):
+            work.cache = "miss"
+        new_conv = a.conversation.with_messages(work.messages)
+        after = self.counter.count(new_conv, a.target.model, None)
+        strategy = _strategy_of(work.actions)
+        meta.update(
+            actions=work.actions,
+            tokens_after=after.total,
+            strategy=strategy.value,
+            messages_before=len(a.conversation.messages),
+            messages_after=len(work.messages),
+        )
+        if work.summary is not None:
+            meta["summary"] = work.summary
+        if self.settings.context_management_mode is ManagementMode.OBSERVE:
+            meta["observe_only"] = True
+            return self._unchanged(body, a, meta, started, None, planned=strategy)
+
+        elapsed = (time.perf_counter() - started) * 1000
+        meta["processing_ms"] = round(elapsed, 2)
+        self.stats.record(risk.value, strategy.value, a.count.total - after.total, elapsed)
+        rendered = adapter_for(fmt).render(new_conv)
+        return Outcome(rendered, True, a.count.total, after.total, risk, strategy, work.cache, meta)
+
+    def _unchanged(
+        self,
+        body: Mapping[str, Any],
+        a: Analysis,
+        meta: dict[str, Any],
+        started: float,
+        reason: str | None,
+        planned: ContextManagementStrategy | None = None,
+    ) -> Outcome:
+        elapsed = (time.perf_counter() - started) * 1000
+        meta.setdefault("tokens_after", a.count.total)
+        meta["processing_ms"] = round(elapsed, 2)
+        if reason:
+            meta["skipped"] = reason
+        if planned is not None:
+            meta["planned_strategy"] = planned.value
+        self.stats.record(a.result.risk_level.value, ContextManagementStrategy.MONITOR_ONLY.value, 0, elapsed)
+        return Outcome(
+            body,
+            False,
+            a.count.total,
+            a.count.total,
+            a.result.risk_level,
+            ContextManagementStrategy.MONITOR_ONLY,
+            "none",
+            meta,
+        )
+
+    async def _execute(
+        self,
+        a: Analysis,
+        descriptions: Mapping[int, str] | None,
+        caller: Mapping[str, Any],
+        started: float,
+        router: RouterLike | None,
+    ) -> _Work:
+        conv = a.conversation
+        original = list(conv.messages)
+        reg = _pin_summaries(regions(original, self.settings), original)
+        pinned = [i for i in range(len(original)) if reg.pinned(i)]
+        target_tokens = int(self.settings.condensation_target_ratio * a.budget.limit)
+        total = a.count.total
+        per_msg = list(a.count.messages)
+
+        # Tier 1: clear old tool output / thinking / images, if that alone reaches the target.
+        cleared = self._clear(a, original, reg, target_tokens)
+        if cleared is not None:
+            work = _Work(cleared[0], pinned, [f"clear:{cleared[1]}"])
+            if self._acceptable(a, work):
+                return work
+
+        # Tier 2: condense a span of the middle (light) or all of it (aggressive).
+        middle = reg.middle_atoms
+        atom_tokens = [sum(per_msg[i] for i in at.indices) for at in middle]
+        fixed = total - sum(atom_tokens)
+        span, tier = None, "light"
+        if middle:
+            est_summary = _summary_budget(sum(atom_tokens), a.budget.limit)
+            if a.result.risk_level is ContextRiskLevel.WARNING:
+                span = light_span(middle, atom_tokens, total - target_tokens, est_summary, self.settings)
+            if span is None:
+                tier = "aggressive"
+                keep = max(0, target_tokens - fixed - est_summary)
+                span = aggressive_span(middle, atom_tokens, int(keep * self.settings.min_preservation_ratio), self.settings)
+        work = _Work(list(original), pinned)
+        if span is not None:
+            first, last = middle[span[0]].start, middle[span[1] - 1].end
+            condensed = await self._condense(a, original, first, last, tier, caller, started, work)
+            if condensed is not None:
+                work.messages = condensed
+                if self._count(a, work.messages) <= target_tokens and self._acceptable(a, work):
+                    return work
+
+        # Tier 3: drop the oldest unpinned atoms, then cut the middle of a pinned message.
+        self._truncate(a, original, work, target_tokens)
+        if self._acceptable(a, work):
+            return work
+        after = self._count(a, work.messages)
+        if after > a.budget.limit:
+            raise ContextWindowExceededError(
+                f"request needs {after} tokens after condensation and truncation but model {a.target.alias!r} "
+                f"allows {a.budget.limit} ({a.target.window} window - {a.budget.reserved_output} reserved for "
+                "output): shorten the pinned messages (system prompt, first and last turns) or lower max_tokens",
+                tokens=after,
+                limit=a.budget.limit,
+                model=a.target.alias,
+            )
+        raise ContextHookError("managed request failed verification: " + "; ".join(self._problems(a, work)))
+
+    # -- tier 1 ------------------------------------------------------------------------------
+    def _clear(
+        self, a: Analysis, messages: list[Message], reg: Regions, target_tokens: int
+    ) -> tuple[list[Message], int] | None:
+        """Clear the fewest oldest clearable parts that bring the request under the target."""
+        targets = clear_targets(messages, reg)
+        if not targets:
+            return None
+        family = a.count.family
+        names = tool_names(messages)
+
+        def cleared(k: int) -> list[Message]:
+            chosen: dict[int, set[int]] = {}
+            for t in targets[:k]:
+                chosen.setdefault(t.message, set()).add(t.part)
+            out = list(messages)
+            for i, parts in chosen.items():
+                out[i] = clear_parts(messages[i], parts, lambda p: self.counter.count_text(p.text, family), names)
+            return [m for m in out if not _dropped_reasoning(m)]
+
+        if self._count(a, cleared(len(targets))) > target_tokens:
+            return None  # clearing alone cannot reach the target: condense the raw span instead
+        lo, hi = 1, len(targets)  # smallest k that reaches the target (counts are cached per message)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if self._count(a, cleared(mid)) <= target_tokens:
+                hi = mid
+            else:
+                lo = mid + 1
+        return cleared(lo), lo
+
+    # -- tier 2 ------------------------------------------------------------------------------
+    async def _condense(
+        self,
+        a: Analysis,
+        original: list[Message],
+        first: int,
+        last: int,
+        tier: str,
+        caller: Mapping[str, Any],
+        started: float,
+        work: _Work,
+    ) -> list[Message] | None:
+        span = original[first:last]
+        family = a.count.family
+        span_tokens = sum(a.count.messages[first:last])
+        budget = _summary_budget(span_tokens, a.budget.limit)
+        segments = segments_of(span)
+        transcript = "\n".join(f"[{s.speaker}] {s.text}" for s in segments)
+        summary: str | None = None
+        method = "extractive"
+        if self.summarizer is not None:
+            summary = await self._ai_summary(transcript, budget, span_tokens, caller, started, family)
+            if summary is not None:
+                method = f"summarizer:{self.summarizer.model}"
+        if summary is None:
+            if self.summarizer is not None:
+                self.stats.bump("fallbacks")
+            summary = condense(segments, budget, lambda s: self.counter.count_text(s, family))
+        if not summary.strip():
+            self.stats.bump("condensation_failures")
+            return None
+        text = summary_text(summary, last - first)
+        messages, where = insert_summary(a.conversation.format, original[:first], original[last:], text)
+        self.stats.bump("condensations")
+        work.actions.append(f"condense:{tier}:{method}:{last - first}")
+        work.summary = {"index": where.index, "role": where.role, "merged": where.merged, "method": method,
+                        "messages_condensed": last - first, "span": [first, last]}
+        return messages
+
+    async def _ai_summary(
+        self,
+        transcript: str,
+        budget: int,
+        span_tokens: int,
+        caller: Mapping[str, Any],
+        started: float,
+        family: Any,
+    ) -> str | None:
+        assert self.summarizer is not None
+        remaining = self.settings.processing_budget_s - (time.perf_counter() - started)
+        timeout = min(self.settings.condensation_timeout, remaining)
+        if timeout <= 0.05:
+            return None
+        strategy = self.settings.condensation_default_strategy
+        if strategy is CondensationStrategyName.EXTRACTIVE:
+            return None
+        req = SummaryRequest(transcript, strategy, budget, metadata=dict(caller))
+        self.stats.bump("summarizer_calls")
+        try:
+            async with self._gate:
+                text = await self.summarizer.summarize(req, timeout)
+        except SummarizerError as exc:
+            self.stats.bump("summarizer_failures")
+            log.warning("summariser failed, using the extractive condenser: %s", exc)
+            return None
+        score = quality_score(transcript, text, span_tokens, self.counter.count_text(text, family))
+        if score < self.settings.condensation_quality_threshold:
+            self.stats.bump("summarizer_failures")
+            log.warning("summary quality %.2f below threshold, using the extractive condenser", score)
+            return None
+        return text
+
+    # -- tier 3 ------------------------------------------------------------------------------
+    def _truncate(self, a: Analysis, original: list[Message], work: _Work, target_tokens: int) -> None:
+        fmt = a.conversation.format
+        messages = work.messages
+        # Drop whole middle atoms of the current messages, oldest first, never a summary.
+        reg = _pin_summaries(regions(messages, self.settings), messages)
+        per = self.counter.count(a.conversation.with_messages(messages), a.target.model)
+        total = per.total
+        dropped: set[int] = set()
+        for at in reg.middle_atoms:
+            if total <= target_tokens:
+                break
+            if any(_is_summary(messages[i]) for i in at.indices):
+                continue
+            dropped.update(at.indices)
+            total -= sum(per.messages[i] for i in at.indices)
+        if dropped:
+            kept = [m for i, m in enumerate(messages) if i not in dropped]
+            if fmt is Format.ANTHROPIC:
+                kept = leading_user(fmt, merge_adjacent(kept), len(dropped))
+            work.messages = kept
+            work.actions.append(f"truncate:{len(dropped)}")
+        # A pinned message alone is too large: cut the middle of the largest one (never a system prompt).
+        for _ in range(8):
+            count = self.counter.count(a.conversation.with_messages(work.messages), a.target.model)
+            excess = count.total - a.budget.limit
+            if excess <= 0:
+                return
+            order = sorted(
+                (i for i, m in enumerate(work.messages) if m.role is not Role.SYSTEM), key=lambda i: -count.messages[i]
+            )
+            for i in order:
+                before = work.messages[i]
+                cut = cut_middle(before, excess, lambda s: self.counter.count_text(s, a.count.family))
+                if cut is not None:
+                    work.messages[i] = cut
+                    work.cut.update(j for j in work.pinned if contains_message(before, original[j]))
+                    work.actions.append("cut:1")
+                    break
+            else:
+                return
+
+    # -- verification ------------------------------------------------------------------------
+    def _count(self, a: Analysis, messages: Sequence[Message]) -> int:
+        return self.counter.count(a.conversation.with_messages(messages), a.target.model).total
+
+    def _problems(self, a: Analysis, work: _Work) -> list[str]:
+        conv = a.conversation
+        return problems(
+            conv.format,
+            conv.messages,
+            work.messages,
+            work.pinned,
+            tokens_before=a.count.total,
+            tokens_after=self._count(a, work.messages),
+            limit=a.budget.limit,
+            cut=frozenset(work.cut),
+        )
+
+    def _acceptable(self, a: Analysis, work: _Work) -> bool:
+        found = self._problems(a, work)
+        if found:
+            log.info("discarding a candidate result: %s", "; ".join(found[:3]))
+        return not found
+
+
+def _summary_budget(span_tokens: int, limit: int) -> int:
+    return max(SUMMARY_MIN_TOKENS, min(span_tokens // 4, limit // 8, SUMMARY_MAX_TOKENS))
+
+
+def _is_summary(message: Message) -> bool:
+    return message.role is Role.USER and any(
+        p.kind is PartKind.TEXT and p.text.startswith(SUMMARY_OPEN) for p in message.parts
+    )
+
+
+def _pin_summaries(reg: Regions, messages: Sequence[Message]) -> Regions:
+    """An earlier summary stays: the head extends over it (managing a managed request is a no-op)."""
+    head_end = reg.head_end
+    for at in reg.atoms:
+        if at.start >= reg.tail_start:
+            break
+        if at.start <= head_end and any(_is_summary(messages[i]) for i in at.indices):
+            head_end = max(head_end, at.end)
+    return dataclasses.replace(reg, head_end=min(head_end, reg.tail_start))
+
+
+def _dropped_reasoning(message: Message) -> bool:
+    """A Responses reasoning item whose thinking was cleared is removed altogether."""
+    return (
+        message.edited
+        and message.raw is not None
+        and message.raw.get("type") == "reasoning"
+        and all(p.kind is PartKind.TEXT for p in message.parts)
+    )
+
+
+def _strategy_of(actions: Sequence[str]) -> ContextManagementStrategy:
+    kinds = {a.split(":", 1)[0] for a in actions}
+    if kinds & {"truncate", "cut"}:
+        return ContextManagementStrategy.EMERGENCY_TRUNCATION
+    if any(a.startswith("condense:aggressive") for a in actions):
+        return ContextManagementStrategy.CONDENSATION_AGGRESSIVE
+    if "clear" in kinds:
+        return ContextManagementStrategy.CONDENSATION_LIGHT
+    return ContextManagementStrategy.MONITOR_ONLY

@@ -1,0 +1,98 @@
+"""Risk analysis (pure): utilisation of the budget, risk level and the strategy it calls for."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from .settings import Settings
+
+
+class ContextRiskLevel(StrEnum):
+    SAFE = "SAFE"
+    CAUTION = "CAUTION"
+    WARNING = "WARNING"
+    CRITICAL = "CRITICAL"
+    OVERFLOW = "OVERFLOW"
+
+    @property
+    def rank(self) -> int:
+        return _ORDER.index(self)
+
+
+_ORDER = list(ContextRiskLevel)
+
+
+class ContextManagementStrategy(StrEnum):
+    MONITOR_ONLY = "MONITOR_ONLY"
+    CONDENSATION_LIGHT = "CONDENSATION_LIGHT"
+    CONDENSATION_AGGRESSIVE = "CONDENSATION_AGGRESSIVE"
+    EMERGENCY_TRUNCATION = "EMERGENCY_TRUNCATION"
+
+
+_STRATEGY = {
+    ContextRiskLevel.SAFE: ContextManagementStrategy.MONITOR_ONLY,
+    ContextRiskLevel.CAUTION: ContextManagementStrategy.MONITOR_ONLY,
+    ContextRiskLevel.WARNING: ContextManagementStrategy.CONDENSATION_LIGHT,
+    ContextRiskLevel.CRITICAL: ContextManagementStrategy.CONDENSATION_AGGRESSIVE,
+    ContextRiskLevel.OVERFLOW: ContextManagementStrategy.EMERGENCY_TRUNCATION,
+}
+
+
+def classify(tokens: int, limit: int, settings: Settings) -> ContextRiskLevel:
+    """SAFE < caution ≤ CAUTION < warning ≤ WARNING < critical ≤ CRITICAL ≤ 100% < OVERFLOW."""
+    if limit <= 0 or tokens > limit:
+        return ContextRiskLevel.OVERFLOW
+    u = tokens / limit
+    if u >= settings.condensation_critical_threshold:
+        return ContextRiskLevel.CRITICAL
+    if u >= settings.condensation_warning_threshold:
+        return ContextRiskLevel.WARNING
+    if u >= settings.condensation_caution_threshold:
+        return ContextRiskLevel.CAUTION
+    return ContextRiskLevel.SAFE
+
+
+def strategy_for(risk: ContextRiskLevel) -> ContextManagementStrategy:
+    return _STRATEGY[risk]
+
+
+@dataclass(frozen=True)
+class ContextAnalysisResult:
+    """The specification's analysis result."""
+
+    risk_level: ContextRiskLevel
+    utilization_percent: float
+    current_tokens: int
+    limit_tokens: int
+    available_tokens: int
+    recommended_strategy: ContextManagementStrategy
+    should_condense: bool
+    messages_count: int
+    analysis_time: float
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def analyze(
+    tokens: int,
+    limit: int,
+    messages_count: int,
+    settings: Settings,
+    *,
+    analysis_time: float = 0.0,
+    metadata: dict[str, Any] | None = None,
+) -> ContextAnalysisResult:
+    risk = classify(tokens, limit, settings)
+    return ContextAnalysisResult(
+        risk_level=risk,
+        utilization_percent=100.0 * tokens / limit if limit > 0 else float("inf"),
+        current_tokens=tokens,
+        limit_tokens=limit,
+        available_tokens=max(0, limit - tokens),
+        recommended_strategy=strategy_for(risk),
+        should_condense=risk.rank >= ContextRiskLevel.WARNING.rank,
+        messages_count=messages_count,
+        analysis_time=analysis_time,
+        metadata=metadata or {},
+    )
