@@ -1,0 +1,163 @@
+"""Counting accuracy and speed, side by side with ``litellm.token_counter`` (issue: foundation).
+
+Accuracy: for consecutive assistant calls a < b in the real Claude sessions and Gemini runs,
+``count(messages[:b]) - count(messages[:a])`` against the provider's real context difference
+(see bench/calibrate_counts.py). OpenAI: agreement with the documented chat formula on the
+text-only messages of the tau-bench runs. Speed, measured in one run as ratios: cold counting
+throughput of the largest Claude session vs raw tiktoken ``encode`` of the same text; warm
+re-analysis after appending one message vs ``litellm.token_counter`` on the same conversation.
+
+    python -m bench.counting
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+import litellm  # noqa: E402
+import numpy as np  # noqa: E402
+import tiktoken  # noqa: E402
+
+from litellm_ctx_hook.adapters import adapter_for  # noqa: E402
+from litellm_ctx_hook.conversation import Format  # noqa: E402
+from litellm_ctx_hook.counting import TokenCounter  # noqa: E402
+from litellm_ctx_hook.settings import load_settings  # noqa: E402
+
+from . import evaldata  # noqa: E402
+from .calibrate_counts import context_tokens  # noqa: E402
+
+
+def step_errors(
+    samples: Sequence[evaldata.Sample], truth: Callable[[dict[str, Any]], int], count: Callable[[evaldata.Sample, int], int]
+) -> dict[str, float]:
+    """Per-step and aggregate error of a counter against the real context differences."""
+    rel, est_sum, true_sum = [], 0.0, 0.0
+    for s in samples:
+        msgs = s.messages
+        cuts = {c["summary_message_index"] for c in s.extra.get("compactions", [])}
+        calls = [i for i, m in enumerate(msgs) if m["role"] == "assistant" and "usage" in m]
+        prefix = {i: count(s, i) for i in calls}
+        for a, b in zip(calls, calls[1:], strict=False):
+            if any(a < c <= b for c in cuts):
+                continue
+            real = truth(msgs[b]) - truth(msgs[a])
+            if real <= 0:
+                continue
+            est = prefix[b] - prefix[a]
+            rel.append(abs(est - real) / real)
+            est_sum += est
+            true_sum += real
+    return {
+        "steps": len(rel),
+        "aggregate_error": round((est_sum - true_sum) / true_sum, 4),
+        "p50_abs_error": round(float(np.percentile(rel, 50)), 4),
+        "p90_abs_error": round(float(np.percentile(rel, 90)), 4),
+    }
+
+
+def ours(model: str) -> Callable[[evaldata.Sample, int], int]:
+    counter = TokenCounter(load_settings())
+
+    def count(s: evaldata.Sample, end: int) -> int:
+        body = {**s.body, "messages": s.messages[:end]}
+        return counter.count(adapter_for(s.format).parse(body), model).total
+
+    return count
+
+
+def litellms(model: str) -> Callable[[evaldata.Sample, int], int]:
+    def count(s: evaldata.Sample, end: int) -> int:
+        return int(litellm.token_counter(model=model, messages=s.messages[:end]))
+
+    return count
+
+
+def accuracy() -> dict[str, Any]:
+    claude = list(evaldata.claude_sessions())
+    gemini = list(evaldata.gemini_runs())
+    claude_model, gemini_model = "anthropic/claude-opus-4-6", "gemini/gemini-3-pro-preview"
+    return {
+        "claude": {
+            "ours": step_errors(claude, context_tokens, ours(claude_model)),
+            "litellm.token_counter": step_errors(claude, context_tokens, litellms(claude_model)),
+        },
+        "gemini": {
+            "ours": step_errors(gemini, lambda m: int(m["usage"]["prompt_tokens"]), ours(gemini_model)),
+            "litellm.token_counter": step_errors(
+                gemini, lambda m: int(m["usage"]["prompt_tokens"]), litellms(gemini_model)
+            ),
+        },
+        "openai_text_chat": openai_agreement(),
+    }
+
+
+def openai_agreement() -> dict[str, Any]:
+    """Text-only messages of every tau-bench run, counted for gpt-4o, against the cookbook formula."""
+    enc = tiktoken.get_encoding("o200k_base")
+    counter = TokenCounter(load_settings())
+    total = ours_equal = litellm_equal = 0
+    for s in evaldata.tau_runs():
+        msgs = [{"role": m["role"], "content": m["content"]} for m in s.messages
+                if isinstance(m.get("content"), str) and m["role"] in ("system", "user", "assistant")]
+        formula = sum(3 + len(enc.encode(m["role"])) + len(enc.encode(m["content"])) for m in msgs) + 3
+        total += 1
+        ours_equal += counter.count(adapter_for("openai").parse({"messages": msgs}), "gpt-4o").total == formula
+        litellm_equal += litellm.token_counter(model="gpt-4o", messages=msgs) == formula
+    return {"conversations": total, "ours_exact": ours_equal, "litellm_exact": litellm_equal}
+
+
+def best_of(fn: Callable[[], object], repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return min(times)
+
+
+def speed() -> dict[str, Any]:
+    largest = max(evaldata.claude_sessions(), key=lambda s: len(json.dumps(s.messages)))
+    adapter = adapter_for(Format.ANTHROPIC)
+    texts = [p.text for m in adapter.parse(largest.body).messages for p in m.parts]
+    joined = "\n".join(texts)
+    enc = tiktoken.get_encoding("o200k_base")
+    enc.encode(joined)  # warm the encoder
+
+    def cold() -> None:
+        TokenCounter(load_settings()).count(adapter.parse(largest.body), "anthropic/claude-opus-4-6")
+
+    raw = best_of(lambda: enc.encode(joined), 5)
+    ours_cold = best_of(cold, 5)
+
+    warm_counter = TokenCounter(load_settings(tiktoken_cache_size=10_000))
+    warm_counter.count(adapter.parse(largest.body), "anthropic/claude-opus-4-6")
+    grown = {**largest.body, "messages": [*largest.messages, {"role": "user", "content": "One more question."}]}
+    ours_warm = best_of(lambda: warm_counter.count(adapter.parse(grown), "anthropic/claude-opus-4-6"), 5)
+    theirs = best_of(lambda: litellm.token_counter(model="anthropic/claude-opus-4-6", messages=grown["messages"]), 5)
+    tokens = len(enc.encode(joined))
+    return {
+        "session": largest.name,
+        "messages": len(largest.messages),
+        "o200k_tokens": tokens,
+        "raw_tiktoken_encode_s": round(raw, 4),
+        "ours_cold_count_s": round(ours_cold, 4),
+        "cold_throughput_ratio_vs_tiktoken": round(raw / ours_cold, 3),
+        "ours_warm_recount_after_append_s": round(ours_warm, 5),
+        "litellm_token_counter_s": round(theirs, 4),
+        "warm_speedup_vs_litellm": round(theirs / ours_warm, 1),
+    }
+
+
+def main() -> None:
+    result = {"accuracy": accuracy(), "speed": speed()}
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
