@@ -104,6 +104,9 @@ class ContextEngine:
         self._unknown_models: set[str] = set()
 
     # -- analysis ----------------------------------------------------------------------------
+    def resolve(self, model: str, router: RouterLike | None = None, *, is_vision: bool = False) -> ModelTarget:
+        return resolve_target(model, self.settings, router, is_vision=is_vision, warned=self._unknown_models)
+
     def analyze(
         self,
         body: Mapping[str, Any],
@@ -174,8 +177,16 @@ class ContextEngine:
         is_vision: bool = False,
         image_descriptions: Mapping[int, str] | None = None,
         caller_metadata: Mapping[str, Any] | None = None,
+        summarizer: Summarizer | None = None,
+        scope: str = "global",
+        observe_only: bool = False,
     ) -> Outcome:
-        """Return a body that fits the model's window (or raise :class:`ContextWindowExceededError`)."""
+        """Return a body that fits the model's window (or raise :class:`ContextWindowExceededError`).
+
+        ``summarizer`` overrides the engine's for this request (a per-model summariser);
+        ``scope`` is the tenant scope of cached summaries; ``observe_only`` analyses and plans
+        but changes nothing (as ``CONTEXT_MANAGEMENT_MODE=observe`` does for every request).
+        """
         started = time.perf_counter()
         a = await self.analyze_async(
             body, fmt, model, router=router, limit=limit, is_vision=is_vision, image_descriptions=image_descriptions
@@ -186,7 +197,7 @@ class ContextEngine:
         if risk.rank < ContextRiskLevel.WARNING.rank or a.target.disabled:
             return self._unchanged(body, a, meta, started, "disabled for this model" if a.target.disabled else None)
 
-        work = await self._execute(a, image_descriptions, caller_metadata or {}, started, router)
+        work = await self._execute(a, caller_metadata or {}, started, summarizer or self.summarizer)
         if work.cache == "none" and any(x.startswith("condense") for x in work.actions):
             work.cache = "miss"
         new_conv = a.conversation.with_messages(work.messages)
@@ -201,7 +212,7 @@ class ContextEngine:
         )
         if work.summary is not None:
             meta["summary"] = work.summary
-        if self.settings.context_management_mode is ManagementMode.OBSERVE:
+        if observe_only or self.settings.context_management_mode is ManagementMode.OBSERVE:
             meta["observe_only"] = True
             return self._unchanged(body, a, meta, started, None, planned=strategy)
 
@@ -240,12 +251,7 @@ class ContextEngine:
         )
 
     async def _execute(
-        self,
-        a: Analysis,
-        descriptions: Mapping[int, str] | None,
-        caller: Mapping[str, Any],
-        started: float,
-        router: RouterLike | None,
+        self, a: Analysis, caller: Mapping[str, Any], started: float, summarizer: Summarizer | None
     ) -> _Work:
         conv = a.conversation
         original = list(conv.messages)
@@ -278,7 +284,7 @@ class ContextEngine:
         work = _Work(list(original), pinned)
         if span is not None:
             first, last = middle[span[0]].start, middle[span[1] - 1].end
-            condensed = await self._condense(a, original, first, last, tier, caller, started, work)
+            condensed = await self._condense(a, original, first, last, tier, caller, started, work, summarizer)
             if condensed is not None:
                 work.messages = condensed
                 if self._count(a, work.messages) <= target_tokens and self._acceptable(a, work):
@@ -342,6 +348,7 @@ class ContextEngine:
         caller: Mapping[str, Any],
         started: float,
         work: _Work,
+        summarizer: Summarizer | None,
     ) -> list[Message] | None:
         span = original[first:last]
         family = a.count.family
@@ -351,12 +358,12 @@ class ContextEngine:
         transcript = "\n".join(f"[{s.speaker}] {s.text}" for s in segments)
         summary: str | None = None
         method = "extractive"
-        if self.summarizer is not None:
-            summary = await self._ai_summary(transcript, budget, span_tokens, caller, started, family)
+        if summarizer is not None:
+            summary = await self._ai_summary(summarizer, transcript, budget, span_tokens, caller, started, family)
             if summary is not None:
-                method = f"summarizer:{self.summarizer.model}"
+                method = f"summarizer:{summarizer.model}"
         if summary is None:
-            if self.summarizer is not None:
+            if summarizer is not None:
                 self.stats.bump("fallbacks")
             summary = condense(segments, budget, lambda s: self.counter.count_text(s, family))
         if not summary.strip():
@@ -372,6 +379,7 @@ class ContextEngine:
 
     async def _ai_summary(
         self,
+        summarizer: Summarizer,
         transcript: str,
         budget: int,
         span_tokens: int,
@@ -379,7 +387,6 @@ class ContextEngine:
         started: float,
         family: Any,
     ) -> str | None:
-        assert self.summarizer is not None
         remaining = self.settings.processing_budget_s - (time.perf_counter() - started)
         timeout = min(self.settings.condensation_timeout, remaining)
         if timeout <= 0.05:
@@ -391,7 +398,7 @@ class ContextEngine:
         self.stats.bump("summarizer_calls")
         try:
             async with self._gate:
-                text = await self.summarizer.summarize(req, timeout)
+                text = await summarizer.summarize(req, timeout)
         except SummarizerError as exc:
             self.stats.bump("summarizer_failures")
             log.warning("summariser failed, using the extractive condenser: %s", exc)

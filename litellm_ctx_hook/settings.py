@@ -88,6 +88,10 @@ class Settings(BaseSettings):
     redis_port: int = Field(6379, ge=1, le=65535)
     redis_password: str | None = None
 
+    # -- operations
+    context_metrics_port: int | None = Field(None, ge=1, le=65535)  # serve /metrics here (else LiteLLM's)
+    context_test_fault_injection: bool = False  # tests only: make the hook fail, to show it fails open
+
     @model_validator(mode="after")
     def _thresholds_ordered(self) -> Self:
         c, w, k = (

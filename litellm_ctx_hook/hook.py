@@ -1,0 +1,167 @@
+"""The LiteLLM proxy hook: ``litellm_settings: callbacks: ["litellm_ctx_hook.proxy_handler_instance"]``.
+
+The only code that touches LiteLLM's ``data`` dict. It dispatches on ``call_type`` (chat
+completions, Anthropic messages, Responses; anything else passes untouched), manages the request
+with the engine, writes the result back, and reports in the request's metadata (the route's own
+key: never ``data["metadata"]`` on ``/v1/messages``, which Anthropic forwards upstream), in
+response headers and in Prometheus metrics. A request that cannot fit gets a 400 with the token
+counts; any fault of the plugin lets the request through unchanged (fail-open).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from fastapi import HTTPException
+from litellm.integrations.custom_logger import CustomLogger
+
+from .conversation import Format
+from .engine import ContextEngine, Outcome
+from .errors import ContextWindowExceededError
+from .metrics import Metrics, serve
+from .settings import Settings, default_settings
+from .summarizer import LiteLLMSummarizer
+
+log = logging.getLogger("litellm_ctx_hook")
+
+FORMATS = {"acompletion": Format.OPENAI, "completion": Format.OPENAI,
+           "anthropic_messages": Format.ANTHROPIC, "aresponses": Format.RESPONSES, "responses": Format.RESPONSES}
+REPORT_KEY = "ctx_hook"
+HEADERS = ("risk_level", "tokens_before", "tokens_after", "strategy", "cache")
+
+
+def metadata_key(fmt: Format) -> str:
+    """Where proxy metadata lives for this route (DESIGN §2)."""
+    return "metadata" if fmt is Format.OPENAI else "litellm_metadata"
+
+
+def _router() -> Any:
+    module = sys.modules.get("litellm.proxy.proxy_server")
+    return getattr(module, "llm_router", None) if module is not None else None
+
+
+class ContextHook(CustomLogger):
+    """Keeps every request inside its model's context window."""
+
+    def __init__(self, settings: Settings | None = None, engine: ContextEngine | None = None) -> None:
+        super().__init__()
+        self.settings = settings or default_settings()
+        self.engine = engine or ContextEngine(self.settings)
+        self.metrics = Metrics()
+        if self.settings.context_metrics_port:
+            serve(self.settings.context_metrics_port)
+
+    # LiteLLM only calls hooks defined on the registered class itself: both are defined here.
+    async def async_pre_call_hook(self, user_api_key_dict: Any, cache: Any, data: dict[str, Any], call_type: Any) -> Any:
+        fmt = FORMATS.get(str(call_type))
+        if fmt is None or not isinstance(data, dict):
+            return data
+        started = time.perf_counter()
+        key = metadata_key(fmt)
+        request_id = _request_id(data, key)
+        try:
+            if self.settings.context_test_fault_injection:
+                raise RuntimeError("fault injected by CONTEXT_TEST_FAULT_INJECTION")
+            return await self._manage(user_api_key_dict, data, fmt, key, started)
+        except ContextWindowExceededError as exc:
+            self.metrics.rejected.inc()
+            raise HTTPException(
+                status_code=400,
+                detail={"error": {
+                    "type": "context_window_exceeded",
+                    "message": f"context_window_exceeded: {exc}",
+                    "tokens": exc.tokens, "limit": exc.limit, "model": exc.model,
+                }},
+            ) from None
+        except HTTPException:
+            raise
+        except Exception:
+            self.metrics.errors.inc()
+            log.exception("litellm-ctx-hook failed on request %s; passing it through unchanged", request_id)
+            return data
+
+    async def _manage(self, user: Any, data: dict[str, Any], fmt: Format, key: str, started: float) -> dict[str, Any]:
+        meta = data.get(key)
+        meta = meta if isinstance(meta, dict) else {}
+        model = data.get("model")
+        if not isinstance(model, str) or _opted_out(data, meta):
+            return data
+        server_history = fmt is Format.RESPONSES and (data.get("previous_response_id") or data.get("conversation"))
+        router = _router()
+        target = self.engine.resolve(model, router)
+        summarizer = LiteLLMSummarizer(target.summarizer) if target.summarizer else None
+        outcome = await self.engine.manage(
+            data,
+            fmt,
+            model,
+            router=router,
+            caller_metadata={k: v for k, v in meta.items() if k.startswith("user_api_key")},
+            summarizer=summarizer,
+            scope=self.engine.scope_for(getattr(user, "team_id", None), getattr(user, "api_key", None)),
+            observe_only=bool(server_history),
+        )
+        if outcome.changed:
+            for field in ("messages", "input"):
+                if field in outcome.body:
+                    data[field] = outcome.body[field]
+        self._report(data, key, fmt, outcome, time.perf_counter() - started)
+        return data
+
+    def _report(self, data: dict[str, Any], key: str, fmt: Format, o: Outcome, seconds: float) -> None:
+        report = {
+            "risk_level": o.risk.value,
+            "tokens_before": o.tokens_before,
+            "tokens_after": o.tokens_after,
+            "strategy": o.strategy.value,
+            "cache": o.cache,
+            "actions": o.metadata.get("actions", []),
+            "processing_ms": round(seconds * 1000, 2),
+        }
+        meta = data.get(key)
+        if not isinstance(meta, dict):
+            meta = {}
+            data[key] = meta
+        meta[REPORT_KEY] = report
+        self.metrics.observe(risk=o.risk.value, route=fmt.value, strategy=o.strategy.value, before=o.tokens_before,
+                             after=o.tokens_after, cache=o.cache, seconds=seconds)
+
+    async def async_post_call_response_headers_hook(
+        self,
+        data: dict[str, Any],
+        user_api_key_dict: Any,
+        response: object,
+        request_headers: dict[str, str] | None = None,
+        litellm_call_info: dict[str, object] | None = None,
+    ) -> dict[str, str] | None:
+        try:
+            for key in ("metadata", "litellm_metadata"):
+                meta = data.get(key)
+                if isinstance(meta, Mapping) and isinstance(meta.get(REPORT_KEY), Mapping):
+                    report = meta[REPORT_KEY]
+                    return {f"x-ctx-{name.replace('_', '-')}": str(report[name]) for name in HEADERS if name in report}
+        except Exception:
+            log.exception("litellm-ctx-hook could not add response headers")
+        return None
+
+
+def _opted_out(data: Mapping[str, Any], meta: Mapping[str, Any]) -> bool:
+    for source in (meta, data.get("metadata")):
+        if isinstance(source, Mapping) and source.get("ctx_hook_disable") in (True, "true", "1", 1):
+            return True
+    return False
+
+
+def _request_id(data: Mapping[str, Any], key: str) -> str:
+    meta = data.get(key)
+    if isinstance(meta, Mapping):
+        for name in ("litellm_call_id", "request_id"):
+            if meta.get(name):
+                return str(meta[name])
+    return str(data.get("litellm_call_id", "?"))
+
+
+proxy_handler_instance = ContextHook()

@@ -1,0 +1,54 @@
+"""Prometheus metrics (default registry), so they appear next to LiteLLM's own.
+
+Names are prefixed ``litellm_ctx_``. When LiteLLM's ``/metrics`` is not served (its Prometheus
+integration off or unavailable), set ``CONTEXT_METRICS_PORT`` to serve them on a port of their own.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prometheus_client import REGISTRY, Counter, Histogram, start_http_server
+
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+
+def _metric(cls: Any, name: str, doc: str, labels: tuple[str, ...] = (), **kw: Any) -> Any:
+    """Create a collector, or return the one already registered (a second hook instance)."""
+    try:
+        return cls(name, doc, labels, **kw)
+    except ValueError:
+        return REGISTRY._names_to_collectors[name]  # type: ignore[attr-defined]
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.requests = _metric(Counter, "litellm_ctx_requests", "Requests seen, by risk level", ("risk", "route"))
+        self.actions = _metric(Counter, "litellm_ctx_actions", "Requests changed, by strategy", ("strategy",))
+        self.tokens_before = _metric(Counter, "litellm_ctx_tokens_before", "Tokens of requests as received")
+        self.tokens_after = _metric(Counter, "litellm_ctx_tokens_after", "Tokens of requests as sent on")
+        self.summarizer_calls = _metric(Counter, "litellm_ctx_summarizer_calls", "Summariser calls", ("outcome",))
+        self.summarizer_latency = _metric(
+            Histogram, "litellm_ctx_summarizer_latency_seconds", "Summariser call latency", buckets=_LATENCY_BUCKETS
+        )
+        self.cache = _metric(Counter, "litellm_ctx_cache", "Summary cache lookups", ("result",))
+        self.latency = _metric(
+            Histogram, "litellm_ctx_processing_seconds", "Time the hook adds to a request", buckets=_LATENCY_BUCKETS
+        )
+        self.errors = _metric(Counter, "litellm_ctx_errors", "Plugin faults (request passed unchanged)")
+        self.rejected = _metric(Counter, "litellm_ctx_rejected", "Requests rejected as too large for the model")
+
+    def observe(self, *, risk: str, route: str, strategy: str, before: int, after: int, cache: str, seconds: float) -> None:
+        self.requests.labels(risk=risk, route=route).inc()
+        if before != after:
+            self.actions.labels(strategy=strategy).inc()
+        self.tokens_before.inc(before)
+        self.tokens_after.inc(after)
+        if cache != "none":
+            self.cache.labels(result=cache).inc()
+        self.latency.observe(seconds)
+
+
+def serve(port: int) -> None:
+    """Serve the default registry on ``port`` (for proxies without LiteLLM's /metrics)."""
+    start_http_server(port)
