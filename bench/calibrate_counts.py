@@ -126,8 +126,13 @@ def leave_one_group_out(x: np.ndarray, y: np.ndarray, groups: list[str]) -> dict
     return errors(pred, y)
 
 
-def run(label: str, steps: list[tuple[str, Sequence[Message], int]], family: Family,
-        scales: Sequence[PartKind], blocks: Sequence[PartKind]) -> dict[str, object]:
+def run(
+    label: str,
+    steps: list[tuple[str, Sequence[Message], int]],
+    family: Family,
+    scales: Sequence[PartKind],
+    blocks: Sequence[PartKind],
+) -> dict[str, object]:
     positive = [s for s in steps if s[2] > 0]  # a few Gemini steps shrink: provider-side noise
     x, y, groups = design_matrix(positive, family, scales, blocks)
     coef = fit(x, y)

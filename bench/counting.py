@@ -20,21 +20,25 @@ from typing import Any
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-import litellm  # noqa: E402
-import numpy as np  # noqa: E402
-import tiktoken  # noqa: E402
+import itertools
 
-from litellm_ctx_hook.adapters import adapter_for  # noqa: E402
-from litellm_ctx_hook.conversation import Format  # noqa: E402
-from litellm_ctx_hook.counting import TokenCounter  # noqa: E402
-from litellm_ctx_hook.settings import load_settings  # noqa: E402
+import litellm
+import numpy as np
+import tiktoken
 
-from . import evaldata  # noqa: E402
-from .calibrate_counts import context_tokens  # noqa: E402
+from litellm_ctx_hook.adapters import adapter_for
+from litellm_ctx_hook.conversation import Format
+from litellm_ctx_hook.counting import TokenCounter
+from litellm_ctx_hook.settings import load_settings
+
+from . import evaldata
+from .calibrate_counts import context_tokens
 
 
 def step_errors(
-    samples: Sequence[evaldata.Sample], truth: Callable[[dict[str, Any]], int], count: Callable[[evaldata.Sample, int], int]
+    samples: Sequence[evaldata.Sample],
+    truth: Callable[[dict[str, Any]], int],
+    count: Callable[[evaldata.Sample, int], int],
 ) -> dict[str, float]:
     """Per-step and aggregate error of a counter against the real context differences."""
     rel, est_sum, true_sum = [], 0.0, 0.0
@@ -43,7 +47,7 @@ def step_errors(
         cuts = {c["summary_message_index"] for c in s.extra.get("compactions", [])}
         calls = [i for i, m in enumerate(msgs) if m["role"] == "assistant" and "usage" in m]
         prefix = {i: count(s, i) for i in calls}
-        for a, b in zip(calls, calls[1:], strict=False):
+        for a, b in itertools.pairwise(calls):
             if any(a < c <= b for c in cuts):
                 continue
             real = truth(msgs[b]) - truth(msgs[a])
@@ -103,8 +107,11 @@ def openai_agreement() -> dict[str, Any]:
     counter = TokenCounter(load_settings())
     total = ours_equal = litellm_equal = 0
     for s in evaldata.tau_runs():
-        msgs = [{"role": m["role"], "content": m["content"]} for m in s.messages
-                if isinstance(m.get("content"), str) and m["role"] in ("system", "user", "assistant")]
+        msgs = [
+            {"role": m["role"], "content": m["content"]}
+            for m in s.messages
+            if isinstance(m.get("content"), str) and m["role"] in ("system", "user", "assistant")
+        ]
         formula = sum(3 + len(enc.encode(m["role"])) + len(enc.encode(m["content"])) for m in msgs) + 3
         total += 1
         ours_equal += counter.count(adapter_for("openai").parse({"messages": msgs}), "gpt-4o").total == formula

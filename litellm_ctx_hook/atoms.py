@@ -42,9 +42,7 @@ class Atoms:
 
 
 def _is_result_only(message: Message) -> bool:
-    return message.role is Role.TOOL or (
-        message.role is Role.USER and message.has(PartKind.TOOL_RESULT)
-    )
+    return message.role is Role.TOOL or (message.role is Role.USER and message.has(PartKind.TOOL_RESULT))
 
 
 def group_atoms(messages: Sequence[Message]) -> Atoms:

@@ -48,7 +48,11 @@ def _bodies(value: Any, name: str) -> Iterator[tuple[str, Mapping[str, Any]]]:
             yield name, value
         else:
             raise BadFile(f"{name}: an object without 'messages' or 'input'")
-    elif isinstance(value, list) and value and all(isinstance(v, Mapping) and ("role" in v or "type" in v) for v in value):
+    elif (
+        isinstance(value, list)
+        and value
+        and all(isinstance(v, Mapping) and ("role" in v or "type" in v) for v in value)
+    ):
         yield name, {"messages": value}
     elif isinstance(value, list):
         for k, item in enumerate(value):
@@ -113,12 +117,21 @@ def analyze(
             fmt = _format_of(body, format)
             a = engine.analyze(body, fmt, model, limit=max_tokens)
             r = a.result
-            rows.append({
-                "name": name, "format": fmt.value, "messages": r.messages_count, "tokens": r.current_tokens,
-                "window": a.target.window, "limit": r.limit_tokens, "utilization_percent": round(r.utilization_percent, 1),
-                "risk": r.risk_level.value, "strategy": r.recommended_strategy.value,
-                "tokenizer": a.count.family.value, "exact": a.count.exact,
-            })
+            rows.append(
+                {
+                    "name": name,
+                    "format": fmt.value,
+                    "messages": r.messages_count,
+                    "tokens": r.current_tokens,
+                    "window": a.target.window,
+                    "limit": r.limit_tokens,
+                    "utilization_percent": round(r.utilization_percent, 1),
+                    "risk": r.risk_level.value,
+                    "strategy": r.recommended_strategy.value,
+                    "tokenizer": a.count.family.value,
+                    "exact": a.count.exact,
+                }
+            )
     except ContextHookError as exc:
         _fail(str(exc))
         return
@@ -129,8 +142,16 @@ def analyze(
     for col in ("name", "format", "messages", "tokens", "limit", "util %", "risk", "strategy"):
         table.add_column(col, justify="right" if col in ("messages", "tokens", "limit", "util %") else "left")
     for row in rows:
-        table.add_row(row["name"], row["format"], str(row["messages"]), f"{row['tokens']:,}", f"{row['limit']:,}",
-                      f"{row['utilization_percent']:.1f}", row["risk"], row["strategy"])
+        table.add_row(
+            str(row["name"]),
+            str(row["format"]),
+            str(row["messages"]),
+            f"{row['tokens']:,}",
+            f"{row['limit']:,}",
+            f"{row['utilization_percent']:.1f}",
+            str(row["risk"]),
+            str(row["strategy"]),
+        )
     out.print(table)
 
 
@@ -154,17 +175,31 @@ def condense(
         _fail(str(exc))
         return
     if as_json:
-        out.print_json(json.dumps([
-            {"name": n, "format": f.value, "tokens_before": o.tokens_before, "tokens_after": o.tokens_after,
-             "strategy": o.strategy.value, "risk": o.risk.value, "metadata": o.metadata, "request": o.body}
-            for n, f, _, o in results
-        ], default=str))
+        out.print_json(
+            json.dumps(
+                [
+                    {
+                        "name": n,
+                        "format": f.value,
+                        "tokens_before": o.tokens_before,
+                        "tokens_after": o.tokens_after,
+                        "strategy": o.strategy.value,
+                        "risk": o.risk.value,
+                        "metadata": o.metadata,
+                        "request": o.body,
+                    }
+                    for n, f, _, o in results
+                ],
+                default=str,
+            )
+        )
         return
     for name, fmt, body, o in results:
         out.rule(f"{name}: {o.risk.value} {o.tokens_before:,} → {o.tokens_after:,} tokens ({o.strategy.value})")
         key = "input" if fmt is Format.RESPONSES else "messages"
-        before = body.get(key) if isinstance(body.get(key), list) else []
-        after = o.body.get(key) if isinstance(o.body.get(key), list) else []
+        before_value, after_value = body.get(key), o.body.get(key)
+        before: list[Any] = before_value if isinstance(before_value, list) else []
+        after: list[Any] = after_value if isinstance(after_value, list) else []
         kept = {id(m) for m in after}
         for k, m in enumerate(before):
             mark, style = ("  ", "dim") if id(m) in kept else ("- ", "red")

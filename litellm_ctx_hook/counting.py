@@ -185,9 +185,7 @@ class TokenCounter:
         return bpe, blocks
 
     def _message_tokens(self, message: Message, family: Family, description: str | None) -> int:
-        images = sum(
-            self._image_tokens(p, family, description) for p in message.parts if p.kind is PartKind.IMAGE
-        )
+        images = sum(self._image_tokens(p, family, description) for p in message.parts if p.kind is PartKind.IMAGE)
         features = self.features(message, family)
         cal = _CALIBRATIONS.get(family)
         if cal is not None:

@@ -39,7 +39,9 @@ def placeholder(part: Part, tokens: int, names: dict[str, str]) -> Part | None:
     return None
 
 
-def clear_parts(message: Message, part_indices: set[int], tokens: Callable[[Part], int], names: dict[str, str]) -> Message:
+def clear_parts(
+    message: Message, part_indices: set[int], tokens: Callable[[Part], int], names: dict[str, str]
+) -> Message:
     parts: list[Part] = []
     for j, part in enumerate(message.parts):
         if j not in part_indices:
@@ -71,25 +73,32 @@ class Insertion:
     merged: bool  # True when it became an extra text block of a neighbouring user message
 
 
-def insert_summary(
-    fmt: Format,
-    head: Sequence[Message],
-    tail: Sequence[Message],
-    text: str,
-) -> tuple[list[Message], Insertion]:
-    """``head + [summary] + tail``, keeping the format's role rules.
+def replace_spans(
+    fmt: Format, messages: Sequence[Message], spans: Sequence[tuple[int, int, str]]
+) -> tuple[list[Message], list[Insertion]]:
+    """Replace each ``[first, last)`` span by one summary message with the given text.
 
     The summary is a user message, never system instructions. Anthropic needs alternating roles
     starting with a user turn, so adjacent same-role messages are merged (what the Messages API
     itself does with consecutive turns); the pinned messages' own blocks stay as they were.
     """
-    summary = Message(Role.USER, (Part(PartKind.TEXT, text, edited=True),), edited=True)
-    messages = [*head, summary, *tail]
-    if fmt is not Format.ANTHROPIC:
-        return messages, Insertion(len(head), "user", False)
-    merged = merge_adjacent(messages)
-    index = next(i for i, m in enumerate(merged) if any(p.text == text and p.edited for p in m.parts))
-    return merged, Insertion(index, "user", len(merged) < len(messages))
+    out: list[Message] = []
+    pos = 0
+    for first, last, text in sorted(spans):
+        out.extend(messages[pos:first])
+        out.append(Message(Role.USER, (Part(PartKind.TEXT, text, edited=True),), edited=True))
+        pos = last
+    out.extend(messages[pos:])
+    before = len(out)
+    if fmt is Format.ANTHROPIC:
+        out = merge_adjacent(out)
+    insertions = []
+    for _, _, text in sorted(spans):
+        index = next(i for i, m in enumerate(out) if any(p.edited and p.text == text for p in m.parts))
+        merged = len(out[index].parts) > 1
+        insertions.append(Insertion(index, "user", merged))
+    del before
+    return out, insertions
 
 
 def merge_adjacent(messages: Sequence[Message]) -> list[Message]:

@@ -10,7 +10,6 @@ and verified before it is returned; one that fails goes to the next fallback and
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -18,24 +17,25 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .adapters import adapter_for
+from .atoms import Atom, group_atoms
 from .conversation import Conversation, Format, Message, PartKind, Role
 from .counting import RequestCount, TokenCounter
 from .edits import (
-    SUMMARY_OPEN,
     clear_parts,
     cut_middle,
-    insert_summary,
     leading_user,
     merge_adjacent,
+    replace_spans,
     summary_text,
     tool_names,
 )
 from .errors import ContextHookError, ContextWindowExceededError
 from .extractive import condense, segments_of
 from .limits import Budget, ModelTarget, RouterLike, budget_for, requested_output, resolve_target
-from .plan import Regions, aggressive_span, clear_targets, light_span, regions
+from .plan import Regions, aggressive_span, clear_targets, is_summary, light_span, regions
 from .quality import quality_score
 from .risk import ContextAnalysisResult, ContextManagementStrategy, ContextRiskLevel, analyze
+from .scope import scope_for
 from .settings import CondensationStrategyName, ManagementMode, Settings
 from .stats import EngineStats
 from .summarizer import LiteLLMSummarizer, Summarizer, SummarizerError, SummaryRequest
@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 
 SUMMARY_MIN_TOKENS = 200
 SUMMARY_MAX_TOKENS = 4000
+MIN_CLEARABLE_TOKENS = 40  # a placeholder costs ~15 tokens: clearing less saves nothing
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,10 @@ class ContextEngine:
         self._gate = asyncio.Semaphore(settings.condensation_parallel_requests)
         self._unknown_models: set[str] = set()
 
+    def scope_for(self, team_id: str | None, api_key: str | None) -> str:
+        """The tenant scope of cached summaries for a caller (``CONTEXT_CACHE_SCOPE``)."""
+        return scope_for(self.settings.context_cache_scope, team_id, api_key)
+
     # -- analysis ----------------------------------------------------------------------------
     def resolve(self, model: str, router: RouterLike | None = None, *, is_vision: bool = False) -> ModelTarget:
         return resolve_target(model, self.settings, router, is_vision=is_vision, warned=self._unknown_models)
@@ -121,7 +126,9 @@ class ContextEngine:
         started = time.perf_counter()
         conv = adapter_for(fmt).parse(body)
         target = resolve_target(model, self.settings, router, is_vision=is_vision, warned=self._unknown_models)
-        budget = Budget(limit, 0, limit) if limit is not None else budget_for(target.window, requested_output(body, fmt))
+        budget = (
+            Budget(limit, 0, limit) if limit is not None else budget_for(target.window, requested_output(body, fmt))
+        )
         count = self.counter.count(conv, target.model, image_descriptions)
         return self._analysis(conv, target, budget, count, started)
 
@@ -139,7 +146,9 @@ class ContextEngine:
         started = time.perf_counter()
         conv = adapter_for(fmt).parse(body)
         target = resolve_target(model, self.settings, router, is_vision=is_vision, warned=self._unknown_models)
-        budget = Budget(limit, 0, limit) if limit is not None else budget_for(target.window, requested_output(body, fmt))
+        budget = (
+            Budget(limit, 0, limit) if limit is not None else budget_for(target.window, requested_output(body, fmt))
+        )
         count = await self.counter.count_async(conv, target.model, image_descriptions)
         return self._analysis(conv, target, budget, count, started)
 
@@ -198,6 +207,8 @@ class ContextEngine:
             return self._unchanged(body, a, meta, started, "disabled for this model" if a.target.disabled else None)
 
         work = await self._execute(a, caller_metadata or {}, started, summarizer or self.summarizer)
+        if not work.actions:
+            return self._unchanged(body, a, meta, started, "nothing to condense: the request is kept as it is")
         if work.cache == "none" and any(x.startswith("condense") for x in work.actions):
             work.cache = "miss"
         new_conv = a.conversation.with_messages(work.messages)
@@ -255,11 +266,9 @@ class ContextEngine:
     ) -> _Work:
         conv = a.conversation
         original = list(conv.messages)
-        reg = _pin_summaries(regions(original, self.settings), original)
+        reg = regions(original, self.settings)
         pinned = [i for i in range(len(original)) if reg.pinned(i)]
         target_tokens = int(self.settings.condensation_target_ratio * a.budget.limit)
-        total = a.count.total
-        per_msg = list(a.count.messages)
 
         # Tier 1: clear old tool output / thinking / images, if that alone reaches the target.
         cleared = self._clear(a, original, reg, target_tokens)
@@ -269,22 +278,10 @@ class ContextEngine:
                 return work
 
         # Tier 2: condense a span of the middle (light) or all of it (aggressive).
-        middle = reg.middle_atoms
-        atom_tokens = [sum(per_msg[i] for i in at.indices) for at in middle]
-        fixed = total - sum(atom_tokens)
-        span, tier = None, "light"
-        if middle:
-            est_summary = _summary_budget(sum(atom_tokens), a.budget.limit)
-            if a.result.risk_level is ContextRiskLevel.WARNING:
-                span = light_span(middle, atom_tokens, total - target_tokens, est_summary, self.settings)
-            if span is None:
-                tier = "aggressive"
-                keep = max(0, target_tokens - fixed - est_summary)
-                span = aggressive_span(middle, atom_tokens, int(keep * self.settings.min_preservation_ratio), self.settings)
         work = _Work(list(original), pinned)
-        if span is not None:
-            first, last = middle[span[0]].start, middle[span[1] - 1].end
-            condensed = await self._condense(a, original, first, last, tier, caller, started, work, summarizer)
+        spans = self._spans(a, reg, target_tokens)
+        if spans:
+            condensed = await self._condense(a, original, spans, caller, started, work, summarizer)
             if condensed is not None:
                 work.messages = condensed
                 if self._count(a, work.messages) <= target_tokens and self._acceptable(a, work):
@@ -294,6 +291,8 @@ class ContextEngine:
         self._truncate(a, original, work, target_tokens)
         if self._acceptable(a, work):
             return work
+        if a.count.total <= a.budget.limit:
+            return _Work(list(original), pinned)  # no valid improvement: the request fits as it is
         after = self._count(a, work.messages)
         if after > a.budget.limit:
             raise ContextWindowExceededError(
@@ -311,10 +310,15 @@ class ContextEngine:
         self, a: Analysis, messages: list[Message], reg: Regions, target_tokens: int
     ) -> tuple[list[Message], int] | None:
         """Clear the fewest oldest clearable parts that bring the request under the target."""
-        targets = clear_targets(messages, reg)
+        family = a.count.family
+        targets = [
+            t
+            for t in clear_targets(messages, reg)
+            if t.kind is not PartKind.TOOL_RESULT
+            or self.counter.count_text(messages[t.message].parts[t.part].text, family) >= MIN_CLEARABLE_TOKENS
+        ]
         if not targets:
             return None
-        family = a.count.family
         names = tool_names(messages)
 
         def cleared(k: int) -> list[Message]:
@@ -338,44 +342,85 @@ class ContextEngine:
         return cleared(lo), lo
 
     # -- tier 2 ------------------------------------------------------------------------------
+    def _spans(self, a: Analysis, reg: Regions, target_tokens: int) -> list[tuple[int, int, str]]:
+        """Message spans to condense: the oldest span that is enough (light), else every run of the
+        middle, keeping the most recent atoms of the last run verbatim (aggressive)."""
+        per = a.count.messages
+        runs = reg.runs
+        if not runs:
+            return []
+
+        def tokens(atoms: Sequence[Atom]) -> list[int]:
+            return [sum(per[i] for i in at.indices) for at in atoms]
+
+        middle_total = sum(sum(tokens(r)) for r in runs)
+        est_summary = _summary_budget(middle_total, a.budget.limit)
+        if a.result.risk_level is ContextRiskLevel.WARNING:
+            span = light_span(runs[0], tokens(runs[0]), a.count.total - target_tokens, est_summary, self.settings)
+            if span is not None:
+                return [(runs[0][span[0]].start, runs[0][span[1] - 1].end, "light")]
+        fixed = a.count.total - middle_total
+        keep = int(max(0, target_tokens - fixed - est_summary * len(runs)) * self.settings.min_preservation_ratio)
+        out = []
+        for k, run in enumerate(runs):
+            span = aggressive_span(run, tokens(run), keep if k == len(runs) - 1 else 0, self.settings)
+            if span is not None:
+                out.append((run[span[0]].start, run[span[1] - 1].end, "aggressive"))
+        return out
+
     async def _condense(
         self,
         a: Analysis,
         original: list[Message],
-        first: int,
-        last: int,
-        tier: str,
+        spans: Sequence[tuple[int, int, str]],
         caller: Mapping[str, Any],
         started: float,
         work: _Work,
         summarizer: Summarizer | None,
     ) -> list[Message] | None:
-        span = original[first:last]
+        replacements = []
+        details = []
+        for first, last, tier in spans:
+            condensed = await self._summarize_span(
+                a, original[first:last], sum(a.count.messages[first:last]), caller, started, summarizer
+            )
+            if condensed is None:
+                self.stats.bump("condensation_failures")
+                continue
+            summary, method = condensed
+            replacements.append((first, last, summary_text(summary, last - first)))
+            work.actions.append(f"condense:{tier}:{method}:{last - first}")
+            details.append({"span": [first, last], "messages_condensed": last - first, "method": method})
+            self.stats.bump("condensations")
+        if not replacements:
+            return None
+        messages, insertions = replace_spans(a.conversation.format, original, replacements)
+        for d, ins in zip(details, insertions, strict=True):
+            d.update(index=ins.index, role=ins.role, merged=ins.merged)
+        work.summary = {"summaries": details}
+        return messages
+
+    async def _summarize_span(
+        self,
+        a: Analysis,
+        span: Sequence[Message],
+        span_tokens: int,
+        caller: Mapping[str, Any],
+        started: float,
+        summarizer: Summarizer | None,
+    ) -> tuple[str, str] | None:
+        """Summary text of a span and how it was made (summariser, else extractive)."""
         family = a.count.family
-        span_tokens = sum(a.count.messages[first:last])
         budget = _summary_budget(span_tokens, a.budget.limit)
         segments = segments_of(span)
         transcript = "\n".join(f"[{s.speaker}] {s.text}" for s in segments)
-        summary: str | None = None
-        method = "extractive"
         if summarizer is not None:
-            summary = await self._ai_summary(summarizer, transcript, budget, span_tokens, caller, started, family)
-            if summary is not None:
-                method = f"summarizer:{summarizer.model}"
-        if summary is None:
-            if summarizer is not None:
-                self.stats.bump("fallbacks")
-            summary = condense(segments, budget, lambda s: self.counter.count_text(s, family))
-        if not summary.strip():
-            self.stats.bump("condensation_failures")
-            return None
-        text = summary_text(summary, last - first)
-        messages, where = insert_summary(a.conversation.format, original[:first], original[last:], text)
-        self.stats.bump("condensations")
-        work.actions.append(f"condense:{tier}:{method}:{last - first}")
-        work.summary = {"index": where.index, "role": where.role, "merged": where.merged, "method": method,
-                        "messages_condensed": last - first, "span": [first, last]}
-        return messages
+            text = await self._ai_summary(summarizer, transcript, budget, span_tokens, caller, started, family)
+            if text is not None:
+                return text, f"summarizer:{summarizer.model}"
+            self.stats.bump("fallbacks")
+        text = condense(segments, budget, lambda t: self.counter.count_text(t, family))
+        return (text, "extractive") if text.strip() else None
 
     async def _ai_summary(
         self,
@@ -414,15 +459,23 @@ class ContextEngine:
     def _truncate(self, a: Analysis, original: list[Message], work: _Work, target_tokens: int) -> None:
         fmt = a.conversation.format
         messages = work.messages
-        # Drop whole middle atoms of the current messages, oldest first, never a summary.
-        reg = _pin_summaries(regions(messages, self.settings), messages)
+        # Drop whole atoms of the current messages, oldest first: never a pinned message (or one a
+        # pinned message was merged into) and never a summary.
+        pinned_objs = {id(original[i]) for i in work.pinned}
+        pinned_parts = [original[i] for i in work.pinned]
+
+        def keep(m: Message) -> bool:
+            if id(m) in pinned_objs or is_summary(m):
+                return True
+            return m.edited and any(contains_message(m, p) for p in pinned_parts)
+
         per = self.counter.count(a.conversation.with_messages(messages), a.target.model)
         total = per.total
         dropped: set[int] = set()
-        for at in reg.middle_atoms:
+        for at in group_atoms(messages).atoms:
             if total <= target_tokens:
                 break
-            if any(_is_summary(messages[i]) for i in at.indices):
+            if any(keep(messages[i]) for i in at.indices):
                 continue
             dropped.update(at.indices)
             total -= sum(per.messages[i] for i in at.indices)
@@ -478,23 +531,6 @@ class ContextEngine:
 
 def _summary_budget(span_tokens: int, limit: int) -> int:
     return max(SUMMARY_MIN_TOKENS, min(span_tokens // 4, limit // 8, SUMMARY_MAX_TOKENS))
-
-
-def _is_summary(message: Message) -> bool:
-    return message.role is Role.USER and any(
-        p.kind is PartKind.TEXT and p.text.startswith(SUMMARY_OPEN) for p in message.parts
-    )
-
-
-def _pin_summaries(reg: Regions, messages: Sequence[Message]) -> Regions:
-    """An earlier summary stays: the head extends over it (managing a managed request is a no-op)."""
-    head_end = reg.head_end
-    for at in reg.atoms:
-        if at.start >= reg.tail_start:
-            break
-        if at.start <= head_end and any(_is_summary(messages[i]) for i in at.indices):
-            head_end = max(head_end, at.end)
-    return dataclasses.replace(reg, head_end=min(head_end, reg.tail_start))
 
 
 def _dropped_reasoning(message: Message) -> bool:

@@ -28,8 +28,13 @@ from .summarizer import LiteLLMSummarizer
 
 log = logging.getLogger("litellm_ctx_hook")
 
-FORMATS = {"acompletion": Format.OPENAI, "completion": Format.OPENAI,
-           "anthropic_messages": Format.ANTHROPIC, "aresponses": Format.RESPONSES, "responses": Format.RESPONSES}
+FORMATS = {
+    "acompletion": Format.OPENAI,
+    "completion": Format.OPENAI,
+    "anthropic_messages": Format.ANTHROPIC,
+    "aresponses": Format.RESPONSES,
+    "responses": Format.RESPONSES,
+}
 REPORT_KEY = "ctx_hook"
 HEADERS = ("risk_level", "tokens_before", "tokens_after", "strategy", "cache")
 
@@ -56,7 +61,9 @@ class ContextHook(CustomLogger):
             serve(self.settings.context_metrics_port)
 
     # LiteLLM only calls hooks defined on the registered class itself: both are defined here.
-    async def async_pre_call_hook(self, user_api_key_dict: Any, cache: Any, data: dict[str, Any], call_type: Any) -> Any:
+    async def async_pre_call_hook(
+        self, user_api_key_dict: Any, cache: Any, data: dict[str, Any], call_type: Any
+    ) -> Any:
         fmt = FORMATS.get(str(call_type))
         if fmt is None or not isinstance(data, dict):
             return data
@@ -71,11 +78,15 @@ class ContextHook(CustomLogger):
             self.metrics.rejected.inc()
             raise HTTPException(
                 status_code=400,
-                detail={"error": {
-                    "type": "context_window_exceeded",
-                    "message": f"context_window_exceeded: {exc}",
-                    "tokens": exc.tokens, "limit": exc.limit, "model": exc.model,
-                }},
+                detail={
+                    "error": {
+                        "type": "context_window_exceeded",
+                        "message": f"context_window_exceeded: {exc}",
+                        "tokens": exc.tokens,
+                        "limit": exc.limit,
+                        "model": exc.model,
+                    }
+                },
             ) from None
         except HTTPException:
             raise
@@ -126,8 +137,15 @@ class ContextHook(CustomLogger):
             meta = {}
             data[key] = meta
         meta[REPORT_KEY] = report
-        self.metrics.observe(risk=o.risk.value, route=fmt.value, strategy=o.strategy.value, before=o.tokens_before,
-                             after=o.tokens_after, cache=o.cache, seconds=seconds)
+        self.metrics.observe(
+            risk=o.risk.value,
+            route=fmt.value,
+            strategy=o.strategy.value,
+            before=o.tokens_before,
+            after=o.tokens_after,
+            cache=o.cache,
+            seconds=seconds,
+        )
 
     async def async_post_call_response_headers_hook(
         self,

@@ -18,7 +18,7 @@ def _metric(cls: Any, name: str, doc: str, labels: tuple[str, ...] = (), **kw: A
     try:
         return cls(name, doc, labels, **kw)
     except ValueError:
-        return REGISTRY._names_to_collectors[name]  # type: ignore[attr-defined]
+        return REGISTRY._names_to_collectors[name]
 
 
 class Metrics:
@@ -38,7 +38,9 @@ class Metrics:
         self.errors = _metric(Counter, "litellm_ctx_errors", "Plugin faults (request passed unchanged)")
         self.rejected = _metric(Counter, "litellm_ctx_rejected", "Requests rejected as too large for the model")
 
-    def observe(self, *, risk: str, route: str, strategy: str, before: int, after: int, cache: str, seconds: float) -> None:
+    def observe(
+        self, *, risk: str, route: str, strategy: str, before: int, after: int, cache: str, seconds: float
+    ) -> None:
         self.requests.labels(risk=risk, route=route).inc()
         if before != after:
             self.actions.labels(strategy=strategy).inc()

@@ -14,23 +14,48 @@ from dataclasses import dataclass
 
 from .atoms import Atom, group_atoms
 from .conversation import Message, PartKind, Role
+from .edits import SUMMARY_OPEN
 from .settings import Settings
 
 
 @dataclass(frozen=True, slots=True)
 class Regions:
-    """Message index ranges: ``[0, head_end)`` head, ``[head_end, tail_start)`` middle, rest tail."""
+    """Message index ranges: ``[0, head_end)`` head, ``[head_end, tail_start)`` middle, rest tail.
+
+    ``islands`` are pinned atoms inside the middle: the last user turn when it is older than the
+    tail (an agent may have made many tool calls since the user last spoke) and the summaries of
+    earlier management. They stay verbatim and split the middle into runs.
+    """
 
     head_end: int
     tail_start: int
     atoms: tuple[Atom, ...]  # all atoms, in order
+    islands: tuple[tuple[int, int], ...] = ()  # [start, end) of pinned atoms inside the middle
 
     @property
     def middle_atoms(self) -> tuple[Atom, ...]:
-        return tuple(a for a in self.atoms if a.start >= self.head_end and a.end <= self.tail_start)
+        return tuple(
+            a
+            for a in self.atoms
+            if a.start >= self.head_end and a.end <= self.tail_start and not self._in_island(a.start)
+        )
+
+    @property
+    def runs(self) -> tuple[tuple[Atom, ...], ...]:
+        """The middle as maximal runs of adjacent unpinned atoms."""
+        runs: list[list[Atom]] = []
+        for a in self.middle_atoms:
+            if runs and runs[-1][-1].end == a.start:
+                runs[-1].append(a)
+            else:
+                runs.append([a])
+        return tuple(tuple(r) for r in runs)
+
+    def _in_island(self, index: int) -> bool:
+        return any(start <= index < end for start, end in self.islands)
 
     def pinned(self, index: int) -> bool:
-        return index < self.head_end or index >= self.tail_start
+        return index < self.head_end or index >= self.tail_start or self._in_island(index)
 
 
 def regions(messages: Sequence[Message], settings: Settings, keep_recent: int | None = None) -> Regions:
@@ -38,38 +63,48 @@ def regions(messages: Sequence[Message], settings: Settings, keep_recent: int | 
     grouped = group_atoms(messages).atoms
     if not grouped:
         return Regions(0, 0, ())
+
+    def is_user_turn(k: int) -> bool:
+        first = messages[grouped[k].start]
+        return first.role is Role.USER and not first.has(PartKind.TOOL_RESULT) and not is_summary(first)
+
     # Head: leading system messages, then the first user message (the task).
     head_atoms = 0
     while head_atoms < len(grouped) and messages[grouped[head_atoms].start].role is Role.SYSTEM:
         head_atoms += 1
     if settings.enable_conversation_flow_preservation:
         for k in range(head_atoms, len(grouped)):
-            first = messages[grouped[k].start]
-            if first.role is Role.USER and not first.has(PartKind.TOOL_RESULT):
+            if is_user_turn(k):
                 head_atoms = k + 1
                 break
     head_end = grouped[head_atoms - 1].end if head_atoms else 0
 
-    # Tail: the last keep_recent atoms, extended back to the last real user turn.
+    # Tail: the last keep_recent atoms; an atom whose calls are not answered stays, with all after it.
     keep = settings.condensation_keep_recent if keep_recent is None else keep_recent
     first_tail = max(head_atoms, len(grouped) - keep)
-    last_user = next(
-        (
-            k
-            for k in range(len(grouped) - 1, -1, -1)
-            if messages[grouped[k].start].role is Role.USER and not messages[grouped[k].start].has(PartKind.TOOL_RESULT)
-        ),
-        None,
-    )
-    if last_user is not None and last_user >= head_atoms:
-        first_tail = min(first_tail, last_user)
-    # An atom whose calls are not answered must stay as it is, and so must everything after it.
     for k in range(head_atoms, first_tail):
         if grouped[k].unanswered:
             first_tail = k
             break
     tail_start = grouped[first_tail].start if first_tail < len(grouped) else len(messages)
-    return Regions(head_end, tail_start, grouped)
+
+    # The last user turn is always kept, even when it is older than the tail; so are summaries.
+    islands = [
+        (grouped[k].start, grouped[k].end)
+        for k in range(head_atoms, first_tail)
+        if any(is_summary(messages[i]) for i in grouped[k].indices)
+    ]
+    last_user = next((k for k in range(len(grouped) - 1, -1, -1) if is_user_turn(k)), None)
+    if last_user is not None and head_atoms <= last_user < first_tail:
+        islands.append((grouped[last_user].start, grouped[last_user].end))
+    return Regions(head_end, tail_start, grouped, tuple(sorted(set(islands))))
+
+
+def is_summary(message: Message) -> bool:
+    """A summary inserted by earlier management (kept as it is when managing again)."""
+    return message.role is Role.USER and any(
+        p.kind is PartKind.TEXT and p.text.startswith(SUMMARY_OPEN) for p in message.parts
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +120,8 @@ def clear_targets(messages: Sequence[Message], reg: Regions) -> list[ClearTarget
     """Clearable parts of the middle, oldest first."""
     out: list[ClearTarget] = []
     for i in range(reg.head_end, reg.tail_start):
+        if reg.pinned(i):
+            continue
         for j, part in enumerate(messages[i].parts):
             if part.kind in (PartKind.TOOL_RESULT, PartKind.THINKING, PartKind.IMAGE):
                 out.append(ClearTarget(i, j, part.kind))

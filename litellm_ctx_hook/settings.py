@@ -154,8 +154,6 @@ def ensure_offline_tokenizers() -> str | None:
     spec = importlib.util.find_spec("litellm")
     if spec is None or not spec.submodule_search_locations:
         return None
-    path = os.path.join(
-        next(iter(spec.submodule_search_locations)), "litellm_core_utils", "tokenizers"
-    )
+    path = os.path.join(next(iter(spec.submodule_search_locations)), "litellm_core_utils", "tokenizers")
     os.environ["TIKTOKEN_CACHE_DIR"] = path
     return path

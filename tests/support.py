@@ -39,7 +39,11 @@ def openai_chat(turns: int, words: int = 50) -> list[dict[str, Any]]:
                 "role": "assistant",
                 "content": None,
                 "tool_calls": [
-                    {"id": f"call_{k}", "type": "function", "function": {"name": "bash", "arguments": f'{{"cmd": "ls {k}"}}'}}
+                    {
+                        "id": f"call_{k}",
+                        "type": "function",
+                        "function": {"name": "bash", "arguments": f'{{"cmd": "ls {k}"}}'},
+                    }
                 ],
             }
         )
@@ -77,8 +81,14 @@ def anthropic_body(turns: int, words: int = 50) -> dict[str, Any]:
 def responses_body(turns: int, words: int = 50) -> dict[str, Any]:
     items: list[dict[str, Any]] = [{"role": "user", "content": "Please fix the failing build."}]
     for k in range(turns):
-        items.append({"type": "reasoning", "id": f"rs_{k}", "summary": [{"type": "summary_text", "text": f"think {k}"}]})
-        items.append({"type": "function_call", "call_id": f"fc_{k}", "name": "bash", "arguments": f'{{"cmd": "ls {k}"}}'})
-        items.append({"type": "function_call_output", "call_id": f"fc_{k}", "output": f"file_{k}.py " + "lorem " * words})
+        items.append(
+            {"type": "reasoning", "id": f"rs_{k}", "summary": [{"type": "summary_text", "text": f"think {k}"}]}
+        )
+        items.append(
+            {"type": "function_call", "call_id": f"fc_{k}", "name": "bash", "arguments": f'{{"cmd": "ls {k}"}}'}
+        )
+        items.append(
+            {"type": "function_call_output", "call_id": f"fc_{k}", "output": f"file_{k}.py " + "lorem " * words}
+        )
     items.append({"role": "user", "content": [{"type": "input_text", "text": "Now summarise."}]})
     return {"model": "gpt-4.1", "instructions": "You are a coding agent.", "input": items}

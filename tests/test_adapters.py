@@ -44,13 +44,20 @@ def test_openai_parts_and_names() -> None:
         {
             "messages": [
                 {"role": "developer", "content": "rules"},
-                {"role": "user", "name": "ann", "content": [
-                    {"type": "text", "text": "look"},
-                    {"type": "image_url", "image_url": {"url": "https://x/y.png", "detail": "low"}},
-                    {"type": "input_audio", "input_audio": {"data": "AAA", "format": "wav"}},
-                ]},
-                {"role": "assistant", "content": None, "tool_calls": [
-                    {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
+                {
+                    "role": "user",
+                    "name": "ann",
+                    "content": [
+                        {"type": "text", "text": "look"},
+                        {"type": "image_url", "image_url": {"url": "https://x/y.png", "detail": "low"}},
+                        {"type": "input_audio", "input_audio": {"data": "AAA", "format": "wav"}},
+                    ],
+                },
+                {
+                    "role": "assistant",
+                    "content": None,
+                    "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}],
+                },
                 {"role": "tool", "tool_call_id": "c1", "content": [{"type": "text", "text": "r"}]},
             ]
         }
@@ -66,11 +73,14 @@ def test_openai_parts_and_names() -> None:
 def test_anthropic_blocks_and_system() -> None:
     body = anthropic_body(1)
     body["system"] = [{"type": "text", "text": "sys", "cache_control": {"type": "ephemeral"}}]
-    body["messages"][0] = {"role": "user", "content": [
-        {"type": "text", "text": "hi", "cache_control": {"type": "ephemeral"}},
-        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}},
-        {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "doc text"}},
-    ]}
+    body["messages"][0] = {
+        "role": "user",
+        "content": [
+            {"type": "text", "text": "hi", "cache_control": {"type": "ephemeral"}},
+            {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}},
+            {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "doc text"}},
+        ],
+    }
     body["messages"][1]["content"].append({"type": "redacted_thinking", "data": "xyz"})
     conv = adapter_for("anthropic").parse(body)
     assert [p.text for p in conv.system] == ["sys"]
@@ -101,9 +111,14 @@ def test_orphans_are_reported_not_repaired() -> None:
             "messages": [
                 {"role": "user", "content": "x"},
                 {"role": "tool", "tool_call_id": "nope", "content": "orphan result"},
-                {"role": "assistant", "content": None, "tool_calls": [
-                    {"id": "a", "type": "function", "function": {"name": "f", "arguments": "{}"}},
-                    {"id": "b", "type": "function", "function": {"name": "g", "arguments": "{}"}}]},
+                {
+                    "role": "assistant",
+                    "content": None,
+                    "tool_calls": [
+                        {"id": "a", "type": "function", "function": {"name": "f", "arguments": "{}"}},
+                        {"id": "b", "type": "function", "function": {"name": "g", "arguments": "{}"}},
+                    ],
+                },
                 {"role": "tool", "tool_call_id": "a", "content": "ok"},
             ]
         }

@@ -32,13 +32,40 @@ CASES: list[tuple[str, str, Any, str | None]] = [
     ("unknown part types", "openai", [{"role": "user", "content": [{"type": "hologram", "data": 1}]}], None),
     ("unknown anthropic block", "anthropic", [{"role": "user", "content": [{"type": "sparkle"}]}], None),
     ("10 MB string", "openai", [{"role": "user", "content": BIG}], None),
-    ("deeply nested JSON", "openai", [{"role": "assistant", "content": None, "tool_calls": [
-        {"id": "c", "type": "function", "function": {"name": "f", "arguments": _nested(5000)}}]}],
-     "cannot be serialised as JSON"),
-    ("non-UTF-8 data URL", "openai", [{"role": "user", "content": [
-        {"type": "image_url", "image_url": {"url": "data:image/png;base64,//79/Pv6+fj3"}}]}], None),
-    ("garbage base64 data URL", "openai", [{"role": "user", "content": [
-        {"type": "image_url", "image_url": {"url": "data:image/png;base64,%%%not-base64%%%"}}]}], None),
+    (
+        "deeply nested JSON",
+        "openai",
+        [
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [{"id": "c", "type": "function", "function": {"name": "f", "arguments": _nested(5000)}}],
+            }
+        ],
+        "cannot be serialised as JSON",
+    ),
+    (
+        "non-UTF-8 data URL",
+        "openai",
+        [
+            {
+                "role": "user",
+                "content": [{"type": "image_url", "image_url": {"url": "data:image/png;base64,//79/Pv6+fj3"}}],
+            }
+        ],
+        None,
+    ),
+    (
+        "garbage base64 data URL",
+        "openai",
+        [
+            {
+                "role": "user",
+                "content": [{"type": "image_url", "image_url": {"url": "data:image/png;base64,%%%not-base64%%%"}}],
+            }
+        ],
+        None,
+    ),
 ]
 
 

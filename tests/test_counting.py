@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import tiktoken
-from hypothesis import given, settings as hsettings
+from hypothesis import given
+from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 from support import anthropic_body, openai_chat, png_data_url, settings
 
@@ -115,8 +116,16 @@ def test_image_counting_uses_dimensions_or_description() -> None:
 
 def test_tools_add_overhead() -> None:
     counter = TokenCounter(settings())
-    tools = [{"type": "function", "function": {"name": "get_weather", "description": "Weather.",
-              "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]
+    tools = [
+        {
+            "type": "function",
+            "function": {
+                "name": "get_weather",
+                "description": "Weather.",
+                "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+            },
+        }
+    ]
     bare = counter.count(adapter_for("openai").parse({"messages": openai_chat(1)}), "gpt-4o").total
     with_tools = counter.count(adapter_for("openai").parse({"messages": openai_chat(1), "tools": tools}), "gpt-4o")
     assert with_tools.tools > 0 and with_tools.total == bare + with_tools.tools

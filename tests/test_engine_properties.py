@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from typing import Any
 
 import pytest
@@ -69,7 +70,7 @@ def check_invariants(fmt: Format, body: dict[str, Any], limit: int) -> None:
     if fmt is Format.ANTHROPIC:
         roles = [m.role for m in conv.messages]
         assert roles[0] is Role.USER
-        assert all(a is not b for a, b in zip(roles, roles[1:], strict=False))
+        assert all(a is not b for a, b in itertools.pairwise(roles))
 
     again = asyncio.run(ENGINE.manage(out.body, fmt, model, limit=limit))
     assert not again.changed and again.body is out.body, "managing the output again changes nothing"

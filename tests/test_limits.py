@@ -21,21 +21,31 @@ class Router:
 
 
 def test_alias_window_is_the_smallest_deployment() -> None:
-    router = Router([
-        {"model_name": "chat", "litellm_params": {"model": "openai/gpt-4o"}, "model_info": {}},
-        {"model_name": "chat", "litellm_params": {"model": "openai/gpt-4o-mini"},
-         "model_info": {"max_input_tokens": 16000}},
-        {"model_name": "other", "litellm_params": {"model": "openai/gpt-4o"}, "model_info": {}},
-    ])
+    router = Router(
+        [
+            {"model_name": "chat", "litellm_params": {"model": "openai/gpt-4o"}, "model_info": {}},
+            {
+                "model_name": "chat",
+                "litellm_params": {"model": "openai/gpt-4o-mini"},
+                "model_info": {"max_input_tokens": 16000},
+            },
+            {"model_name": "other", "litellm_params": {"model": "openai/gpt-4o"}, "model_info": {}},
+        ]
+    )
     t = resolve_target("chat", settings(), router)
     assert t.window == 16000 and t.model == "openai/gpt-4o"
 
 
 def test_overrides_in_model_info() -> None:
-    router = Router([
-        {"model_name": "small", "litellm_params": {"model": "openai/gpt-4o"},
-         "model_info": {"ctx_hook": {"window": 8000, "summarizer": "cheap", "disable": False}}},
-    ])
+    router = Router(
+        [
+            {
+                "model_name": "small",
+                "litellm_params": {"model": "openai/gpt-4o"},
+                "model_info": {"ctx_hook": {"window": 8000, "summarizer": "cheap", "disable": False}},
+            },
+        ]
+    )
     t = resolve_target("small", settings(), router)
     assert (t.window, t.summarizer, t.disabled, t.source) == (8000, "cheap", False, "model_info")
 

@@ -12,8 +12,17 @@ from litellm_ctx_hook.risk import analyze, classify
 
 @pytest.mark.parametrize(
     ("tokens", "risk"),
-    [(0, R.SAFE), (699, R.SAFE), (700, R.CAUTION), (799, R.CAUTION), (800, R.WARNING), (899, R.WARNING),
-     (900, R.CRITICAL), (1000, R.CRITICAL), (1001, R.OVERFLOW)],
+    [
+        (0, R.SAFE),
+        (699, R.SAFE),
+        (700, R.CAUTION),
+        (799, R.CAUTION),
+        (800, R.WARNING),
+        (899, R.WARNING),
+        (900, R.CRITICAL),
+        (1000, R.CRITICAL),
+        (1001, R.OVERFLOW),
+    ],
 )
 def test_boundaries(tokens: int, risk: R) -> None:
     assert classify(tokens, 1000, settings()) is risk
@@ -29,6 +38,7 @@ def test_analysis_fields() -> None:
 
 
 def test_custom_thresholds() -> None:
-    s = settings(condensation_caution_threshold=0.3, condensation_warning_threshold=0.5,
-                 condensation_critical_threshold=0.7)
+    s = settings(
+        condensation_caution_threshold=0.3, condensation_warning_threshold=0.5, condensation_critical_threshold=0.7
+    )
     assert classify(500, 1000, s) is R.WARNING

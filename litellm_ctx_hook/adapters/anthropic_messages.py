@@ -149,9 +149,11 @@ class AnthropicMessagesAdapter:
         base: dict[str, Any] = dict(message.raw) if message.raw is not None else {}
         base["role"] = message.role.value
         original = base.get("content")
-        if isinstance(original, str) and all(p.kind is PartKind.TEXT for p in message.parts) and len(
-            message.parts
-        ) == 1:
+        if (
+            isinstance(original, str)
+            and all(p.kind is PartKind.TEXT for p in message.parts)
+            and len(message.parts) == 1
+        ):
             base["content"] = message.parts[0].text
         else:
             base["content"] = [render_part(p) for p in message.parts]

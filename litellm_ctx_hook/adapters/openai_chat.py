@@ -82,9 +82,7 @@ def parse_message(raw: Any, where: str) -> Message:
     role_name = msg.get("role")
     role = _ROLES.get(role_name) if isinstance(role_name, str) else None
     if role is None:
-        raise InvalidRequestError(
-            f"{where}.role {role_name!r} is not one of {', '.join(sorted(_ROLES))}"
-        )
+        raise InvalidRequestError(f"{where}.role {role_name!r} is not one of {', '.join(sorted(_ROLES))}")
     name = msg.get("name") if isinstance(msg.get("name"), str) else None
     if role is Role.TOOL:
         call_id = msg.get("tool_call_id")
@@ -108,9 +106,7 @@ def parse_message(raw: Any, where: str) -> Message:
 
 def _render_content(message: Message, original: Any) -> Any:
     blocks = [p for p in message.parts if p.kind is not PartKind.TOOL_CALL]
-    if all(p.kind is PartKind.TEXT for p in blocks) and (
-        original is None or isinstance(original, str)
-    ):
+    if all(p.kind is PartKind.TEXT for p in blocks) and (original is None or isinstance(original, str)):
         return "\n".join(p.text for p in blocks) if blocks else original
     out: list[Any] = []
     for p in blocks:

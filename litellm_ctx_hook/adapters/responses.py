@@ -71,9 +71,7 @@ def parse_item(raw: Any, where: str) -> Message:
         role_name = item.get("role")
         role = _MESSAGE_ROLES.get(role_name) if isinstance(role_name, str) else None
         if role is None:
-            raise InvalidRequestError(
-                f"{where}.role {role_name!r} is not one of {', '.join(sorted(_MESSAGE_ROLES))}"
-            )
+            raise InvalidRequestError(f"{where}.role {role_name!r} is not one of {', '.join(sorted(_MESSAGE_ROLES))}")
         return Message(role, _content_parts(item.get("content"), where), raw=item)
     if kind in _CALLS:
         name = item.get("name") if isinstance(item.get("name"), str) else None

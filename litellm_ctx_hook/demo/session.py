@@ -21,18 +21,42 @@ TASK = (
     "tests/test_invoices.py are red. Find the cause, fix it, and tell me what changed. Ticket BILL-2291."
 )
 MODULES = [
-    "billing/invoices.py", "billing/refunds.py", "billing/currency.py", "billing/models.py", "billing/db.py",
-    "billing/api/routes.py", "billing/api/schemas.py", "billing/tax.py", "billing/discounts.py", "billing/audit.py",
+    "billing/invoices.py",
+    "billing/refunds.py",
+    "billing/currency.py",
+    "billing/models.py",
+    "billing/db.py",
+    "billing/api/routes.py",
+    "billing/api/schemas.py",
+    "billing/tax.py",
+    "billing/discounts.py",
+    "billing/audit.py",
 ]
 TOOLS = [
-    {"type": "function", "function": {"name": "bash", "description": "Run a shell command in the repository.",
-                                      "parameters": {"type": "object", "properties": {
-                                          "command": {"type": "string", "description": "The command"}},
-                                          "required": ["command"]}}},
-    {"type": "function", "function": {"name": "edit_file", "description": "Replace text in a file.",
-                                      "parameters": {"type": "object", "properties": {
-                                          "path": {"type": "string"}, "old": {"type": "string"},
-                                          "new": {"type": "string"}}, "required": ["path", "old", "new"]}}},
+    {
+        "type": "function",
+        "function": {
+            "name": "bash",
+            "description": "Run a shell command in the repository.",
+            "parameters": {
+                "type": "object",
+                "properties": {"command": {"type": "string", "description": "The command"}},
+                "required": ["command"],
+            },
+        },
+    },
+    {
+        "type": "function",
+        "function": {
+            "name": "edit_file",
+            "description": "Replace text in a file.",
+            "parameters": {
+                "type": "object",
+                "properties": {"path": {"type": "string"}, "old": {"type": "string"}, "new": {"type": "string"}},
+                "required": ["path", "old", "new"],
+            },
+        },
+    },
 ]
 
 
@@ -57,8 +81,12 @@ def _code(rng: random.Random, path: str, lines: int) -> str:
 
 
 def _test_log(rng: random.Random, failing: bool, step: int) -> str:
-    lines = ["============================= test session starts ==============================",
-             "platform linux -- Python 3.11.7, pytest-8.3.2", f"collected {120 + step} items", ""]
+    lines = [
+        "============================= test session starts ==============================",
+        "platform linux -- Python 3.11.7, pytest-8.3.2",
+        f"collected {120 + step} items",
+        "",
+    ]
     for k in range(40):
         lines.append(f"tests/test_{rng.choice(['api', 'tax', 'currency', 'models'])}.py::test_case_{k} PASSED")
     if failing:
@@ -87,8 +115,9 @@ def generate_session(turns: int = 60, seed: int = 7) -> dict[str, Any]:
         phase = k % 6
         if phase == 0:
             name, args = "bash", {"command": "git log --oneline -15 && git show --stat 4f9c2e1"}
-            result = "\n".join(f"{rng.randrange(16**7):07x} {rng.choice(['fix', 'feat', 'chore'])}: change {j}"
-                               for j in range(15))
+            result = "\n".join(
+                f"{rng.randrange(16**7):07x} {rng.choice(['fix', 'feat', 'chore'])}: change {j}" for j in range(15)
+            )
             say = f"The regression window starts at 4f9c2e1; {len(MODULES)} modules changed recently."
         elif phase in (1, 2):
             path = MODULES[(k // 2) % len(MODULES)]
@@ -106,17 +135,28 @@ def generate_session(turns: int = 60, seed: int = 7) -> dict[str, Any]:
             say = f"Changed the rounding mode in {path}."
         else:
             name, args = "bash", {"command": "grep -rn 'quantize' billing/ | head -40"}
-            result = "\n".join(f"{rng.choice(MODULES)}:{rng.randint(10, 300)}:    x = y.quantize(Decimal('0.01'))"
-                               for _ in range(40))
+            result = "\n".join(
+                f"{rng.choice(MODULES)}:{rng.randint(10, 300)}:    x = y.quantize(Decimal('0.01'))" for _ in range(40)
+            )
             say = "Found every place that quantizes amounts."
-        messages.append({"role": "assistant", "content": f"Step {k + 1}: running {name}.",
-                         "tool_calls": [{"id": call_id, "type": "function",
-                                         "function": {"name": name, "arguments": json.dumps(args)}}]})
+        messages.append(
+            {
+                "role": "assistant",
+                "content": f"Step {k + 1}: running {name}.",
+                "tool_calls": [
+                    {"id": call_id, "type": "function", "function": {"name": name, "arguments": json.dumps(args)}}
+                ],
+            }
+        )
         messages.append({"role": "tool", "tool_call_id": call_id, "content": result})
         messages.append({"role": "assistant", "content": say})
         if k % 10 == 9:
-            messages.append({"role": "user", "content": f"Progress check {k // 10 + 1}: keep going, and keep BILL-2291 "
-                                                        "in the commit message."})
+            messages.append(
+                {
+                    "role": "user",
+                    "content": f"Progress check {k // 10 + 1}: keep going, and keep BILL-2291 in the commit message.",
+                }
+            )
     messages.append({"role": "user", "content": "Summarise the root cause and the fix for BILL-2291."})
     return {"model": "gpt-4o", "messages": messages, "tools": TOOLS}
 
