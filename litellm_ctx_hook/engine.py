@@ -43,8 +43,9 @@ from .verify import contains_message, problems
 
 log = logging.getLogger(__name__)
 
-SUMMARY_MIN_TOKENS = 200
-SUMMARY_MAX_TOKENS = 4000
+SUMMARY_MIN_TOKENS = 100
+SUMMARY_MAX_TOKENS = 4000  # what a summariser model is asked to write at most
+SUMMARY_FRAME_TOKENS = 60  # the <conversation_summary> wrapper around each summary
 MIN_CLEARABLE_TOKENS = 40  # a placeholder costs ~15 tokens: clearing less saves nothing
 
 
@@ -281,7 +282,7 @@ class ContextEngine:
         work = _Work(list(original), pinned)
         spans = self._spans(a, reg, target_tokens)
         if spans:
-            condensed = await self._condense(a, original, spans, caller, started, work, summarizer)
+            condensed = await self._condense(a, original, spans, target_tokens, caller, started, work, summarizer)
             if condensed is not None:
                 work.messages = condensed
                 if self._count(a, work.messages) <= target_tokens and self._acceptable(a, work):
@@ -354,13 +355,15 @@ class ContextEngine:
             return [sum(per[i] for i in at.indices) for at in atoms]
 
         middle_total = sum(sum(tokens(r)) for r in runs)
-        est_summary = _summary_budget(middle_total, a.budget.limit)
         if a.result.risk_level is ContextRiskLevel.WARNING:
-            span = light_span(runs[0], tokens(runs[0]), a.count.total - target_tokens, est_summary, self.settings)
+            excess = a.count.total - target_tokens
+            span = light_span(runs[0], tokens(runs[0]), excess, SUMMARY_MIN_TOKENS, self.settings)
             if span is not None:
                 return [(runs[0][span[0]].start, runs[0][span[1] - 1].end, "light")]
-        fixed = a.count.total - middle_total
-        keep = int(max(0, target_tokens - fixed - est_summary * len(runs)) * self.settings.min_preservation_ratio)
+        # Aggressive: of what the target leaves for the middle, at least MIN_PRESERVATION_RATIO goes to
+        # the condensed history; recent atoms of the last run stay verbatim in the rest.
+        room = max(0, target_tokens - (a.count.total - middle_total))
+        keep = int(room * (1 - self.settings.min_preservation_ratio))
         out = []
         for k, run in enumerate(runs):
             span = aggressive_span(run, tokens(run), keep if k == len(runs) - 1 else 0, self.settings)
@@ -368,11 +371,20 @@ class ContextEngine:
                 out.append((run[span[0]].start, run[span[1] - 1].end, "aggressive"))
         return out
 
+    def _summary_budgets(self, a: Analysis, spans: Sequence[tuple[int, int, str]], target_tokens: int) -> list[int]:
+        """Tokens each summary may use: the room the target leaves, shared in proportion to span size,
+        never more than half of a span (a summary must shrink it)."""
+        sizes = [sum(a.count.messages[first:last]) for first, last, _ in spans]
+        room = target_tokens - (a.count.total - sum(sizes)) - SUMMARY_FRAME_TOKENS * len(spans)
+        total = max(1, sum(sizes))
+        return [max(SUMMARY_MIN_TOKENS, min(size // 2, room * size // total)) for size in sizes]
+
     async def _condense(
         self,
         a: Analysis,
         original: list[Message],
         spans: Sequence[tuple[int, int, str]],
+        target_tokens: int,
         caller: Mapping[str, Any],
         started: float,
         work: _Work,
@@ -380,9 +392,11 @@ class ContextEngine:
     ) -> list[Message] | None:
         replacements = []
         details = []
-        for first, last, tier in spans:
+        budgets = self._summary_budgets(a, spans, target_tokens)
+        for (first, last, tier), budget in zip(spans, budgets, strict=True):
+            span_tokens = sum(a.count.messages[first:last])
             condensed = await self._summarize_span(
-                a, original[first:last], sum(a.count.messages[first:last]), caller, started, summarizer
+                a, original[first:last], span_tokens, budget, caller, started, summarizer
             )
             if condensed is None:
                 self.stats.bump("condensation_failures")
@@ -405,17 +419,19 @@ class ContextEngine:
         a: Analysis,
         span: Sequence[Message],
         span_tokens: int,
+        budget: int,
         caller: Mapping[str, Any],
         started: float,
         summarizer: Summarizer | None,
     ) -> tuple[str, str] | None:
         """Summary text of a span and how it was made (summariser, else extractive)."""
         family = a.count.family
-        budget = _summary_budget(span_tokens, a.budget.limit)
         segments = segments_of(span)
         transcript = "\n".join(f"[{s.speaker}] {s.text}" for s in segments)
         if summarizer is not None:
-            text = await self._ai_summary(summarizer, transcript, budget, span_tokens, caller, started, family)
+            text = await self._ai_summary(
+                summarizer, transcript, min(budget, SUMMARY_MAX_TOKENS), span_tokens, caller, started, family
+            )
             if text is not None:
                 return text, f"summarizer:{summarizer.model}"
             self.stats.bump("fallbacks")
@@ -527,10 +543,6 @@ class ContextEngine:
         if found:
             log.info("discarding a candidate result: %s", "; ".join(found[:3]))
         return not found
-
-
-def _summary_budget(span_tokens: int, limit: int) -> int:
-    return max(SUMMARY_MIN_TOKENS, min(span_tokens // 4, limit // 8, SUMMARY_MAX_TOKENS))
 
 
 def _dropped_reasoning(message: Message) -> bool:

@@ -1,0 +1,188 @@
+"""Fact retention and latency of condensation, side by side with ``litellm.utils.trim_messages``.
+
+For each conversation and a budget of 25% and 50% of its tokens, both methods shrink it to the
+budget; we then measure the share of *facts* from the part that had to be shrunk (everything but
+the system prompt and the last four messages, which both keep) that are still in the output:
+for the tau-bench runs the ids and numbers in tool results, for the Claude sessions the file
+paths and identifiers. We also count tool pairs each method broke. Latency: one management call
+(extractive condenser) on the largest Claude session at a 32k window, as a ratio to one cold
+count of that session.
+
+    python -m bench.condensation
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+from litellm.llms.anthropic.pass_through.adapters.transformation import LiteLLMAnthropicMessagesAdapter
+from litellm.utils import trim_messages
+
+from litellm_ctx_hook.adapters import adapter_for
+from litellm_ctx_hook.atoms import group_atoms
+from litellm_ctx_hook.conversation import Format, Message, PartKind
+from litellm_ctx_hook.counting import TokenCounter
+from litellm_ctx_hook.engine import ContextEngine
+from litellm_ctx_hook.errors import ContextWindowExceededError
+from litellm_ctx_hook.salience import key_tokens
+from litellm_ctx_hook.settings import load_settings
+
+from . import evaldata
+
+KEEP_LAST = 4
+PATH = re.compile(r"/")
+IDENT = re.compile(r"_|[a-z][A-Z]|[A-Za-z]\d|\d[A-Za-z]")
+
+
+def tau_facts(messages: Sequence[Message]) -> set[str]:
+    """Ids and numbers in tool results."""
+    return {
+        t
+        for m in messages
+        for p in m.parts
+        if p.kind is PartKind.TOOL_RESULT
+        for t in key_tokens(p.text)
+        if any(c.isdigit() for c in t)
+    }
+
+
+def claude_facts(messages: Sequence[Message]) -> set[str]:
+    """File paths and identifiers anywhere in the messages."""
+    return {t for m in messages for p in m.parts for t in key_tokens(p.text) if PATH.search(t) or IDENT.search(t)}
+
+
+def text_of(messages: Iterable[Message]) -> str:
+    return "\n".join(p.text for m in messages for p in m.parts)
+
+
+def broken_pairs(messages: Sequence[Message]) -> int:
+    atoms = group_atoms(messages)
+    return len(atoms.orphan_results) + len(atoms.unanswered_calls)
+
+
+def shrinkable(conv_messages: Sequence[Message]) -> list[Message]:
+    body = [m for m in conv_messages if m.role.value != "system"]
+    return body[:-KEEP_LAST] if len(body) > KEEP_LAST else []
+
+
+def openai_view(sample: evaldata.Sample) -> list[dict[str, Any]]:
+    """The messages as ``trim_messages`` takes them: OpenAI chat (Claude sessions go through
+    LiteLLM's own Anthropic → OpenAI translation)."""
+    messages = json.loads(json.dumps(sample.messages))
+    if sample.format == "openai":
+        return list(messages)
+    adapter = LiteLLMAnthropicMessagesAdapter()
+    return [dict(m) for m in adapter.translate_anthropic_messages_to_openai(messages)]
+
+
+def run_case(sample: evaldata.Sample, fraction: float, engine: ContextEngine, facts_of: Any) -> dict[str, Any] | None:
+    fmt = Format(sample.format)
+    adapter = adapter_for(fmt)
+    conv = adapter.parse(sample.body)
+    count = engine.counter.count(conv, sample.model)
+    system = count.system + sum(
+        n for m, n in zip(conv.messages, count.messages, strict=True) if m.role.value == "system"
+    )
+    # Both methods keep the system prompt whole: the budget is the system prompt plus a share of the rest.
+    budget = system + int((count.total - system) * fraction)
+    source = shrinkable(conv.messages)
+    facts = facts_of(source)
+    if not facts:
+        return None
+    row: dict[str, Any]
+    try:
+        ours_out = asyncio.run(engine.manage(sample.body, fmt, sample.model, limit=budget))
+    except ContextWindowExceededError:
+        # The pinned turns alone exceed the budget: we reject (a 400) rather than drop them.
+        row = {"ours_kept": 0.0, "ours_rejected": 1, "ours_broken": 0}
+    else:
+        ours_conv = adapter.parse(ours_out.body)
+        ours_text = text_of(ours_conv.messages)
+        row = {
+            "ours_kept": sum(1 for f in facts if f in ours_text) / len(facts),
+            "ours_tokens": ours_out.tokens_after / budget,
+            "ours_broken": broken_pairs(ours_conv.messages),
+        }
+    openai_messages = openai_view(sample)
+    openai = adapter_for(Format.OPENAI)
+    trimmed = trim_messages(openai_messages, model=sample.model.split("/")[-1], max_tokens=budget)
+    trim_conv = openai.parse({"messages": trimmed})
+    trim_text = text_of(trim_conv.messages)
+    row["trim_kept"] = sum(1 for f in facts if f in trim_text) / len(facts)
+    row["trim_tokens"] = engine.counter.count(trim_conv, sample.model).total / budget
+    row["trim_over_budget"] = int(row["trim_tokens"] > 1.0)
+    row["trim_broken"] = broken_pairs(trim_conv.messages)
+    return row
+
+
+def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    def mean(key: str) -> float | None:
+        vals = [r[key] for r in rows if key in r]
+        return round(sum(vals) / len(vals), 4) if vals else None
+
+    return {
+        "conversations": len(rows),
+        "ours_fact_retention": mean("ours_kept"),
+        "trim_messages_fact_retention": mean("trim_kept"),
+        "ours_tokens_vs_budget": mean("ours_tokens"),
+        "trim_tokens_vs_budget": mean("trim_tokens"),
+        "ours_broken_pairs": sum(r["ours_broken"] for r in rows),
+        "ours_rejected_too_small": sum(r.get("ours_rejected", 0) for r in rows),
+        "trim_messages_broken_pairs": sum(r.get("trim_broken", 0) for r in rows),
+        "trim_messages_over_budget": sum(r["trim_over_budget"] for r in rows),
+    }
+
+
+def retention() -> dict[str, Any]:
+    # Same budget for both: aim at the budget itself rather than 60% of it.
+    engine = ContextEngine(load_settings(condensation_target_ratio=1.0, condensation_min_messages=1))
+    out: dict[str, Any] = {}
+    for label, samples, facts_of in (
+        ("tau-bench airline (200 runs, gpt-4o)", list(evaldata.tau_runs()), tau_facts),
+        ("Claude Code sessions (13)", list(evaldata.claude_sessions()), claude_facts),
+    ):
+        for fraction in (0.25, 0.5):
+            rows = [r for s in samples if (r := run_case(s, fraction, engine, facts_of)) is not None]
+            out[f"{label} @ {int(fraction * 100)}%"] = summarise(rows)
+    return out
+
+
+def latency() -> dict[str, Any]:
+    largest = max(evaldata.claude_sessions(), key=lambda s: len(json.dumps(s.messages)))
+    fmt = Format.ANTHROPIC
+
+    def cold_count() -> float:
+        t = time.perf_counter()
+        TokenCounter(load_settings()).count(adapter_for(fmt).parse(largest.body), largest.model)
+        return time.perf_counter() - t
+
+    def manage() -> float:
+        engine = ContextEngine(load_settings())
+        t = time.perf_counter()
+        asyncio.run(engine.manage(largest.body, fmt, largest.model, limit=32_000))
+        return time.perf_counter() - t
+
+    count_s = min(cold_count() for _ in range(5))
+    manage_s = min(manage() for _ in range(5))
+    return {
+        "session": largest.name,
+        "cold_count_s": round(count_s, 4),
+        "manage_32k_s": round(manage_s, 4),
+        "ratio": round(manage_s / count_s, 2),
+    }
+
+
+def main() -> None:
+    print(json.dumps({"fact_retention": retention(), "latency": latency()}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
