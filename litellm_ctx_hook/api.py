@@ -222,6 +222,11 @@ def get_context_performance_stats() -> dict[str, Any]:
         "cache_size": counter.cache_size,
         "cache_hit_ratio": counter.hits / lookups if lookups else 0.0,
         "token_cache": {"size": counter.cache_size, "hits": counter.hits, "misses": counter.misses},
+        "analysis_cache": {
+            "size": engine.analysis_cache_size,
+            "hits": snap["analysis_cache_hits"],
+            "misses": snap["analysis_cache_misses"],
+        },
         "condensation_engine_available": True,
         "ai_condensation_enabled": engine.summarizer is not None,
         "accurate_token_counter_available": engine.settings.enable_accurate_token_counting,
@@ -237,6 +242,4 @@ def get_context_performance_stats() -> dict[str, Any]:
 
 def clear_context_caches() -> None:
     """Clear every in-process cache and counter of the default engine."""
-    engine = default_engine()
-    engine.counter.clear()
-    engine.stats.reset()
+    default_engine().clear_caches()

@@ -19,6 +19,7 @@ from typing import Any
 from .adapters import adapter_for
 from .atoms import Atom, group_atoms
 from .conversation import Conversation, Format, Message, PartKind, Role
+from .cache.memory import MemoryLRU
 from .counting import RequestCount, TokenCounter
 from .edits import (
     clear_parts,
@@ -104,6 +105,17 @@ class ContextEngine:
         self.stats = EngineStats()
         self._gate = asyncio.Semaphore(settings.condensation_parallel_requests)
         self._unknown_models: set[str] = set()
+        self._analyses: MemoryLRU[Analysis] = MemoryLRU(settings.context_cache_size)
+
+    def clear_caches(self) -> None:
+        """Forget every in-process count, analysis and statistic."""
+        self.counter.clear()
+        self._analyses.clear()
+        self.stats.reset()
+
+    @property
+    def analysis_cache_size(self) -> int:
+        return len(self._analyses)
 
     def scope_for(self, team_id: str | None, api_key: str | None) -> str:
         """The tenant scope of cached summaries for a caller (``CONTEXT_CACHE_SCOPE``)."""
@@ -126,12 +138,14 @@ class ContextEngine:
     ) -> Analysis:
         started = time.perf_counter()
         conv = adapter_for(fmt).parse(body)
-        target = resolve_target(model, self.settings, router, is_vision=is_vision, warned=self._unknown_models)
-        budget = (
-            Budget(limit, 0, limit) if limit is not None else budget_for(target.window, requested_output(body, fmt))
-        )
+        key = self._analysis_key(conv, model, limit, is_vision, image_descriptions)
+        cached = self._analyses.get(key)
+        if cached is not None:
+            self.stats.bump("analysis_hits")
+            return cached
+        target = self._target(model, router, limit, is_vision)
         count = self.counter.count(conv, target.model, image_descriptions)
-        return self._analysis(conv, target, budget, count, started)
+        return self._analysis(key, conv, target, self._budget(body, fmt, target, limit), count, started)
 
     async def analyze_async(
         self,
@@ -144,17 +158,49 @@ class ContextEngine:
         is_vision: bool = False,
         image_descriptions: Mapping[int, str] | None = None,
     ) -> Analysis:
+        """Like :meth:`analyze`; counting a large uncached request runs off the event loop."""
         started = time.perf_counter()
         conv = adapter_for(fmt).parse(body)
-        target = resolve_target(model, self.settings, router, is_vision=is_vision, warned=self._unknown_models)
-        budget = (
-            Budget(limit, 0, limit) if limit is not None else budget_for(target.window, requested_output(body, fmt))
-        )
+        key = self._analysis_key(conv, model, limit, is_vision, image_descriptions)
+        cached = self._analyses.get(key)
+        if cached is not None:
+            self.stats.bump("analysis_hits")
+            return cached
+        target = self._target(model, router, limit, is_vision)
         count = await self.counter.count_async(conv, target.model, image_descriptions)
-        return self._analysis(conv, target, budget, count, started)
+        return self._analysis(key, conv, target, self._budget(body, fmt, target, limit), count, started)
+
+    def _target(self, model: str, router: RouterLike | None, limit: int | None, is_vision: bool) -> ModelTarget:
+        if limit is not None and router is None:  # the caller gave the limit: no window to look up
+            return ModelTarget(model, model, limit, "request")
+        return self.resolve(model, router, is_vision=is_vision)
+
+    @staticmethod
+    def _budget(body: Mapping[str, Any], fmt: Format, target: ModelTarget, limit: int | None) -> Budget:
+        if limit is not None:
+            return Budget(limit, 0, limit)
+        return budget_for(target.window, requested_output(body, fmt))
+
+    @staticmethod
+    def _analysis_key(
+        conv: Conversation,
+        model: str,
+        limit: int | None,
+        is_vision: bool,
+        descriptions: Mapping[int, str] | None,
+    ) -> str:
+        """Everything an analysis depends on (request parameters included), as one hash."""
+        content = (
+            tuple(m.signature for m in conv.messages),
+            Message.system_of(conv.system).signature,
+            repr(conv.tools),
+            tuple(sorted((descriptions or {}).items())),
+            {k: conv.body.get(k) for k in ("max_tokens", "max_completion_tokens", "max_output_tokens")}.__repr__(),
+        )
+        return f"{conv.format.value}|{model}|{limit}|{is_vision}|{hash(content)}"
 
     def _analysis(
-        self, conv: Conversation, target: ModelTarget, budget: Budget, count: RequestCount, started: float
+        self, key: str, conv: Conversation, target: ModelTarget, budget: Budget, count: RequestCount, started: float
     ) -> Analysis:
         meta = {
             "model": target.alias,
@@ -173,7 +219,10 @@ class ContextEngine:
             analysis_time=time.perf_counter() - started,
             metadata=meta,
         )
-        return Analysis(conv, target, budget, count, result)
+        analysis = Analysis(conv, target, budget, count, result)
+        self.stats.bump("analysis_misses")
+        self._analyses.put(key, analysis, self.settings.context_analysis_cache_ttl)
+        return analysis
 
     # -- management --------------------------------------------------------------------------
     async def manage(
