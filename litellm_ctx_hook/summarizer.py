@@ -96,10 +96,12 @@ def _call_metadata(req: SummaryRequest) -> dict[str, Any]:
 
 
 class LiteLLMSummarizer:
-    """Calls ``model`` through the proxy's router when one is running, else ``litellm.acompletion``."""
+    """Calls ``model`` through a LiteLLM router: the given one, else the running proxy's; without
+    either, ``litellm.acompletion`` (then ``model`` must be a full LiteLLM model name)."""
 
-    def __init__(self, model: str) -> None:
+    def __init__(self, model: str, router: Any = None) -> None:
         self.model = model
+        self.router = router
 
     async def summarize(self, req: SummaryRequest, timeout: float) -> str:
         kwargs: dict[str, Any] = {
@@ -111,7 +113,7 @@ class LiteLLMSummarizer:
             "num_retries": 0,
             "metadata": _call_metadata(req),
         }
-        router = _proxy_router()
+        router = self.router if self.router is not None else _proxy_router()
         try:
             async with asyncio.timeout(timeout):
                 if router is not None:
