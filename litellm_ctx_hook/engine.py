@@ -9,38 +9,37 @@ and verified before it is returned; one that fails goes to the next fallback and
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .adapters import adapter_for
-from .atoms import Atom, group_atoms
-from .conversation import Conversation, Format, Message, PartKind, Role
+from .atoms import group_atoms
+from .cache.keys import scope_for
 from .cache.memory import MemoryLRU
+from .condensation import Condenser, Request
+from .conversation import Conversation, Format, Message, PartKind, Role
 from .counting import RequestCount, TokenCounter
 from .edits import (
     clear_parts,
     cut_middle,
     leading_user,
     merge_adjacent,
-    replace_spans,
-    summary_text,
     tool_names,
 )
 from .errors import ContextHookError, ContextWindowExceededError
-from .extractive import condense, segments_of
 from .limits import Budget, ModelTarget, RouterLike, budget_for, requested_output, resolve_target
-from .plan import Regions, aggressive_span, clear_targets, is_summary, light_span, regions
-from .quality import quality_score
+from .plan import Regions, clear_targets, is_summary, regions
 from .risk import ContextAnalysisResult, ContextManagementStrategy, ContextRiskLevel, analyze
-from .scope import scope_for
-from .settings import CondensationStrategyName, ManagementMode, Settings
+from .settings import ManagementMode, Settings
 from .stats import EngineStats
-from .summarizer import LiteLLMSummarizer, Summarizer, SummarizerError, SummaryRequest
+from .summarizer import LiteLLMSummarizer, Summarizer
 from .verify import contains_message, problems
+
+if TYPE_CHECKING:
+    from .cache.store import SummaryCache
 
 log = logging.getLogger(__name__)
 
@@ -96,14 +95,16 @@ class ContextEngine:
         *,
         summarizer: Summarizer | None = None,
         counter: TokenCounter | None = None,
+        cache: SummaryCache | None = None,
     ) -> None:
         self.settings = settings
         self.counter = counter or TokenCounter(settings)
+        self.cache = cache
         if summarizer is None and settings.summarizer_enabled and settings.condensation_model:
             summarizer = LiteLLMSummarizer(settings.condensation_model)
         self.summarizer = summarizer
         self.stats = EngineStats()
-        self._gate = asyncio.Semaphore(settings.condensation_parallel_requests)
+        self.condenser = Condenser(settings, self.counter, self.stats, cache)
         self._unknown_models: set[str] = set()
         self._analyses: MemoryLRU[Analysis] = MemoryLRU(settings.context_cache_size)
 
@@ -256,11 +257,9 @@ class ContextEngine:
         if risk.rank < ContextRiskLevel.WARNING.rank or a.target.disabled:
             return self._unchanged(body, a, meta, started, "disabled for this model" if a.target.disabled else None)
 
-        work = await self._execute(a, caller_metadata or {}, started, summarizer or self.summarizer)
+        work = await self._execute(a, caller_metadata or {}, started, summarizer or self.summarizer, scope)
         if not work.actions:
             return self._unchanged(body, a, meta, started, "nothing to condense: the request is kept as it is")
-        if work.cache == "none" and any(x.startswith("condense") for x in work.actions):
-            work.cache = "miss"
         new_conv = a.conversation.with_messages(work.messages)
         after = self.counter.count(new_conv, a.target.model, None)
         strategy = _strategy_of(work.actions)
@@ -312,30 +311,44 @@ class ContextEngine:
         )
 
     async def _execute(
-        self, a: Analysis, caller: Mapping[str, Any], started: float, summarizer: Summarizer | None
+        self, a: Analysis, caller: Mapping[str, Any], started: float, summarizer: Summarizer | None, scope: str
     ) -> _Work:
         conv = a.conversation
         original = list(conv.messages)
         reg = regions(original, self.settings)
         pinned = [i for i in range(len(original)) if reg.pinned(i)]
         target_tokens = int(self.settings.condensation_target_ratio * a.budget.limit)
+        req = Request(conv, a.count, a.target.model, a.budget.limit, a.result.risk_level, scope, caller, started)
 
-        # Tier 1: clear old tool output / thinking / images, if that alone reaches the target.
-        cleared = self._clear(a, original, reg, target_tokens)
-        if cleared is not None:
-            work = _Work(cleared[0], pinned, [f"clear:{cleared[1]}"])
-            if self._acceptable(a, work):
+        # Cached summaries of this conversation's prefix: while they keep the request below WARNING,
+        # send exactly what the previous turns sent (no model call, stable prefix).
+        reused = await self.condenser.reuse(req, reg, summarizer)
+        if reused is not None:
+            work = _Work(reused.messages, pinned, reused.actions, cache="hit", summary={"summaries": reused.details})
+            warning = int(self.settings.condensation_warning_threshold * a.budget.limit)
+            if self._count(a, work.messages) < warning and self._acceptable(a, work):
                 return work
+        else:
+            # Tier 1: clear old tool output / thinking / images, if that alone reaches the target.
+            cleared = self._clear(a, original, reg, target_tokens)
+            if cleared is not None:
+                work = _Work(cleared[0], pinned, [f"clear:{cleared[1]}"])
+                if self._acceptable(a, work):
+                    return work
 
         # Tier 2: condense a span of the middle (light) or all of it (aggressive).
         work = _Work(list(original), pinned)
-        spans = self._spans(a, reg, target_tokens)
-        if spans:
-            condensed = await self._condense(a, original, spans, target_tokens, caller, started, work, summarizer)
-            if condensed is not None:
-                work.messages = condensed
-                if self._count(a, work.messages) <= target_tokens and self._acceptable(a, work):
-                    return work
+        condensed = await self.condenser.condense(req, reg, target_tokens, summarizer)
+        if condensed is not None:
+            work = _Work(
+                condensed.messages,
+                pinned,
+                condensed.actions,
+                cache=condensed.cache,
+                summary={"summaries": condensed.details},
+            )
+            if self._count(a, work.messages) <= target_tokens and self._acceptable(a, work):
+                return work
 
         # Tier 3: drop the oldest unpinned atoms, then cut the middle of a pinned message.
         self._truncate(a, original, work, target_tokens)
@@ -390,135 +403,6 @@ class ContextEngine:
             else:
                 lo = mid + 1
         return cleared(lo), lo
-
-    # -- tier 2 ------------------------------------------------------------------------------
-    def _spans(self, a: Analysis, reg: Regions, target_tokens: int) -> list[tuple[int, int, str]]:
-        """Message spans to condense: the oldest span that is enough (light), else every run of the
-        middle, keeping the most recent atoms of the last run verbatim (aggressive)."""
-        per = a.count.messages
-        runs = reg.runs
-        if not runs:
-            return []
-
-        def tokens(atoms: Sequence[Atom]) -> list[int]:
-            return [sum(per[i] for i in at.indices) for at in atoms]
-
-        middle_total = sum(sum(tokens(r)) for r in runs)
-        if a.result.risk_level is ContextRiskLevel.WARNING:
-            excess = a.count.total - target_tokens
-            span = light_span(runs[0], tokens(runs[0]), excess, SUMMARY_MIN_TOKENS, self.settings)
-            if span is not None:
-                return [(runs[0][span[0]].start, runs[0][span[1] - 1].end, "light")]
-        # Aggressive: of what the target leaves for the middle, at least MIN_PRESERVATION_RATIO goes to
-        # the condensed history; recent atoms of the last run stay verbatim in the rest.
-        room = max(0, target_tokens - (a.count.total - middle_total))
-        keep = int(room * (1 - self.settings.min_preservation_ratio))
-        out = []
-        for k, run in enumerate(runs):
-            span = aggressive_span(run, tokens(run), keep if k == len(runs) - 1 else 0, self.settings)
-            if span is not None:
-                out.append((run[span[0]].start, run[span[1] - 1].end, "aggressive"))
-        return out
-
-    def _summary_budgets(self, a: Analysis, spans: Sequence[tuple[int, int, str]], target_tokens: int) -> list[int]:
-        """Tokens each summary may use: the room the target leaves, shared in proportion to span size,
-        never more than half of a span (a summary must shrink it)."""
-        sizes = [sum(a.count.messages[first:last]) for first, last, _ in spans]
-        room = target_tokens - (a.count.total - sum(sizes)) - SUMMARY_FRAME_TOKENS * len(spans)
-        total = max(1, sum(sizes))
-        return [max(SUMMARY_MIN_TOKENS, min(size // 2, room * size // total)) for size in sizes]
-
-    async def _condense(
-        self,
-        a: Analysis,
-        original: list[Message],
-        spans: Sequence[tuple[int, int, str]],
-        target_tokens: int,
-        caller: Mapping[str, Any],
-        started: float,
-        work: _Work,
-        summarizer: Summarizer | None,
-    ) -> list[Message] | None:
-        replacements = []
-        details = []
-        budgets = self._summary_budgets(a, spans, target_tokens)
-        for (first, last, tier), budget in zip(spans, budgets, strict=True):
-            span_tokens = sum(a.count.messages[first:last])
-            condensed = await self._summarize_span(
-                a, original[first:last], span_tokens, budget, caller, started, summarizer
-            )
-            if condensed is None:
-                self.stats.bump("condensation_failures")
-                continue
-            summary, method = condensed
-            replacements.append((first, last, summary_text(summary, last - first)))
-            work.actions.append(f"condense:{tier}:{method}:{last - first}")
-            details.append({"span": [first, last], "messages_condensed": last - first, "method": method})
-            self.stats.bump("condensations")
-        if not replacements:
-            return None
-        messages, insertions = replace_spans(a.conversation.format, original, replacements)
-        for d, ins in zip(details, insertions, strict=True):
-            d.update(index=ins.index, role=ins.role, merged=ins.merged)
-        work.summary = {"summaries": details}
-        return messages
-
-    async def _summarize_span(
-        self,
-        a: Analysis,
-        span: Sequence[Message],
-        span_tokens: int,
-        budget: int,
-        caller: Mapping[str, Any],
-        started: float,
-        summarizer: Summarizer | None,
-    ) -> tuple[str, str] | None:
-        """Summary text of a span and how it was made (summariser, else extractive)."""
-        family = a.count.family
-        segments = segments_of(span)
-        transcript = "\n".join(f"[{s.speaker}] {s.text}" for s in segments)
-        if summarizer is not None:
-            text = await self._ai_summary(
-                summarizer, transcript, min(budget, SUMMARY_MAX_TOKENS), span_tokens, caller, started, family
-            )
-            if text is not None:
-                return text, f"summarizer:{summarizer.model}"
-            self.stats.bump("fallbacks")
-        text = condense(segments, budget, lambda t: self.counter.count_text(t, family))
-        return (text, "extractive") if text.strip() else None
-
-    async def _ai_summary(
-        self,
-        summarizer: Summarizer,
-        transcript: str,
-        budget: int,
-        span_tokens: int,
-        caller: Mapping[str, Any],
-        started: float,
-        family: Any,
-    ) -> str | None:
-        remaining = self.settings.processing_budget_s - (time.perf_counter() - started)
-        timeout = min(self.settings.condensation_timeout, remaining)
-        if timeout <= 0.05:
-            return None
-        strategy = self.settings.condensation_default_strategy
-        if strategy is CondensationStrategyName.EXTRACTIVE:
-            return None
-        req = SummaryRequest(transcript, strategy, budget, metadata=dict(caller))
-        self.stats.bump("summarizer_calls")
-        try:
-            async with self._gate:
-                text = await summarizer.summarize(req, timeout)
-        except SummarizerError as exc:
-            self.stats.bump("summarizer_failures")
-            log.warning("summariser failed, using the extractive condenser: %s", exc)
-            return None
-        score = quality_score(transcript, text, span_tokens, self.counter.count_text(text, family))
-        if score < self.settings.condensation_quality_threshold:
-            self.stats.bump("summarizer_failures")
-            log.warning("summary quality %.2f below threshold, using the extractive condenser", score)
-            return None
-        return text
 
     # -- tier 3 ------------------------------------------------------------------------------
     def _truncate(self, a: Analysis, original: list[Message], work: _Work, target_tokens: int) -> None:

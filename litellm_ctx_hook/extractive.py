@@ -1,88 +1,343 @@
-"""The local, deterministic condenser: keeps the most informative lines of a span."""
+"""The local, deterministic condenser: keeps the most informative lines of a span (no LLM).
+
+The span is seen as :class:`Segment` s (who said what, :func:`segments_of`). :func:`condense`
+cuts every segment into *units*: its non-empty lines; a line longer than ``LONG_LINE`` characters
+is cut into sentences, and a sentence still that long (one-line JSON, minified code) into runs of
+comma/semicolon-separated clauses of about ``PIECE`` characters; a unit longer than ``MAX_UNIT``
+characters keeps its head and tail around `` … ``. Every unit is a stripped slice of its segment
+text (or the middle cut of one).
+
+Each unit is scored with :func:`salience.line_score`; a unit whose :func:`salience.shape` was
+already seen scores ``REPEAT_FACTOR`` times less; exact duplicates are dropped (the first is
+kept). Units with a positive score get small bonuses: ``FIRST_BONUS`` for the first unit of a
+segment (what a message is about), ``USER_BONUS`` for the user's own words, and up to
+``RECENT_BONUS`` growing linearly with the segment's position (recent turns matter more).
+
+Selection is greedy by score. Every unit is counted once, labels and the ``…`` gap marker once
+each, and the exact cost change of adding a unit (its line, a label when the speaker changes, a
+gap marker when units between were dropped) keeps a running total; the rendered text is then
+counted once, trimmed (lowest scores first) if the estimate was low, or topped up with the slack
+if it was high. The selected units are rendered in their original order::
+
+    [user] I need to change reservation 4WQ150 ...
+    …
+    [tool result get_reservation_details] {"reservation_id": "4WQ150", "user_id": "mia_li_3668",
+    [assistant] ...
+"""
 
 from __future__ import annotations
 
+import re
+from bisect import bisect_left, insort
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from heapq import heapify, heappop, heappush
 
 from .conversation import Message, PartKind
-from .salience import line_score
+from .salience import REPEAT_FACTOR, LineSignals, fact_retention, shape, signals
 
-_MAX_UNIT = 400
+__all__ = ["Segment", "condense", "fact_retention", "segments_of"]
+
+LONG_LINE = 240
+PIECE = 200
+MAX_UNIT = 400
+FIRST_BONUS = 0.5
+USER_BONUS = 0.5
+RECENT_BONUS = 0.5
+GAP = "…"
+_MAX_FILL_ROUNDS = 3
+_SLOW_TRIM_ROUNDS = 8
+
+_SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+")
+_CLAUSE_BREAK = re.compile(r"(?<=[,;])\s*")
 
 
 @dataclass(frozen=True, slots=True)
 class Segment:
-    speaker: str
+    """One speaker's piece of the span: ``speaker`` is the label shown in the output."""
+
+    speaker: str  # "user", "assistant", "tool call Bash", "tool result Bash", ...
     text: str
 
 
-def segments_of(messages: Sequence[Message]) -> list[Segment]:
-    names = {p.tool_id: p.tool_name for m in messages for p in m.parts if p.kind is PartKind.TOOL_CALL and p.tool_id}
-    out: list[Segment] = []
-    for m in messages:
-        for p in m.parts:
-            if p.kind is PartKind.TEXT and p.text.strip():
-                out.append(Segment(m.role.value, p.text))
-            elif p.kind is PartKind.TOOL_CALL:
-                out.append(Segment(f"tool call {p.tool_name or ''}".strip(), p.text))
-            elif p.kind is PartKind.TOOL_RESULT and p.text.strip():
-                out.append(
-                    Segment(f"tool result {p.tool_name or names.get(p.tool_id or '', '') or ''}".strip(), p.text)
-                )
-    return out
-
-
-def _units(text: str) -> list[str]:
-    out = []
-    for line in text.splitlines():
-        line = line.strip()
-        if not line:
-            continue
-        if len(line) > _MAX_UNIT:
-            line = line[: _MAX_UNIT // 2] + " … " + line[-_MAX_UNIT // 2 :]
-        out.append(line)
-    return out
-
-
-def condense(segments: Sequence[Segment], budget_tokens: int, count: Callable[[str], int]) -> str:
-    units: list[tuple[int, int, str, float]] = []  # (segment, order, text, score)
-    seen: set[str] = set()
-    for s, seg in enumerate(segments):
-        for k, u in enumerate(_units(seg.text)):
-            if u in seen:
-                continue
-            seen.add(u)
-            units.append((s, len(units), u, line_score(u) + (0.5 if k == 0 else 0.0)))
-    chosen: list[int] = []
-    used = 0
-    for idx in sorted(range(len(units)), key=lambda i: (-units[i][3], i)):
-        cost = count(units[idx][2]) + 2
-        if used + cost > budget_tokens:
-            continue
-        chosen.append(idx)
-        used += cost + 3
-
-    def render(sel: list[int]) -> str:
-        lines: list[str] = []
-        prev_seg = -1
-        for i in sorted(sel):
-            s, _, text, _ = units[i]
-            if s != prev_seg:
-                lines.append(f"[{segments[s].speaker}] {text}")
-            else:
-                lines.append(text)
-            prev_seg = s
-        return "\n".join(lines)
-
-    text = render(chosen)
-    while chosen and count(text) > budget_tokens:
-        chosen.remove(min(chosen, key=lambda i: (units[i][3], -i)))
-        text = render(chosen)
+def _call_args(text: str, name: str | None) -> str:
+    """A tool call's arguments without the name the adapters put in front of them."""
+    if name:
+        if text.startswith(name + "(") and text.endswith(")"):
+            return text[len(name) + 1 : -1]  # OpenAI / Responses: name(arguments)
+        if text.startswith(name + "\n"):
+            return text[len(name) + 1 :]  # Anthropic: name, then one line per parameter
+        if text == name:
+            return ""
     return text
 
 
-def fact_retention(source: str, condensed: str) -> float:
-    from .salience import fact_retention as _fr
+def segments_of(messages: Sequence[Message]) -> list[Segment]:
+    """The readable view of a span: text, tool calls and tool results; no thinking, no blobs."""
+    names = {p.tool_id: p.tool_name for m in messages for p in m.parts if p.kind is PartKind.TOOL_CALL and p.tool_id}
+    out: list[Segment] = []
+    for m in messages:
+        role = m.role.value
+        image_said = False
+        for p in m.parts:
+            if p.kind is PartKind.TEXT:
+                if p.text.strip():
+                    out.append(Segment(role, p.text))
+            elif p.kind is PartKind.DOCUMENT:
+                if p.text.strip():
+                    out.append(Segment(f"{role} document", p.text))
+            elif p.kind is PartKind.IMAGE:
+                if not image_said:
+                    out.append(Segment(role, "[image]"))
+                    image_said = True
+            elif p.kind is PartKind.TOOL_CALL:
+                name = p.tool_name or ""
+                out.append(Segment(f"tool call {name}".rstrip(), _call_args(p.text, p.tool_name)))
+            elif p.kind is PartKind.TOOL_RESULT and p.text.strip():
+                name = p.tool_name or names.get(p.tool_id or "") or ""
+                out.append(Segment(f"tool result {name}".rstrip(), p.text))
+            # THINKING (the model's own past reasoning) and OPAQUE parts are left out.
+    return out
 
-    return _fr(source, condensed)
+
+def _middle_cut(unit: str) -> str:
+    if len(unit) <= MAX_UNIT:
+        return unit
+    half = (MAX_UNIT - 3) // 2
+    return f"{unit[:half].rstrip()} {GAP} {unit[-half:].lstrip()}"
+
+
+def _slices(text: str, breaks: re.Pattern[str], target: int) -> list[str]:
+    """``text`` cut at ``breaks`` into stripped pieces of at most ``target`` chars where possible."""
+    out: list[str] = []
+    start = prev = 0
+    for cut in [m.end() for m in breaks.finditer(text)] + [len(text)]:
+        if cut - start > target and prev > start:
+            out.append(text[start:prev].strip())
+            start = prev
+        prev = cut
+    out.append(text[start:].strip())
+    return [p for p in out if p]
+
+
+def _units(text: str) -> list[str]:
+    units: list[str] = []
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line:
+            continue
+        if len(line) <= LONG_LINE:
+            units.append(line)
+            continue
+        for sentence in _slices(line, _SENTENCE_BREAK, 0):
+            pieces = [sentence] if len(sentence) <= LONG_LINE else _slices(sentence, _CLAUSE_BREAK, PIECE)
+            units.extend(_middle_cut(p) for p in pieces)
+    return units
+
+
+@dataclass(slots=True)
+class _Unit:
+    seg: int
+    text: str
+    signals: LineSignals | None  # None: boilerplate, scores 0
+    factor: float  # REPEAT_FACTOR for a repeated shape, else 1
+    bonus: float
+    score: float = 0.0
+    tokens: int = -1  # counted lazily, once
+
+    def value(self, known: set[str]) -> float:
+        """The unit's score once the key tokens in ``known`` are kept by other units."""
+        if self.signals is None:
+            return 0.0
+        return self.signals.score(known) * self.factor + self.bonus
+
+
+class _Selection:
+    """The selected units (sorted positions) and the estimated token cost of their rendering."""
+
+    def __init__(
+        self, units: list[_Unit], segments: Sequence[Segment], count: Callable[[str], int]
+    ) -> None:
+        self.units = units
+        self.segments = segments
+        self.count = count
+        self.chosen: list[int] = []
+        self._labels: dict[str, int] = {}
+        self._gap = count(GAP) + 1
+
+    def _line(self, k: int) -> int:
+        unit = self.units[k]
+        if unit.tokens < 0:
+            unit.tokens = self.count(unit.text) + 1
+        return unit.tokens
+
+    def _label(self, seg: int) -> int:
+        speaker = self.segments[seg].speaker
+        if speaker not in self._labels:
+            self._labels[speaker] = self.count(f"[{speaker}] ")
+        return self._labels[speaker]
+
+    def _joint(self, k: int, prev: int | None) -> int:
+        """What unit ``k`` costs beyond its own line when ``prev`` is the selected unit before it."""
+        cost = 0
+        if prev is None or self.units[prev].seg != self.units[k].seg:
+            cost += self._label(self.units[k].seg)
+        if prev is not None and k - prev > 1:
+            cost += self._gap
+        return cost
+
+    def delta(self, k: int) -> int:
+        """Cost change of adding unit ``k`` (or, negated, of removing it if selected)."""
+        chosen = self.chosen
+        i = bisect_left(chosen, k)
+        prev = chosen[i - 1] if i > 0 else None
+        j = i + 1 if i < len(chosen) and chosen[i] == k else i
+        nxt = chosen[j] if j < len(chosen) else None
+        cost = self._line(k) + self._joint(k, prev)
+        if nxt is not None:
+            cost += self._joint(nxt, k) - self._joint(nxt, prev)
+        return cost
+
+    def render(self) -> str:
+        lines: list[str] = []
+        prev: int | None = None
+        for k in self.chosen:
+            unit = self.units[k]
+            if prev is not None and k - prev > 1:
+                lines.append(GAP)
+            if prev is None or self.units[prev].seg != unit.seg:
+                lines.append(f"[{self.segments[unit.seg].speaker}] {unit.text}")
+            else:
+                lines.append(unit.text)
+            prev = k
+        return "\n".join(lines)
+
+    def select(self, budget: int) -> None:
+        """Greedy by score, where a key token already kept by a chosen unit counts less.
+
+        Scores only fall as more facts are kept, so a unit is rescored only when it reaches the
+        top of the heap (lazy greedy); ties go to the earlier unit.
+        """
+        heap = [(-u.score, k) for k, u in enumerate(self.units)]
+        heapify(heap)
+        known: set[str] = set()
+        used = 0
+        while heap and budget - used > 0:
+            neg, k = heappop(heap)
+            unit = self.units[k]
+            if known and unit.signals is not None and unit.signals.keys:
+                now = unit.value(known)
+                if now < -neg:  # stale: queue it again with what it is worth now
+                    heappush(heap, (-now, k))
+                    continue
+            d = self.delta(k)
+            if used + d <= budget:
+                insort(self.chosen, k)
+                used += d
+                if unit.signals is not None:
+                    known |= unit.signals.keys
+
+    def fill(self, order: Sequence[int], used: int, budget: int) -> list[int]:
+        """Add units in ``order`` while the estimate stays within ``budget``; returns those added."""
+        added: list[int] = []
+        chosen = set(self.chosen)
+        for k in order:
+            if budget - used <= 0:
+                break
+            if k in chosen:
+                continue
+            d = self.delta(k)
+            if used + d <= budget:
+                insort(self.chosen, k)
+                chosen.add(k)
+                added.append(k)
+                used += d
+        return added
+
+    def trim(self, overshoot: int, drastic: bool) -> None:
+        """Drop the lowest-scored units until the estimate has shed ``overshoot`` tokens."""
+        by_score = sorted(self.chosen, key=lambda k: (self.units[k].score, -k))
+        if drastic:  # the estimate keeps being wrong: halve the selection
+            drop = set(by_score[: max(1, len(by_score) // 2)])
+            self.chosen = [k for k in self.chosen if k not in drop]
+            return
+        shed = 0
+        for k in by_score:
+            shed += self.delta(k)
+            self.chosen.pop(bisect_left(self.chosen, k))
+            if shed > overshoot:
+                break
+
+
+def _scored_units(segments: Sequence[Segment]) -> list[_Unit]:
+    units: list[_Unit] = []
+    seen_text: set[str] = set()
+    seen_shape: set[str] = set()
+    last = max(1, len(segments) - 1)
+    for s, seg in enumerate(segments):
+        bonus = RECENT_BONUS * s / last + (USER_BONUS if seg.speaker == "user" else 0.0)
+        for n, text in enumerate(_units(seg.text)):
+            if text in seen_text:
+                continue
+            seen_text.add(text)
+            found = signals(text)
+            factor = 1.0
+            if found is not None:
+                key = shape(text)
+                factor = REPEAT_FACTOR if key in seen_shape else 1.0
+                seen_shape.add(key)
+            unit = _Unit(s, text, found, factor, bonus + (FIRST_BONUS if n == 0 else 0.0))
+            unit.score = unit.value(set())
+            units.append(unit)
+    return units
+
+
+def condense(segments: Sequence[Segment], budget_tokens: int, count: Callable[[str], int]) -> str:
+    """The most informative units of ``segments`` in their order, within ``budget_tokens``.
+
+    ``count`` measures tokens. The result counts at most ``budget_tokens`` (or is ``""`` when not
+    even one unit fits); when everything fits, everything is kept.
+    """
+    if budget_tokens <= 0:
+        return ""
+    units = _scored_units(segments)
+    if not units:
+        return ""
+    sel = _Selection(units, segments, count)
+    sel.chosen = list(range(len(units)))
+    text = sel.render()
+    if count(text) <= budget_tokens:
+        return text
+
+    sel.chosen = []
+    order = sorted(range(len(units)), key=lambda k: (-units[k].score, k))
+    sel.select(budget_tokens)
+    text = sel.render()
+    used = count(text) if sel.chosen else 0
+    rounds = 0
+    while sel.chosen and used > budget_tokens:
+        sel.trim(used - budget_tokens, drastic=rounds >= _SLOW_TRIM_ROUNDS)
+        rounds += 1
+        text = sel.render()
+        used = count(text) if sel.chosen else 0
+    if not sel.chosen:  # the estimates are pessimistic: try the best units alone, exactly
+        for k in order:
+            sel.chosen = [k]
+            text = sel.render()
+            used = count(text)
+            if used <= budget_tokens:
+                break
+        else:
+            return ""
+    for _ in range(_MAX_FILL_ROUNDS):  # the estimate was high: spend the slack
+        added = sel.fill(order, used, budget_tokens)
+        if not added:
+            break
+        candidate = sel.render()
+        n = count(candidate)
+        if n > budget_tokens:
+            drop = set(added)
+            sel.chosen = [k for k in sel.chosen if k not in drop]
+            break
+        text, used = candidate, n
+    return text

@@ -1,40 +1,246 @@
-"""Key tokens and line salience (pure): what a condensed text must not lose."""
+"""Key tokens and line salience (pure): what a condensed text must not lose.
+
+**Key tokens** (:func:`key_tokens`) are the facts a later turn is likely to need verbatim:
+
+- numbers with at least two characters: amounts (``1,234.50``, ``$120``, ``15%``), dates and times
+  (``2024-05-15``, ``05/15/2024``, ``14:30``), versions (``3.11``, ``v1.2.3``), ``#123``;
+- identifiers: ``snake_case`` / ``CONSTANT_CASE``, ``camelCase`` / ``PascalCase`` with an inner
+  capital (``TypeError``), dotted names (``os.path.join``, ``README.md``), anything mixing letters
+  and digits (``HAT136``, ``4WQ150``, ``mia_li_3668``, UUIDs, hashes, ``toolu_01AbC``), and short
+  all-capitals codes (``JFK``, ``USD``);
+- file paths (``/x/y.py``, ``./run.sh``, ``src/a/b.ts``, ``C:\\x\\y``), URLs, e-mail addresses;
+- Proper Names: capitalised words that do not start a sentence (``Mia``, ``Houston``).
+
+Tokens are taken as written (case kept) after stripping surrounding quotes, markup and trailing
+punctuation. The scan is linear: the text is cut into whitespace/bracket-delimited chunks by one
+regex and each chunk (at most ``_MAX_CHUNK`` characters; longer ones are blobs, not facts, except
+URLs) is classified by anchored patterns, so no pattern can backtrack across the whole text.
+
+**Line score** (:func:`line_score`) says how informative one line or sentence is::
+
+    raw   = 1.0                                  any line with a letter or digit and >= 3 chars
+          + 1.0 per distinct key token
+          + 1.5 if it asks a question             ("?" ending a word)
+          + 1.0 per distinct decision/outcome word, at most 3
+                                                  (decided, will, must, should, fixed, error,
+                                                   failed, exception, traceback, TODO, confirmed,
+                                                   cancelled, booked, refund, ...)
+          + 2.0 if it is an error line            (starts with Traceback, ValueError:, ERROR,
+                                                   FAILED, fatal:, panic:, pytest's "E   ", ...)
+    raw  *= 0.5 if it is short (< 16 chars) and has no key token ("ok", "Done.", "else:")
+    score = raw / (1 + len(line) / 200)           long lines pay for the tokens they use
+
+A line of fewer than three characters or without any letter or digit (separators such as
+``-----``, ``|---|``, ``}``) scores 0. Repetition is a property of a line among others, so the
+condenser applies it: a line whose :func:`shape` (digits folded, case and spacing ignored) was
+already seen scores ``REPEAT_FACTOR`` times less, and exact duplicates are dropped.
+"""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Set as AbstractSet
+from dataclasses import dataclass
 
-_KEY = re.compile(
-    r"https?://[^\s\"'<>)\]]+"  # URLs
-    r"|[\w.+-]+@[\w-]+\.[\w.]+"  # e-mail
-    r"|(?:[A-Za-z]:)?(?:[\w.-]*/)+[\w.-]+"  # paths
-    r"|\b\d[\d,]*(?:\.\d+)?\b"  # numbers
-    r"|\b(?=\w*\d)(?=\w*[A-Za-z])\w{3,}\b"  # ids mixing letters and digits
-    r"|\b[a-z]+(?:_[a-z0-9]+)+\b|\b[a-z]+(?:[A-Z][a-z0-9]+)+\b"  # snake_case, camelCase
+__all__ = ["REPEAT_FACTOR", "LineSignals", "fact_retention", "key_tokens", "line_score", "shape", "signals"]
+
+KEY_WEIGHT = 1.0
+KNOWN_KEY_WEIGHT = 0.2
+QUESTION_WEIGHT = 1.5
+DECISION_WEIGHT = 1.0
+DECISION_CAP = 3
+ERROR_WEIGHT = 2.0
+SHORT_LINE = 16
+SHORT_FACTOR = 0.5
+LENGTH_NORM = 200
+REPEAT_FACTOR = 0.5
+
+_MAX_CHUNK = 256
+_MAX_URL = 4096
+
+# A chunk: a run of characters that are neither whitespace nor brackets/quotes/pipes/semicolons.
+# One match = the separators and plain lower-case words (with trailing punctuation) skipped in C,
+# then the next chunk worth a look. Possessive quantifiers: nothing is ever re-scanned.
+_SEP = r"\s\"`<>()\[\]{}|;"
+_SEPARATORS = " \t\n\r\f\v\"`<>()[]{}|;"
+_CHUNK = re.compile(rf"((?:(?:[a-z][a-z'’-]*+[,.!?:]*+)?+[{_SEP}]++)*+)([^{_SEP}]++)")
+_LEAD = "'\"`*#@~^!?,:;…"  # not "." (./x, ../x) nor "-" (negative numbers)
+_TRAIL = "'\"`*.,;:!?…-"
+_SPLIT = re.compile(r"[=,':&*/\\+]+")
+
+_URL = re.compile(r"(?:[A-Za-z][A-Za-z0-9+.-]*://|www\.)\S+")
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+_NUMBER = re.compile(r"[-+]?[$€£¥]?[vV]?\d(?:[\d.,:/_-]*\d)?%?")
+_WIN_PATH = re.compile(r"(?:[A-Za-z]:\\|\\\\)[^\s\\]+(?:\\[^\s\\]*)*")
+_PATH = re.compile(r"(?:~|\.{1,2})?/?[\w.@+~%-]+(?:[/\\][\w.@+~%:-]*)+|/[\w.@+~%-]+")
+_PATH_EXT = re.compile(r"\.[A-Za-z0-9]{1,8}(?::\d+)*$")
+_SNAKE = re.compile(r"_*[A-Za-z][A-Za-z0-9]*(?:_+[A-Za-z0-9]+)+_*")
+_WORD = re.compile(r"[A-Za-z_$][\w$]*")
+_INNER_CAP = re.compile(r"[a-z][A-Z]")
+_DOTTED = re.compile(r"[A-Za-z_][\w-]*(?:\.[A-Za-z_][\w-]*)+")
+_MIXED = re.compile(r"[A-Za-z0-9][\w.:#+-]*")
+_HAS_DIGIT = re.compile(r"\d")
+_HAS_ALPHA = re.compile(r"[A-Za-z]")
+_CAPS = re.compile(r"[A-Z]{2,6}")
+_NAME = re.compile(r"[A-Z][a-z]+(?:['’-][A-Za-z][a-z]*)*")
+_SENTENCE_END = frozenset(".!?:…")
+
+_NOT_NAMES = frozenset(
+    ["A", "An", "The", "This", "That", "These", "Those", "It", "Its", "If", "In", "On", "At", "By", "For", "From", "With", "And", "But", "Or", "Nor", "So", "To", "Of", "As", "We", "You", "He", "She", "They", "I", "Me", "My", "Your", "Our", "Their", "His", "Her", "Us", "Them", "Yes", "No", "Ok", "Okay", "Please", "Thanks", "Thank", "Hi", "Hello", "Hey", "Let", "Here", "There", "Now", "Then", "Also", "Note", "What", "When", "Where", "Why", "How", "Which", "Who", "Whom", "Whose", "Is", "Are", "Was", "Were", "Be", "Been", "Do", "Does", "Did", "Can", "Could", "Would", "Should", "Will", "Shall", "May", "Might", "Must", "Has", "Have", "Had", "Not", "True", "False", "None", "Null", "Sure", "Great", "Good", "Done", "Next", "First", "Second", "Finally", "However", "Otherwise", "Unfortunately", "Alright", "Just", "Only", "All", "Any", "Each", "Every", "Some", "Both", "Either", "Neither", "After", "Before"]
 )
+_NOT_CODES = frozenset(
+    ["OK", "NO", "YES", "AND", "OR", "NOT", "THE", "IF", "ALL", "ANY", "ONLY", "MUST", "NEVER", "NOTE", "TODO", "FIXME", "ERROR", "WARN", "INFO", "DEBUG", "FAIL", "FATAL", "PASS", "NONE", "NULL", "TRUE", "FALSE", "IS", "IT", "TO", "OF", "IN", "ON", "AT", "BE", "DO"]
+)
+
+_QUESTION = re.compile(r"\?(?=[\s\"'`)\]]|$)")
 _DECISION = re.compile(
-    r"\b(decided|decision|will|must|should|fixed|error|failed|failure|exception|traceback|todo|confirmed|"
-    r"cancel(?:led)?|booked|refund(?:ed)?|because|root cause)\b",
-    re.IGNORECASE,
+    r"\b(decided|decision|agreed|will|must|should|need(?:s|ed)?|fix(?:ed|es)?|resolved|error|errors|"
+    r"fail(?:ed|s|ure|ing)?|exception|traceback|todo|fixme|confirm(?:ed|ation)?|cancel(?:led|ed|lation)?|"
+    r"booked|refund(?:ed|s)?|approved|denied|rejected|succeeded|success(?:ful)?|completed|blocked|"
+    r"root cause|because|deadline|important)\b"
+)  # matched against the lower-cased line (faster than re.IGNORECASE)
+_ERROR_LINE = re.compile(
+    r"\s*(?:Traceback\b|[\w.]*(?:Error|Exception|Fault)\b|(?:ERROR|FATAL|FAIL(?:ED|URE)?|CRITICAL)\b|"
+    r"(?:fatal|panic|error|failed)(?:\[\w+\])?:|E {2,}\S|npm ERR!|Caused by:)"
 )
+_ALNUM = re.compile(r"[^\W_]")
+_DIGITS = re.compile(r"\d+")
+_SPACES = re.compile(r"\s+")
+
+
+def _is_path(core: str) -> bool:
+    if _WIN_PATH.fullmatch(core):
+        return True
+    if not _PATH.fullmatch(core) or not _ALNUM.search(core):
+        return False
+    if core.startswith(("/", "~/", "./", "../", "\\")) or core.endswith(("/", "\\")):
+        return True
+    return core.count("/") + core.count("\\") >= 2 or bool(_PATH_EXT.search(core))
+
+
+def _classify(core: str, sentence_start: bool) -> bool:
+    """True when a cleaned chunk is a key token."""
+    if len(core) < 2:
+        return False
+    if "@" in core and _EMAIL.fullmatch(core):
+        return True
+    if ("/" in core or "\\" in core) and _is_path(core):
+        return True
+    has_digit = _HAS_DIGIT.search(core) is not None
+    if has_digit and _NUMBER.fullmatch(core):
+        return True
+    if has_digit and _HAS_ALPHA.search(core) and _MIXED.fullmatch(core):
+        return True
+    if "_" in core and _SNAKE.fullmatch(core):
+        return True
+    if "." in core and _DOTTED.fullmatch(core) and any(len(c) > 1 for c in core.split(".")):
+        return True
+    if _WORD.fullmatch(core) and _INNER_CAP.search(core):
+        return True
+    if _CAPS.fullmatch(core):
+        return core not in _NOT_CODES
+    return not sentence_start and _NAME.fullmatch(core) is not None and core not in _NOT_NAMES
+
+
+def _clean(chunk: str) -> str:
+    core = chunk.rstrip(_TRAIL)
+    if core.endswith(("'s", "’s")):
+        core = core[:-2]
+    core = core.lstrip(_LEAD)
+    if core.startswith("..") and not core.startswith(("../", "..\\")):
+        core = core.lstrip(".")  # an ellipsis glued to a word
+    if core.startswith("-") and not core[1:2].isdigit():
+        core = core.lstrip("-")
+    return core
 
 
 def key_tokens(text: str) -> frozenset[str]:
-    return frozenset(m.group(0).rstrip(".,;:") for m in _KEY.finditer(text))
+    """The numbers, identifiers, paths, URLs, e-mail addresses and Proper Names in ``text``."""
+    found: set[str] = set()
+    start = True  # at the start of a sentence (Proper Names do not count there)
+    for m in _CHUNK.finditer(text):
+        skipped, chunk = m.group(1, 2)
+        if skipped:
+            words = skipped.rstrip(_SEPARATORS)
+            if "\n" in skipped[len(words) :]:
+                start = True
+            elif words:
+                start = words[-1] in _SENTENCE_END
+        if chunk.isalpha():  # a plain word (lower-case ones were skipped by the regex)
+            if len(chunk) <= _MAX_CHUNK and _classify(chunk, start):
+                found.add(chunk)
+            start = False
+            continue
+        if "://" in chunk or chunk.startswith("www."):
+            url = chunk.rstrip(_TRAIL + ")")
+            if len(url) <= _MAX_URL and _URL.fullmatch(url):
+                found.add(url)
+                start = False
+                continue
+        if len(chunk) <= _MAX_CHUNK:
+            core = _clean(chunk)
+            if _classify(core, start):
+                found.add(core)
+            elif core and _SPLIT.search(core):
+                for piece in _SPLIT.split(core):
+                    piece = _clean(piece)
+                    if _classify(piece, False):
+                        found.add(piece)
+        if _ALNUM.search(chunk):
+            start = chunk[-1] in _SENTENCE_END
+        elif chunk[-1] in _SENTENCE_END and chunk[0] not in "-*#>":
+            start = True
+    return frozenset(found)
+
+
+@dataclass(frozen=True, slots=True)
+class LineSignals:
+    """What :func:`line_score` sees in a line, so a caller can rescore it as facts get kept."""
+
+    keys: frozenset[str]
+    base: float  # 1 + question + decisions + error line
+    length: int
+
+    def score(self, known: AbstractSet[str] = frozenset()) -> float:
+        """The line's score when the key tokens in ``known`` are already kept elsewhere."""
+        new = sum(1 for k in self.keys if k not in known) if known else len(self.keys)
+        raw = self.base + KEY_WEIGHT * new + KNOWN_KEY_WEIGHT * (len(self.keys) - new)
+        if self.length < SHORT_LINE and not self.keys:
+            raw *= SHORT_FACTOR
+        return raw / (1.0 + self.length / LENGTH_NORM)
+
+
+def signals(line: str) -> LineSignals | None:
+    """The signals of a line, or ``None`` for boilerplate (too short, no letter or digit)."""
+    stripped = line.strip()
+    if len(stripped) < 3 or _ALNUM.search(stripped) is None:
+        return None
+    base = 1.0
+    if _QUESTION.search(stripped):
+        base += QUESTION_WEIGHT
+    decisions = set(_DECISION.findall(stripped.lower()))
+    base += DECISION_WEIGHT * min(len(decisions), DECISION_CAP)
+    if _ERROR_LINE.match(stripped):
+        base += ERROR_WEIGHT
+    return LineSignals(key_tokens(stripped), base, len(stripped))
 
 
 def line_score(line: str) -> float:
-    stripped = line.strip()
-    if len(stripped) < 3 or not any(c.isalnum() for c in stripped):
-        return 0.0
-    score = 1.0 + len(key_tokens(stripped)) * 1.5 + len(_DECISION.findall(stripped)) * 1.0
-    if "?" in stripped:
-        score += 1.0
-    return score / (1.0 + len(stripped) / 400)
+    """How informative one line or sentence is (see the module docstring for the weights)."""
+    found = signals(line)
+    return 0.0 if found is None else found.score()
+
+
+def shape(line: str) -> str:
+    """A line with digits folded to ``0``, spacing collapsed and case ignored: repeats share it."""
+    return _SPACES.sub(" ", _DIGITS.sub("0", line.strip())).lower()
 
 
 def fact_retention(source: str, condensed: str) -> float:
+    """Share of the key tokens of ``source`` found verbatim in ``condensed`` (1.0 if it has none)."""
     keys = key_tokens(source)
     if not keys:
         return 1.0
-    return sum(1 for k in keys if k in condensed) / len(keys)
+    present = key_tokens(condensed)
+    kept = sum(1 for k in keys if k in present or k in condensed)
+    return kept / len(keys)
