@@ -19,6 +19,7 @@ from typing import Any
 from fastapi import HTTPException
 from litellm.integrations.custom_logger import CustomLogger
 
+from .cache.store import SummaryCache
 from .conversation import Format
 from .engine import ContextEngine, Outcome
 from .errors import ContextWindowExceededError
@@ -55,7 +56,7 @@ class ContextHook(CustomLogger):
     def __init__(self, settings: Settings | None = None, engine: ContextEngine | None = None) -> None:
         super().__init__()
         self.settings = settings or default_settings()
-        self.engine = engine or ContextEngine(self.settings)
+        self.engine = engine or ContextEngine(self.settings, cache=SummaryCache.from_settings(self.settings))
         self.metrics = Metrics()
         if self.settings.context_metrics_port:
             serve(self.settings.context_metrics_port)
@@ -79,13 +80,11 @@ class ContextHook(CustomLogger):
             raise HTTPException(
                 status_code=400,
                 detail={
-                    "error": {
-                        "type": "context_window_exceeded",
-                        "message": f"context_window_exceeded: {exc}",
-                        "tokens": exc.tokens,
-                        "limit": exc.limit,
-                        "model": exc.model,
-                    }
+                    "error": f"context_window_exceeded: {exc}",
+                    "type": "context_window_exceeded",
+                    "tokens": exc.tokens,
+                    "limit": exc.limit,
+                    "model": exc.model,
                 },
             ) from None
         except HTTPException:
