@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from heapq import heapify, heappop, heappush
 
 from .conversation import Message, PartKind
-from .salience import REPEAT_FACTOR, LineSignals, fact_retention, shape, signals
+from .salience import REPEAT_FACTOR, KeyScanner, LineSignals, fact_retention, shape, signals
 
 __all__ = ["Segment", "condense", "fact_retention", "segments_of"]
 
@@ -155,9 +155,7 @@ class _Unit:
 class _Selection:
     """The selected units (sorted positions) and the estimated token cost of their rendering."""
 
-    def __init__(
-        self, units: list[_Unit], segments: Sequence[Segment], count: Callable[[str], int]
-    ) -> None:
+    def __init__(self, units: list[_Unit], segments: Sequence[Segment], count: Callable[[str], int]) -> None:
         self.units = units
         self.segments = segments
         self.count = count
@@ -273,6 +271,7 @@ def _scored_units(segments: Sequence[Segment]) -> list[_Unit]:
     units: list[_Unit] = []
     seen_text: set[str] = set()
     seen_shape: set[str] = set()
+    scan = KeyScanner()
     last = max(1, len(segments) - 1)
     for s, seg in enumerate(segments):
         bonus = RECENT_BONUS * s / last + (USER_BONUS if seg.speaker == "user" else 0.0)
@@ -280,7 +279,7 @@ def _scored_units(segments: Sequence[Segment]) -> list[_Unit]:
             if text in seen_text:
                 continue
             seen_text.add(text)
-            found = signals(text)
+            found = signals(text, scan)
             factor = 1.0
             if found is not None:
                 key = shape(text)

@@ -11,15 +11,17 @@
 - file paths (``/x/y.py``, ``./run.sh``, ``src/a/b.ts``, ``C:\\x\\y``), URLs, e-mail addresses;
 - Proper Names: capitalised words that do not start a sentence (``Mia``, ``Houston``).
 
-Tokens are taken as written (case kept) after stripping surrounding quotes, markup and trailing
-punctuation. The scan is linear: the text is cut into whitespace/bracket-delimited chunks by one
-regex and each chunk (at most ``_MAX_CHUNK`` characters; longer ones are blobs, not facts, except
-URLs) is classified by anchored patterns, so no pattern can backtrack across the whole text.
+Tokens are taken as written (case kept) after stripping surrounding quotes, markup, trailing
+punctuation and a possessive ``'s``. The scan is linear: one regex with possessive quantifiers
+skips separators and plain lower-case words in C and stops at the next chunk worth a look; each
+such chunk (at most ``_MAX_CHUNK`` characters: longer ones are blobs, not facts, except URLs) is
+classified by anchored patterns on the chunk alone, so nothing backtracks across the text. A
+:class:`KeyScanner` remembers the chunks it classified, which pays off across many lines.
 
 **Line score** (:func:`line_score`) says how informative one line or sentence is::
 
     raw   = 1.0                                  any line with a letter or digit and >= 3 chars
-          + 1.0 per distinct key token
+          + 1.0 per distinct key token            (0.2 if a caller says it is already kept)
           + 1.5 if it asks a question             ("?" ending a word)
           + 1.0 per distinct decision/outcome word, at most 3
                                                   (decided, will, must, should, fixed, error,
@@ -30,6 +32,8 @@ URLs) is classified by anchored patterns, so no pattern can backtrack across the
     raw  *= 0.5 if it is short (< 16 chars) and has no key token ("ok", "Done.", "else:")
     score = raw / (1 + len(line) / 200)           long lines pay for the tokens they use
 
+:func:`signals` returns these parts so a caller can rescore a line as facts get kept elsewhere
+(the condenser's greedy selection does: a repeated id adds little the second time).
 A line of fewer than three characters or without any letter or digit (separators such as
 ``-----``, ``|---|``, ``}``) scores 0. Repetition is a property of a line among others, so the
 condenser applies it: a line whose :func:`shape` (digits folded, case and spacing ignored) was
@@ -39,10 +43,20 @@ already seen scores ``REPEAT_FACTOR`` times less, and exact duplicates are dropp
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 
-__all__ = ["REPEAT_FACTOR", "LineSignals", "fact_retention", "key_tokens", "line_score", "shape", "signals"]
+__all__ = [
+    "REPEAT_FACTOR",
+    "KeyScanner",
+    "LineSignals",
+    "fact_retention",
+    "key_tokens",
+    "line_score",
+    "shape",
+    "signals",
+]
 
 KEY_WEIGHT = 1.0
 KNOWN_KEY_WEIGHT = 0.2
@@ -57,20 +71,21 @@ REPEAT_FACTOR = 0.5
 
 _MAX_CHUNK = 256
 _MAX_URL = 4096
+_MEMO_SIZE = 1 << 16  # distinct chunks remembered within one call
 
 # A chunk: a run of characters that are neither whitespace nor brackets/quotes/pipes/semicolons.
 # One match = the separators and plain lower-case words (with trailing punctuation) skipped in C,
 # then the next chunk worth a look. Possessive quantifiers: nothing is ever re-scanned.
 _SEP = r"\s\"`<>()\[\]{}|;"
-_SEPARATORS = " \t\n\r\f\v\"`<>()[]{}|;"
-_CHUNK = re.compile(rf"((?:(?:[a-z][a-z'’-]*+[,.!?:]*+)?+[{_SEP}]++)*+)([^{_SEP}]++)")
+_SEPARATORS = ' \t\n\r\f\v"`<>()[]{}|;'
+_CHUNK = re.compile(rf"((?:(?:[a-z][a-z'’-]*+[,.!?:]*+)?+[{_SEP}]++)*+)([^{_SEP}]*+)")
 _LEAD = "'\"`*#@~^!?,:;…"  # not "." (./x, ../x) nor "-" (negative numbers)
 _TRAIL = "'\"`*.,;:!?…-"
 _SPLIT = re.compile(r"[=,':&*/\\+]+")
 
 _URL = re.compile(r"(?:[A-Za-z][A-Za-z0-9+.-]*://|www\.)\S+")
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
-_NUMBER = re.compile(r"[-+]?[$€£¥]?[vV]?\d(?:[\d.,:/_-]*\d)?%?")
+_DIGITY = re.compile(r"[-+]?[$€£¥]?[vV]?\d(?:[\d.,:/_-]*\d)?%?|[A-Za-z0-9][\w.:#+-]*")
 _WIN_PATH = re.compile(r"(?:[A-Za-z]:\\|\\\\)[^\s\\]+(?:\\[^\s\\]*)*")
 _PATH = re.compile(r"(?:~|\.{1,2})?/?[\w.@+~%-]+(?:[/\\][\w.@+~%:-]*)+|/[\w.@+~%-]+")
 _PATH_EXT = re.compile(r"\.[A-Za-z0-9]{1,8}(?::\d+)*$")
@@ -78,18 +93,27 @@ _SNAKE = re.compile(r"_*[A-Za-z][A-Za-z0-9]*(?:_+[A-Za-z0-9]+)+_*")
 _WORD = re.compile(r"[A-Za-z_$][\w$]*")
 _INNER_CAP = re.compile(r"[a-z][A-Z]")
 _DOTTED = re.compile(r"[A-Za-z_][\w-]*(?:\.[A-Za-z_][\w-]*)+")
-_MIXED = re.compile(r"[A-Za-z0-9][\w.:#+-]*")
 _HAS_DIGIT = re.compile(r"\d")
-_HAS_ALPHA = re.compile(r"[A-Za-z]")
 _CAPS = re.compile(r"[A-Z]{2,6}")
 _NAME = re.compile(r"[A-Z][a-z]+(?:['’-][A-Za-z][a-z]*)*")
 _SENTENCE_END = frozenset(".!?:…")
 
+# Words often capitalised mid-sentence that are no names, and capitals that are no codes.
 _NOT_NAMES = frozenset(
-    ["A", "An", "The", "This", "That", "These", "Those", "It", "Its", "If", "In", "On", "At", "By", "For", "From", "With", "And", "But", "Or", "Nor", "So", "To", "Of", "As", "We", "You", "He", "She", "They", "I", "Me", "My", "Your", "Our", "Their", "His", "Her", "Us", "Them", "Yes", "No", "Ok", "Okay", "Please", "Thanks", "Thank", "Hi", "Hello", "Hey", "Let", "Here", "There", "Now", "Then", "Also", "Note", "What", "When", "Where", "Why", "How", "Which", "Who", "Whom", "Whose", "Is", "Are", "Was", "Were", "Be", "Been", "Do", "Does", "Did", "Can", "Could", "Would", "Should", "Will", "Shall", "May", "Might", "Must", "Has", "Have", "Had", "Not", "True", "False", "None", "Null", "Sure", "Great", "Good", "Done", "Next", "First", "Second", "Finally", "However", "Otherwise", "Unfortunately", "Alright", "Just", "Only", "All", "Any", "Each", "Every", "Some", "Both", "Either", "Neither", "After", "Before"]
+    str.split(
+        "A An The This That These Those It Its If In On At By For From With And But Or Nor So To Of As "
+        "We You He She They I Me My Your Our Their His Her Us Them Yes No Ok Okay Please Thanks Thank "
+        "Hi Hello Hey Let Here There Now Then Also Note What When Where Why How Which Who Whom Whose "
+        "Is Are Was Were Be Been Do Does Did Can Could Would Should Shall Might Must Has Have "
+        "Had Not True False None Null Sure Great Good Done Next First Second Finally However Otherwise "
+        "Unfortunately Alright Just Only All Any Each Every Some Both Either Neither After Before"
+    )
 )
 _NOT_CODES = frozenset(
-    ["OK", "NO", "YES", "AND", "OR", "NOT", "THE", "IF", "ALL", "ANY", "ONLY", "MUST", "NEVER", "NOTE", "TODO", "FIXME", "ERROR", "WARN", "INFO", "DEBUG", "FAIL", "FATAL", "PASS", "NONE", "NULL", "TRUE", "FALSE", "IS", "IT", "TO", "OF", "IN", "ON", "AT", "BE", "DO"]
+    str.split(
+        "OK NO YES AND OR NOT THE IF ALL ANY ONLY MUST NEVER NOTE TODO FIXME ERROR WARN INFO DEBUG "
+        "FAIL FATAL PASS NONE NULL TRUE FALSE IS IT TO OF IN ON AT BE DO"
+    )
 )
 
 _QUESTION = re.compile(r"\?(?=[\s\"'`)\]]|$)")
@@ -118,31 +142,33 @@ def _is_path(core: str) -> bool:
     return core.count("/") + core.count("\\") >= 2 or bool(_PATH_EXT.search(core))
 
 
-def _classify(core: str, sentence_start: bool) -> bool:
-    """True when a cleaned chunk is a key token."""
+_NOT_KEY, _KEY, _NAME_KEY = 0, 1, 2  # _NAME_KEY: a key only when it does not start a sentence
+
+
+def _kind(core: str) -> int:
+    """Whether a cleaned chunk is a key token."""
     if len(core) < 2:
-        return False
+        return _NOT_KEY
     if "@" in core and _EMAIL.fullmatch(core):
-        return True
+        return _KEY
     if ("/" in core or "\\" in core) and _is_path(core):
-        return True
-    has_digit = _HAS_DIGIT.search(core) is not None
-    if has_digit and _NUMBER.fullmatch(core):
-        return True
-    if has_digit and _HAS_ALPHA.search(core) and _MIXED.fullmatch(core):
-        return True
+        return _KEY
+    if _HAS_DIGIT.search(core) is not None:  # numbers, dates, versions, ids such as HAT136
+        return _KEY if _DIGITY.fullmatch(core) else _NOT_KEY
     if "_" in core and _SNAKE.fullmatch(core):
-        return True
+        return _KEY
     if "." in core and _DOTTED.fullmatch(core) and any(len(c) > 1 for c in core.split(".")):
-        return True
+        return _KEY
     if _WORD.fullmatch(core) and _INNER_CAP.search(core):
-        return True
+        return _KEY
     if _CAPS.fullmatch(core):
-        return core not in _NOT_CODES
-    return not sentence_start and _NAME.fullmatch(core) is not None and core not in _NOT_NAMES
+        return _NOT_KEY if core in _NOT_CODES else _KEY
+    return _NAME_KEY if _NAME.fullmatch(core) is not None and core not in _NOT_NAMES else _NOT_KEY
 
 
 def _clean(chunk: str) -> str:
+    if chunk[0].isalnum() and chunk[-1].isalnum() and "'" not in chunk and "’" not in chunk:
+        return chunk
     core = chunk.rstrip(_TRAIL)
     if core.endswith(("'s", "’s")):
         core = core[:-2]
@@ -154,43 +180,80 @@ def _clean(chunk: str) -> str:
     return core
 
 
+_Info = tuple[tuple[str, ...], tuple[str, ...], bool | None]
+
+
+def _chunk_info(chunk: str) -> _Info:
+    """(keys mid-sentence, keys at a sentence start, sentence start after it or None: unchanged)."""
+    if chunk.isalpha():  # a capitalised or non-ASCII word (plain lower-case ones never get here)
+        kind = _kind(chunk) if len(chunk) <= _MAX_CHUNK else _NOT_KEY
+        if kind == _NOT_KEY:
+            return (), (), False
+        return (chunk,), ((chunk,) if kind == _KEY else ()), False
+    if "://" in chunk or chunk.startswith("www."):
+        url = chunk.rstrip(_TRAIL + ")")
+        if len(url) <= _MAX_URL and _URL.fullmatch(url):
+            return (url,), (url,), False
+    mid: tuple[str, ...] = ()
+    first: tuple[str, ...] = ()
+    if len(chunk) <= _MAX_CHUNK:
+        core = _clean(chunk)
+        kind = _kind(core)
+        if kind != _NOT_KEY:
+            mid = (core,)
+            first = mid if kind == _KEY else ()
+        elif _SPLIT.search(core):
+            pieces = (_clean(p) for p in _SPLIT.split(core) if p)
+            mid = first = tuple(p for p in pieces if p and _kind(p) != _NOT_KEY)
+    if _ALNUM.search(chunk):
+        return mid, first, chunk[-1] in _SENTENCE_END
+    if chunk[-1] in _SENTENCE_END and chunk[0] not in "-*#>":
+        return mid, first, True
+    return mid, first, None  # punctuation such as a bullet: the sentence state stays
+
+
+class KeyScanner:
+    """:func:`key_tokens` with a memory of the chunks it classified, for scanning many lines.
+
+    One scanner per job (the condenser makes one per call); it remembers at most
+    ``_MEMO_SIZE`` distinct chunks.
+    """
+
+    __slots__ = ("_memo",)
+
+    def __init__(self) -> None:
+        self._memo: dict[str, _Info] = {}
+
+    def __call__(self, text: str) -> frozenset[str]:
+        found: set[str] = set()
+        memo = self._memo
+        start = True  # at the start of a sentence (Proper Names do not count there)
+        for m in _CHUNK.finditer(text):
+            skipped, chunk = m.group(1, 2)
+            if not chunk:  # the end of the text
+                break
+            if skipped:
+                words = skipped.rstrip(_SEPARATORS)
+                if "\n" in skipped[len(words) :]:
+                    start = True
+                elif words:
+                    start = words[-1] in _SENTENCE_END
+            info = memo.get(chunk)
+            if info is None:
+                info = _chunk_info(chunk)
+                if len(memo) < _MEMO_SIZE:
+                    memo[chunk] = info
+            keys = info[1] if start else info[0]
+            if keys:
+                found.update(keys)
+            if info[2] is not None:
+                start = info[2]
+        return frozenset(found)
+
+
 def key_tokens(text: str) -> frozenset[str]:
     """The numbers, identifiers, paths, URLs, e-mail addresses and Proper Names in ``text``."""
-    found: set[str] = set()
-    start = True  # at the start of a sentence (Proper Names do not count there)
-    for m in _CHUNK.finditer(text):
-        skipped, chunk = m.group(1, 2)
-        if skipped:
-            words = skipped.rstrip(_SEPARATORS)
-            if "\n" in skipped[len(words) :]:
-                start = True
-            elif words:
-                start = words[-1] in _SENTENCE_END
-        if chunk.isalpha():  # a plain word (lower-case ones were skipped by the regex)
-            if len(chunk) <= _MAX_CHUNK and _classify(chunk, start):
-                found.add(chunk)
-            start = False
-            continue
-        if "://" in chunk or chunk.startswith("www."):
-            url = chunk.rstrip(_TRAIL + ")")
-            if len(url) <= _MAX_URL and _URL.fullmatch(url):
-                found.add(url)
-                start = False
-                continue
-        if len(chunk) <= _MAX_CHUNK:
-            core = _clean(chunk)
-            if _classify(core, start):
-                found.add(core)
-            elif core and _SPLIT.search(core):
-                for piece in _SPLIT.split(core):
-                    piece = _clean(piece)
-                    if _classify(piece, False):
-                        found.add(piece)
-        if _ALNUM.search(chunk):
-            start = chunk[-1] in _SENTENCE_END
-        elif chunk[-1] in _SENTENCE_END and chunk[0] not in "-*#>":
-            start = True
-    return frozenset(found)
+    return KeyScanner()(text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,8 +273,11 @@ class LineSignals:
         return raw / (1.0 + self.length / LENGTH_NORM)
 
 
-def signals(line: str) -> LineSignals | None:
-    """The signals of a line, or ``None`` for boilerplate (too short, no letter or digit)."""
+def signals(line: str, scan: Callable[[str], frozenset[str]] = key_tokens) -> LineSignals | None:
+    """The signals of a line, or ``None`` for boilerplate (too short, no letter or digit).
+
+    ``scan`` finds the key tokens: pass one :class:`KeyScanner` when scoring many lines.
+    """
     stripped = line.strip()
     if len(stripped) < 3 or _ALNUM.search(stripped) is None:
         return None
@@ -222,7 +288,7 @@ def signals(line: str) -> LineSignals | None:
     base += DECISION_WEIGHT * min(len(decisions), DECISION_CAP)
     if _ERROR_LINE.match(stripped):
         base += ERROR_WEIGHT
-    return LineSignals(key_tokens(stripped), base, len(stripped))
+    return LineSignals(scan(stripped), base, len(stripped))
 
 
 def line_score(line: str) -> float:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import weakref
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
@@ -31,7 +32,7 @@ from redis.exceptions import ResponseError
 
 from ..settings import Settings
 from .breaker import BreakerEvent, BreakerState, CircuitBreaker
-from .redis_target import RedisTarget, connect, parse_redis_url, target_from_settings
+from .redis_target import RedisConnection, RedisTarget, connect, parse_redis_url, target_from_settings
 
 log = logging.getLogger("litellm_ctx_hook.cache")
 
@@ -67,10 +68,19 @@ class RedisStore:
         op_timeout_s: float = 0.6,
         target: str = "redis",
         close: Callable[[], Awaitable[None]] | None = None,
+        reconnect: Callable[[], RedisConnection] | None = None,
     ) -> None:
-        """Wrap a ``redis.asyncio`` client (or a compatible one such as fakeredis)."""
+        """Wrap a ``redis.asyncio`` client (or a compatible one such as fakeredis).
+
+        ``reconnect`` builds a fresh client; when given, a call from another event loop than the
+        previous one (``asyncio.run`` per call in library use) switches to a new client, since
+        redis.asyncio connections belong to the loop that opened them.
+        """
         self._client = client
         self._cluster = cluster
+        self._reconnect = reconnect
+        self._loop: weakref.ref[asyncio.AbstractEventLoop] | None = None
+        self.reconnects = 0
         self.breaker = breaker or CircuitBreaker()
         self.op_timeout_s = op_timeout_s
         self.target = target
@@ -90,7 +100,10 @@ class RedisStore:
         breaker: CircuitBreaker | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> RedisStore:
-        conn = connect(target, connect_timeout_s=connect_timeout_s, read_timeout_s=read_timeout_s)
+        def reconnect() -> RedisConnection:
+            return connect(target, connect_timeout_s=connect_timeout_s, read_timeout_s=read_timeout_s)
+
+        conn = reconnect()
         # a call may need a connect plus a command (sentinel: a discovery round trip too)
         budget = op_timeout_s if op_timeout_s is not None else connect_timeout_s + read_timeout_s + 0.1
         return cls(
@@ -100,6 +113,7 @@ class RedisStore:
             op_timeout_s=budget,
             target=target.describe(),
             close=conn.close,
+            reconnect=reconnect,
         )
 
     @classmethod
@@ -225,7 +239,22 @@ class RedisStore:
 
     # -- the guard --------------------------------------------------------------------------------
 
+    def _follow_loop(self) -> None:
+        """Use a client opened for the running event loop (see ``reconnect``)."""
+        if self._reconnect is None:
+            return
+        loop = asyncio.get_running_loop()
+        previous = self._loop() if self._loop is not None else None
+        if previous is loop:
+            return
+        if self._loop is not None:  # the old client's connections belong to another loop: leave them
+            conn = self._reconnect()
+            self._client, self._cluster, self._close = conn.client, conn.cluster, conn.close
+            self.reconnects += 1
+        self._loop = weakref.ref(loop)
+
     async def _call(self, fn: Callable[[], Awaitable[T]]) -> T | _Failed:
+        self._follow_loop()
         if not self.breaker.allow():
             self.skipped += 1
             return FAILED

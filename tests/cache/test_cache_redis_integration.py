@@ -167,3 +167,16 @@ def test_two_processes_race_single_flight(real_url: str, real_scope: str) -> Non
     assert len(entries) == 1 and None not in entries
     (winner,) = [pid for pid, how, _ in outcomes if how == "computed"]
     assert f"process {winner}" in json.loads(next(iter(entries)))["summary"]
+
+
+def test_one_cache_used_from_successive_event_loops(real_url: str, real_scope: str) -> None:
+    """Library use runs ``asyncio.run`` per call: the store must follow the loop, not fail."""
+    cache = SummaryCache(make_settings(redis_url=real_url), RedisStore.from_url(real_url))
+    entry = make_entry("across loops")
+    asyncio.run(cache.put(real_scope, digest(1), entry))
+    for _ in range(3):
+        cache.clear_local()
+        assert asyncio.run(cache.get(real_scope, digest(1))) == entry
+    stats = cache.stats()
+    assert (stats["redis"], stats["redis_errors"], stats["hits"]["summary"]["l2"]) == ("up", {}, 3)
+    assert cache.redis is not None and cache.redis.reconnects == 3
