@@ -47,9 +47,10 @@ def test_anthropic_and_responses_accept_list_or_body() -> None:
     only_messages = api.get_context_info(body["messages"], format="anthropic", model="claude-sonnet-4-5")
     assert whole["estimated_tokens"] > only_messages["estimated_tokens"]  # the system prompt counts
     rbody = responses_body(3)
-    assert api.get_context_info(rbody, format="responses", model="gpt-4.1")["estimated_tokens"] > api.get_context_info(
-        rbody["input"], format="responses", model="gpt-4.1"
-    )["estimated_tokens"]
+    assert (
+        api.get_context_info(rbody, format="responses", model="gpt-4.1")["estimated_tokens"]
+        > api.get_context_info(rbody["input"], format="responses", model="gpt-4.1")["estimated_tokens"]
+    )
 
 
 def test_analysis_cache_and_clear() -> None:

@@ -45,7 +45,11 @@ def router_for(upstream: FakeUpstream) -> litellm.Router:
         model_list=[
             {
                 "model_name": "summarizer",
-                "litellm_params": {"model": "openai/fake-summarizer", "api_base": upstream.url + "/v1", "api_key": "sk-x"},
+                "litellm_params": {
+                    "model": "openai/fake-summarizer",
+                    "api_base": upstream.url + "/v1",
+                    "api_key": "sk-x",
+                },
             }
         ]
     )

@@ -75,7 +75,8 @@ def run_demo(*, short: bool = False, console: Console, config: Path | None = Non
                     "client": client_tokens,
                     "upstream": upstream_tokens,
                     "risk": raw.headers.get("x-ctx-risk-level", "?"),
-                    "action": SHORT.get(raw.headers.get("x-ctx-strategy", ""), "?") + (" +summary" if summaries else ""),
+                    "action": SHORT.get(raw.headers.get("x-ctx-strategy", ""), "?")
+                    + (" +summary" if summaries else ""),
                     "cache": raw.headers.get("x-ctx-cache", "?"),
                 }
                 rows.append(row)

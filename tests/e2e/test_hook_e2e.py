@@ -8,6 +8,7 @@ ones from ../shared/evaldata when present, else the project's generated agent se
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 import urllib.request
 from collections.abc import Iterator
@@ -95,7 +96,10 @@ def claude_conversation() -> dict[str, Any]:
         session = next(s for s in evaldata.claude_sessions() if s.name.startswith("claude:258c7280"))
         return {"system": "You are Claude Code.", "messages": copy.deepcopy(session.messages[:120])}
     body = generate_session(turns=20)
-    return {"system": body["messages"][0]["content"], "messages": [{"role": "user", "content": body["messages"][1]["content"]}]}
+    return {
+        "system": body["messages"][0]["content"],
+        "messages": [{"role": "user", "content": body["messages"][1]["content"]}],
+    }
 
 
 def assert_fits_and_intact(fmt: Format, sent: dict[str, Any], received: dict[str, Any], model: str, limit: int) -> None:
@@ -128,7 +132,10 @@ def test_over_limit_chat_is_condensed(env: Env, stream: bool) -> None:
     messages = chat_conversation()
     client = env.openai()
     raw = client.chat.completions.with_raw_response.create(
-        model="small", messages=messages, max_tokens=OUTPUT, stream=stream  # type: ignore[arg-type]
+        model="small",
+        messages=messages,
+        max_tokens=OUTPUT,
+        stream=stream,  # type: ignore[arg-type]
     )
     if stream:
         chunks = list(raw.parse())
@@ -155,7 +162,9 @@ def chatty_conversation(turns: int = 300) -> list[dict[str, Any]]:
 
 def test_summarizer_goes_through_the_router_alias(env: Env) -> None:
     raw = env.openai().chat.completions.with_raw_response.create(
-        model="small", messages=chatty_conversation(), max_tokens=OUTPUT  # type: ignore[arg-type]
+        model="small",
+        messages=chatty_conversation(),
+        max_tokens=OUTPUT,  # type: ignore[arg-type]
     )
     assert raw.headers["x-ctx-cache"] == "miss"
     calls = env.summarizer_requests()
@@ -176,7 +185,7 @@ def test_over_limit_anthropic_messages(env: Env) -> None:
     assert_fits_and_intact(Format.ANTHROPIC, body, received, "anthropic/claude-sonnet-4-5", CLAUDE_WINDOW - OUTPUT)
     roles = [m["role"] for m in received["messages"]]
     assert roles[0] == "user"
-    assert all(a != b for a, b in zip(roles, roles[1:], strict=False))
+    assert all(a != b for a, b in itertools.pairwise(roles))
     assert "metadata" not in received or received["metadata"] == body.get("metadata")
     assert int(raw.headers["x-ctx-tokens-after"]) < int(raw.headers["x-ctx-tokens-before"])
 
@@ -184,7 +193,14 @@ def test_over_limit_anthropic_messages(env: Env) -> None:
 def test_over_limit_responses(env: Env) -> None:
     items: list[dict[str, Any]] = [{"role": "user", "content": "Fix the failing billing tests (BILL-2291)."}]
     for k in range(40):
-        items.append({"type": "function_call", "call_id": f"fc_{k}", "name": "bash", "arguments": json.dumps({"cmd": f"cat f{k}.py"})})
+        items.append(
+            {
+                "type": "function_call",
+                "call_id": f"fc_{k}",
+                "name": "bash",
+                "arguments": json.dumps({"cmd": f"cat f{k}.py"}),
+            }
+        )
         items.append({"type": "function_call_output", "call_id": f"fc_{k}", "output": f"line {k} " * 120})
     items.append({"role": "user", "content": "Now summarise what you found."})
     raw = env.openai().responses.with_raw_response.create(model="small", input=items, max_output_tokens=OUTPUT)  # type: ignore[arg-type]
@@ -203,8 +219,9 @@ def test_impossible_request_is_a_400_with_counts(env: Env) -> None:
     assert str(SMALL_WINDOW - SMALL_WINDOW // 10) in text  # the limit is in the message
     assert not env.main_requests("/chat/completions")  # nothing reached the upstream
     with pytest.raises(anthropic.BadRequestError, match="context_window_exceeded"):
-        env.anthropic().messages.create(model="claude-small", max_tokens=100, system="rule " * 40_000,
-                                        messages=[{"role": "user", "content": "hi"}])
+        env.anthropic().messages.create(
+            model="claude-small", max_tokens=100, system="rule " * 40_000, messages=[{"role": "user", "content": "hi"}]
+        )
 
 
 def test_metrics_are_scraped_from_litellm(env: Env) -> None:
