@@ -22,7 +22,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -32,7 +32,7 @@ from .cache.entries import SummaryEntry
 from .cache.keys import chain_digests, chain_salt
 from .cache.memory import MemoryLRU
 from .conversation import Conversation, Message
-from .counting import RequestCount, TokenCounter
+from .counting import OFF_LOOP_CHARS, RequestCount, TokenCounter
 from .edits import replace_spans, summary_text
 from .extractive import Segment, condense, segments_of
 from .plan import Regions, aggressive_span, light_span
@@ -64,6 +64,11 @@ class Request:
     scope: str
     caller: Mapping[str, Any]
     started: float
+    budget_s: float  # time this request may spend (MAX_CONTEXT_PROCESSING_TIME, longer when speculative)
+
+    @property
+    def remaining_s(self) -> float:
+        return self.budget_s - (time.perf_counter() - self.started)
 
 
 @dataclass
@@ -267,7 +272,7 @@ class Condenser:
                 created_at=time.time(),
             )
 
-        remaining = max(0.05, self.settings.processing_budget_s - (time.perf_counter() - req.started))
+        remaining = max(0.05, req.remaining_s)
         if self.cache is not None:
             entry, how = await self.cache.single_flight(req.scope, digest, compute, remaining)
         else:
@@ -301,11 +306,17 @@ class Condenser:
                 req, summarizer, transcript, previous, min(budget, SUMMARY_MAX_TOKENS), span_tokens
             )
             if text is not None:
-                return text, f"summarizer:{summarizer.model}"
+                return _fit(
+                    text, budget, lambda t: self.counter.count_text(t, family)
+                ), f"summarizer:{summarizer.model}"
             self.stats.bump("fallbacks")
         if previous:
             segments = [Segment("summary of earlier turns", previous), *segments]
-        text = condense(segments, budget, lambda t: self.counter.count_text(t, family))
+        count = self.counter.count_text
+        if sum(len(seg.text) for seg in segments) > OFF_LOOP_CHARS:  # keep the event loop free
+            text = await asyncio.to_thread(condense, segments, budget, lambda t: count(t, family))
+        else:
+            text = condense(segments, budget, lambda t: count(t, family))
         return (text, "extractive") if text.strip() else None
 
     async def _ai_summary(
@@ -317,8 +328,7 @@ class Condenser:
         budget: int,
         span_tokens: int,
     ) -> str | None:
-        remaining = self.settings.processing_budget_s - (time.perf_counter() - req.started)
-        timeout = min(self.settings.condensation_timeout, remaining)
+        timeout = min(self.settings.condensation_timeout, req.remaining_s)
         if timeout <= 0.05:
             return None
         strategy = self.settings.condensation_default_strategy
@@ -339,6 +349,17 @@ class Condenser:
             log.warning("summary quality %.2f below threshold, using the extractive condenser", score)
             return None
         return text
+
+
+def _fit(text: str, budget: int, count: Callable[[str], int]) -> str:
+    """A summary longer than asked for, cut at a line boundary (models overshoot max_tokens in words)."""
+    if count(text) <= budget:
+        return text
+    lines = text.splitlines()
+    while len(lines) > 1 and count("\n".join(lines)) > budget:
+        lines.pop()
+    kept = "\n".join(lines)
+    return kept if count(kept) <= budget else kept[: budget * 3]
 
 
 def _method_name(summarizer: Summarizer | None) -> str:

@@ -9,6 +9,7 @@ and verified before it is returned; one that fails goes to the next fallback and
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -105,6 +106,7 @@ class ContextEngine:
         self.summarizer = summarizer
         self.stats = EngineStats()
         self.condenser = Condenser(settings, self.counter, self.stats, cache)
+        self._speculating: set[asyncio.Task[None]] = set()
         self._unknown_models: set[str] = set()
         self._analyses: MemoryLRU[Analysis] = MemoryLRU(settings.context_cache_size)
 
@@ -254,6 +256,12 @@ class ContextEngine:
         risk = a.result.risk_level
         meta: dict[str, Any] = dict(a.result.metadata)
         meta.update(risk_level=risk.value, tokens_before=a.count.total, limit=a.budget.limit)
+        if (
+            risk is ContextRiskLevel.CAUTION
+            and self.settings.context_speculative_condensation
+            and not a.target.disabled
+        ):
+            self._speculate(a, caller_metadata or {}, summarizer or self.summarizer, scope)
         if risk.rank < ContextRiskLevel.WARNING.rank or a.target.disabled:
             return self._unchanged(body, a, meta, started, "disabled for this model" if a.target.disabled else None)
 
@@ -318,7 +326,17 @@ class ContextEngine:
         reg = regions(original, self.settings)
         pinned = [i for i in range(len(original)) if reg.pinned(i)]
         target_tokens = int(self.settings.condensation_target_ratio * a.budget.limit)
-        req = Request(conv, a.count, a.target.model, a.budget.limit, a.result.risk_level, scope, caller, started)
+        req = Request(
+            conv,
+            a.count,
+            a.target.model,
+            a.budget.limit,
+            a.result.risk_level,
+            scope,
+            caller,
+            started,
+            self.settings.processing_budget_s,
+        )
 
         # Cached summaries of this conversation's prefix: while they keep the request below WARNING,
         # send exactly what the previous turns sent (no model call, stable prefix).
@@ -367,6 +385,44 @@ class ContextEngine:
                 model=a.target.alias,
             )
         raise ContextHookError("managed request failed verification: " + "; ".join(self._problems(a, work)))
+
+    # -- speculation -------------------------------------------------------------------------
+    def _speculate(self, a: Analysis, caller: Mapping[str, Any], summarizer: Summarizer | None, scope: str) -> None:
+        """At CAUTION, make (in the background) the summary WARNING would need, so that turn is a cache hit."""
+        if len(self._speculating) >= self.settings.condensation_parallel_requests:
+            return  # bounded: never more background work than summariser slots
+        task = asyncio.get_running_loop().create_task(self._speculative_summary(a, caller, summarizer, scope))
+        self._speculating.add(task)
+        task.add_done_callback(self._speculating.discard)
+
+    async def _speculative_summary(
+        self, a: Analysis, caller: Mapping[str, Any], summarizer: Summarizer | None, scope: str
+    ) -> None:
+        try:
+            reg = regions(a.conversation.messages, self.settings)
+            req = Request(
+                a.conversation,
+                a.count,
+                a.target.model,
+                a.budget.limit,
+                ContextRiskLevel.CRITICAL,
+                scope,
+                caller,
+                time.perf_counter(),
+                self.settings.condensation_timeout,
+            )
+            if await self.condenser.reuse(req, reg, summarizer) is not None:
+                return  # already condensed on an earlier turn
+            target_tokens = int(self.settings.condensation_target_ratio * a.budget.limit)
+            if await self.condenser.condense(req, reg, target_tokens, summarizer) is not None:
+                self.stats.bump("speculative_condensations")
+        except Exception:
+            log.exception("speculative condensation failed (the request was not affected)")
+
+    async def drain(self) -> None:
+        """Wait for background (speculative) work to finish; for tests and shutdown."""
+        while self._speculating:
+            await asyncio.gather(*list(self._speculating), return_exceptions=True)
 
     # -- tier 1 ------------------------------------------------------------------------------
     def _clear(

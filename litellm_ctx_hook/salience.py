@@ -207,7 +207,7 @@ def _chunk_info(chunk: str) -> _Info:
             mid = first = tuple(p for p in pieces if p and _kind(p) != _NOT_KEY)
     if _ALNUM.search(chunk):
         return mid, first, chunk[-1] in _SENTENCE_END
-    if chunk[-1] in _SENTENCE_END and chunk[0] not in "-*#>":
+    if chunk[-1] in _SENTENCE_END and chunk[-1] != ":" and chunk[0] not in "-*#>":  # not JSON's ":"
         return mid, first, True
     return mid, first, None  # punctuation such as a bullet: the sentence state stays
 

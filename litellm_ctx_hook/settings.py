@@ -63,6 +63,7 @@ class Settings(BaseSettings):
     min_preservation_ratio: float = Field(0.6, ge=0.0, le=1.0)
     max_context_processing_time: int = Field(5000, ge=1, description="milliseconds")
     context_management_mode: ManagementMode = ManagementMode.ENFORCE
+    context_speculative_condensation: bool = True  # at CAUTION, prepare the WARNING summary in the background
     context_default_model: str | None = None  # target model of the library API when none is given
 
     # -- counting

@@ -20,6 +20,7 @@ class EngineStats:
         self.summarizer_calls = 0
         self.summarizer_failures = 0
         self.fallbacks = 0
+        self.speculative_condensations = 0
         self.tokens_saved_total = 0
         self.managed = 0
         self.analysis_hits = 0
@@ -53,6 +54,7 @@ class EngineStats:
                 "summarizer_calls": self.summarizer_calls,
                 "summarizer_failures": self.summarizer_failures,
                 "fallbacks": self.fallbacks,
+                "speculative_condensations": self.speculative_condensations,
                 "avg_tokens_saved": self.tokens_saved_total / self.managed if self.managed else 0.0,
                 "avg_processing_time_ms": sum(times) / len(times) if times else 0.0,
                 "p95_processing_time_ms": times[int(0.95 * (len(times) - 1))] if times else 0.0,

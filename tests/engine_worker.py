@@ -1,0 +1,55 @@
+"""Helpers for engine tests that run in other processes (multiprocessing 'spawn' imports this)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import redis
+
+from litellm_ctx_hook.cache.store import SummaryCache
+from litellm_ctx_hook.conversation import Format
+from litellm_ctx_hook.engine import ContextEngine
+from litellm_ctx_hook.settings import load_settings
+from litellm_ctx_hook.summarizer import SummaryRequest
+
+
+class CountingSummarizer:
+    """A summariser that counts its calls (in Redis, so processes share the count) and is slow."""
+
+    model = "counting-summarizer"
+
+    def __init__(self, redis_url: str | None = None, counter_key: str = "", delay_s: float = 0.0) -> None:
+        self.calls = 0
+        self.redis_url = redis_url
+        self.counter_key = counter_key
+        self.delay_s = delay_s
+
+    async def summarize(self, req: SummaryRequest, timeout: float) -> str:
+        self.calls += 1
+        if self.redis_url:
+            redis.Redis.from_url(self.redis_url).incr(self.counter_key)
+        await asyncio.sleep(self.delay_s)
+        previous = (req.previous_summary or "").split()
+        # keeps identifier-like tokens (passes the quality gate), newest first, within max_tokens
+        keep = [w for w in req.transcript.split() if any(c.isdigit() for c in w)]
+        words = list(dict.fromkeys(previous + keep))
+        return " ".join(words[-(req.max_tokens // 4) :])
+
+
+def manage_in_process(redis_url: str, counter_key: str, body_json: str, limit: int, out_path: str) -> None:
+    """Entry point of a spawned process: manage ``body`` with a Redis-backed engine, write the result."""
+    settings = load_settings(redis_url=redis_url, condensation_quality_threshold=0.0)
+    summarizer = CountingSummarizer(redis_url, counter_key, delay_s=0.5)
+
+    async def run() -> Any:
+        cache = SummaryCache.from_settings(settings)
+        engine = ContextEngine(settings, summarizer=summarizer, cache=cache)
+        out = await engine.manage(json.loads(body_json), Format.OPENAI, "gpt-4o", limit=limit, scope="team-x")
+        await cache.aclose()
+        return out.body
+
+    body = asyncio.run(run())
+    with open(out_path, "w", encoding="utf-8") as fh:
+        json.dump(body, fh, sort_keys=True)

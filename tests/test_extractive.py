@@ -1,0 +1,419 @@
+"""The extractive condenser: segments of a span, budget, order, determinism, facts kept."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+
+import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
+from support import needs_evaldata
+
+from bench import evaldata
+from litellm_ctx_hook.adapters import adapter_for
+from litellm_ctx_hook.conversation import ImageRef, Message, Part, PartKind, Role
+from litellm_ctx_hook.extractive import GAP, Segment, condense, fact_retention, segments_of
+from litellm_ctx_hook.tokenizers import bpe_counter
+
+
+def simple(s: str) -> int:
+    return len(s) // 4 + 1
+
+
+def tokens_of(segments: Sequence[Segment], count: Callable[[str], int] = simple) -> int:
+    return count("\n".join(f"[{s.speaker}] {s.text}" for s in segments))
+
+
+def source(segments: Sequence[Segment]) -> str:
+    return "\n".join(f"[{s.speaker}] {s.text}" for s in segments)
+
+
+# -- what the output is made of -------------------------------------------------------------
+
+
+def check_output(segments: Sequence[Segment], out: str) -> None:
+    """Every line is a label + unit, a unit of the same segment, or the gap marker; in input order."""
+    groups: list[tuple[str, list[str]]] = []  # (speaker, units) for each label
+    for line in out.split("\n") if out else []:
+        if line == GAP:
+            continue
+        if line.startswith("["):  # a new segment: "[speaker] unit"
+            speaker, unit = line[1:].split("] ", 1)
+            groups.append((speaker, [unit]))
+        else:  # the same segment, further on
+            assert groups, line
+            groups[-1][1].append(line)
+    seg = -1
+    for speaker, units in groups:  # the earliest later segment holding all units in order
+        for s in range(seg + 1, len(segments)):
+            if segments[s].speaker == speaker and _in_order(segments[s].text, units):
+                seg = s
+                break
+        else:
+            raise AssertionError(f"{units!r} are not units of a later {speaker!r} segment")
+
+
+def _in_order(text: str, units: list[str]) -> bool:
+    pos = 0
+    for unit in units:
+        pos = _find(text, unit, pos)
+        if pos < 0:
+            return False
+    return True
+
+
+def _find(text: str, unit: str, start: int) -> int:
+    """End of ``unit`` in ``text`` at or after ``start`` (a middle-cut unit: head, then tail)."""
+    at = text.find(unit, start)
+    if at >= 0:
+        return at + len(unit)
+    if f" {GAP} " in unit:
+        head, tail = unit.split(f" {GAP} ", 1)
+        h = text.find(head, start)
+        t = text.find(tail, h + len(head)) if h >= 0 else -1
+        if t >= 0:
+            return t + len(tail)
+    return -1
+
+
+# -- segments_of ----------------------------------------------------------------------------
+
+
+def test_segments_of_keeps_text_calls_and_results_and_skips_thinking() -> None:
+    messages = [
+        Message(Role.SYSTEM, (Part(PartKind.TEXT, "You are an airline agent."),)),
+        Message(
+            Role.USER,
+            (
+                Part(PartKind.TEXT, "Change reservation 4WQ150, here are my boarding passes"),
+                Part(PartKind.IMAGE, image=ImageRef(url="https://example.com/a.png")),
+                Part(PartKind.IMAGE, image=ImageRef(url="https://example.com/b.png")),
+            ),
+        ),
+        Message(
+            Role.ASSISTANT,
+            (
+                Part(PartKind.THINKING, "secret reasoning"),
+                Part(PartKind.TEXT, "   "),
+                Part(
+                    PartKind.TOOL_CALL,
+                    'get_reservation_details({"reservation_id": "4WQ150"})',
+                    tool_id="call_1",
+                    tool_name="get_reservation_details",
+                ),
+                Part(PartKind.TOOL_CALL, "Bash\ncommand: ls src", tool_id="toolu_2", tool_name="Bash"),
+                Part(PartKind.OPAQUE, '{"type": "web_search_call"}'),
+            ),
+        ),
+        Message(Role.TOOL, (Part(PartKind.TOOL_RESULT, '{"reservation_id": "4WQ150"}', tool_id="call_1"),)),
+        Message(Role.USER, (Part(PartKind.TOOL_RESULT, "a.py\nb.py", tool_id="toolu_2"),)),
+        Message(Role.USER, (Part(PartKind.TOOL_RESULT, "", tool_id="toolu_9"),)),
+    ]
+    assert segments_of(messages) == [
+        Segment("system", "You are an airline agent."),
+        Segment("user", "Change reservation 4WQ150, here are my boarding passes"),
+        Segment("user", "[image]"),
+        Segment("tool call get_reservation_details", '{"reservation_id": "4WQ150"}'),
+        Segment("tool call Bash", "command: ls src"),
+        Segment("tool result get_reservation_details", '{"reservation_id": "4WQ150"}'),
+        Segment("tool result Bash", "a.py\nb.py"),
+    ]
+
+
+def test_segments_of_a_parsed_openai_request() -> None:
+    body = {
+        "model": "gpt-4o",
+        "messages": [
+            {"role": "user", "content": "Cancel 4WQ150"},
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "id": "call_a",
+                        "type": "function",
+                        "function": {"name": "cancel_reservation", "arguments": '{"reservation_id": "4WQ150"}'},
+                    }
+                ],
+            },
+            {"role": "tool", "tool_call_id": "call_a", "content": '{"status": "cancelled"}'},
+        ],
+    }
+    messages = adapter_for("openai").parse(body).messages
+    assert segments_of(messages) == [
+        Segment("user", "Cancel 4WQ150"),
+        Segment("tool call cancel_reservation", '{"reservation_id": "4WQ150"}'),
+        Segment("tool result cancel_reservation", '{"status": "cancelled"}'),
+    ]
+
+
+# -- condense: format and guarantees --------------------------------------------------------
+
+
+def test_everything_fits_everything_is_kept() -> None:
+    segments = [
+        Segment("user", "Hi!\n\nI want to fly to Paris."),
+        Segment("assistant", "Sure.  \nWhen?"),
+        Segment("user", "May 20"),
+    ]
+    out = condense(segments, 1_000, simple)
+    assert out == "[user] Hi!\nI want to fly to Paris.\n[assistant] Sure.\nWhen?\n[user] May 20"
+
+
+def test_budget_too_small_gives_empty_text() -> None:
+    segments = [Segment("user", "I need to change reservation 4WQ150 to a later flight please")]
+    assert condense(segments, 0, simple) == ""
+    assert condense(segments, -5, simple) == ""
+    assert condense(segments, 3, simple) == ""
+    assert condense([], 100, simple) == ""
+    assert condense([Segment("user", "  \n ")], 100, simple) == ""
+
+
+def test_drops_filler_marks_gaps_and_keeps_order() -> None:
+    filler = "\n".join(f"just chatting about nothing in particular, round {chr(97 + i)}" for i in range(20))
+    segments = [
+        Segment("user", "Please cancel reservation 4WQ150 for user mia_li_3668."),
+        Segment("assistant", filler),
+        Segment("tool result cancel_reservation", '{"reservation_id": "4WQ150", "status": "cancelled"}'),
+        Segment("assistant", filler + "\nThe refund of $1,234.50 goes to credit_card_4421486."),
+    ]
+    budget = tokens_of(segments) // 3
+    out = condense(segments, budget, simple)
+    assert simple(out) <= budget
+    check_output(segments, out)
+    for fact in ("4WQ150", "mia_li_3668", "cancelled", "$1,234.50", "credit_card_4421486"):
+        assert fact in out
+    assert GAP in out.split("\n")
+    assert out.index("mia_li_3668") < out.index("cancelled") < out.index("$1,234.50")
+
+
+def test_exact_duplicates_are_dropped() -> None:
+    segments = [
+        Segment("tool result Bash", "PASSED tests/test_a.py::test_one\nPASSED tests/test_a.py::test_one"),
+        Segment("tool result Bash", "PASSED tests/test_a.py::test_one\nFAILED tests/test_b.py::test_two"),
+    ]
+    out = condense(segments, 1_000, simple)
+    assert out.count("PASSED tests/test_a.py::test_one") == 1
+    assert "FAILED tests/test_b.py::test_two" in out
+
+
+def test_long_lines_become_sentences_and_long_units_are_cut_in_the_middle() -> None:
+    prose = " ".join(f"Sentence number {i} talks about nothing much at all." for i in range(12))
+    prose += " The booking HAT136 was confirmed."
+    blob = "x" * 5_000
+    segments = [Segment("assistant", prose), Segment("tool result Read", blob)]
+    out = condense(segments, 1_000_000, simple)
+    assert out.split("\n")[0] == "[assistant] Sentence number 0 talks about nothing much at all."
+    assert "The booking HAT136 was confirmed." in out.split("\n")
+    cut = out.split("\n")[-1]
+    assert cut.startswith("[tool result Read] xxx") and f"x {GAP} x" in cut and len(cut) < 450
+    small = condense(segments, 40, simple)
+    assert "The booking HAT136 was confirmed." in small
+    check_output(segments, small)
+
+
+def test_deterministic() -> None:
+    segments = [Segment("user" if i % 2 else "assistant", f"line {i} about HAT{i:03d}\nfiller") for i in range(50)]
+    outs = {condense(segments, 120, simple) for _ in range(3)}
+    assert len(outs) == 1
+
+
+# -- realistic spans at ~30% ----------------------------------------------------------------
+
+
+def _airline_segments() -> list[Segment]:
+    flights = [
+        {
+            "flight_number": f"HAT{100 + i}",
+            "origin": "JFK",
+            "destination": "SEA",
+            "scheduled_departure_time_est": f"{6 + i % 12:02d}:00:00",
+            "status": "available",
+            "available_seats": {"basic_economy": 9, "economy": 12, "business": 3},
+            "prices": {"basic_economy": 51 + i, "economy": 121 + i, "business": 239 + i},
+        }
+        for i in range(12)
+    ]
+    reservation = {
+        "reservation_id": "4WQ150",
+        "user_id": "mia_li_3668",
+        "origin": "JFK",
+        "destination": "SEA",
+        "flight_type": "one_way",
+        "cabin": "economy",
+        "flights": [{"flight_number": "HAT136", "date": "2024-05-20", "price": 1234.5}],
+        "passengers": [{"first_name": "Mia", "last_name": "Li", "dob": "1990-04-05"}],
+        "payment_history": [{"payment_id": "credit_card_4421486", "amount": 1234.5}],
+    }
+    chat = "That sounds good, thank you so much for walking me through all of these options today."
+    return [
+        Segment("user", "Hi! I'd like to change my reservation 4WQ150. My user id is mia_li_3668."),
+        Segment("tool call get_reservation_details", '{"reservation_id": "4WQ150"}'),
+        Segment("tool result get_reservation_details", json.dumps(reservation)),
+        Segment("assistant", "Your reservation 4WQ150 is on flight HAT136 on 2024-05-20. " + chat),
+        Segment("user", chat + " Which later flights are there?"),
+        Segment("tool call search_direct_flight", '{"origin": "JFK", "destination": "SEA", "date": "2024-05-20"}'),
+        Segment("tool result search_direct_flight", json.dumps(flights)),
+        Segment("assistant", "\n".join([chat] * 3 + ["There are 12 flights; the latest is HAT111 at 17:00."])),
+        Segment("user", chat + " Please book HAT111 and refund the difference to credit_card_4421486."),
+        Segment("assistant", "Done: booked HAT111; a refund of $1,234.50 goes to credit_card_4421486. " + chat),
+    ]
+
+
+def _stack_trace_segments() -> list[Segment]:
+    log = "\n".join(
+        f"2024-05-20 10:{i // 60:02d}:{i % 60:02d} INFO worker heartbeat ok, queue depth nominal" for i in range(80)
+    )
+    trace = (
+        "Traceback (most recent call last):\n"
+        '  File "/app/src/payments/refund.py", line 42, in process_refund\n'
+        "    amount = compute_amount(order.total_cents)\n"
+        '  File "/app/src/payments/amounts.py", line 7, in compute_amount\n'
+        '    raise ValueError(f"negative amount {cents}")\n'
+        "ValueError: negative amount -1250"
+    )
+    return [
+        Segment("user", "The refund job keeps crashing, can you find out why?"),
+        Segment("tool call Bash", "command: tail -n 200 /var/log/refunds.log"),
+        Segment("tool result Bash", log + "\n" + trace + "\n" + log),
+        Segment("assistant", "The crash comes from compute_amount in /app/src/payments/amounts.py."),
+    ]
+
+
+def _file_listing_segments() -> list[Segment]:
+    listing = "\n".join(f"./src/module_{i // 10}/file_{i}.py" for i in range(150))
+    return [
+        Segment("user", "Fix the rounding bug in src/billing/invoice.py, tests fail."),
+        Segment("tool call Bash", "command: find . -name '*.py'"),
+        Segment("tool result Bash", listing + "\n./src/billing/invoice.py\n./tests/test_invoice.py"),
+        Segment("tool call Bash", "command: pytest tests/test_invoice.py"),
+        Segment(
+            "tool result Bash",
+            "\n".join(["." * 60] * 5)
+            + "\nFAILED tests/test_invoice.py::test_rounding - AssertionError: 10.01 != 10.0\n"
+            + "1 failed, 299 passed in 3.21s",
+        ),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("build", "facts", "retention"),
+    [
+        (_airline_segments, ["4WQ150", "mia_li_3668", "HAT136", "HAT111", "2024-05-20", "credit_card_4421486"], 0.5),
+        (_stack_trace_segments, ["ValueError", "/app/src/payments/refund.py", "process_refund", "-1250", "42"], 0.5),
+        # 150 distinct paths cannot all fit in 30%: the ones that matter must
+        (_file_listing_segments, ["src/billing/invoice.py", "test_rounding", "AssertionError", "10.01"], 0.25),
+    ],
+    ids=["airline", "stack-trace", "file-listing"],
+)
+def test_important_tokens_survive_at_30_percent(
+    build: Callable[[], list[Segment]], facts: list[str], retention: float
+) -> None:
+    segments = build()
+    budget = int(tokens_of(segments) * 0.3)
+    out = condense(segments, budget, simple)
+    assert 0 < simple(out) <= budget
+    check_output(segments, out)
+    for fact in facts:
+        assert fact in out, fact
+    assert fact_retention(source(segments), out) > retention
+
+
+def test_real_tokenizer() -> None:
+    count = bpe_counter("o200k_base")
+    if count is None:
+        pytest.skip("o200k_base cannot be loaded here")
+    segments = _airline_segments()
+    total = tokens_of(segments, count)
+    for share in (0.1, 0.25, 0.5):
+        budget = int(total * share)
+        out = condense(segments, budget, count)
+        assert 0 < count(out) <= budget
+        check_output(segments, out)
+    assert "4WQ150" in condense(segments, int(total * 0.25), count)
+    assert condense(segments, total + 10, count) == condense(segments, 10**9, count)
+
+
+# -- properties -----------------------------------------------------------------------------
+
+WORDS = [
+    "the", "and", "flight", "HAT136", "4WQ150", "mia_li_3668", "refund", "error:", "Paris", "?", "1,234.50",
+    "src/a/b.py", "decided", "ok", "-----", "{", "}", '"id":', "über", "🙂", "x" * 300, ".", ",",
+]  # fmt: skip
+line = st.one_of(
+    st.lists(st.sampled_from(WORDS), max_size=40).map(" ".join),
+    st.text(st.characters(blacklist_characters="[…", blacklist_categories=("Cs",)), max_size=80),
+)
+segment = st.builds(
+    Segment,
+    st.sampled_from(["user", "assistant", "tool result Bash", "tool call Bash", "system"]),
+    st.lists(line, max_size=8).map("\n".join),
+)
+counters: dict[str, Callable[[str], int]] = {
+    "chars/4": simple,
+    "words": lambda s: len(s.split()) + s.count("\n"),
+    "super-additive": lambda s: len(s) // 3 + len(s) ** 2 // 20_000,
+}
+
+
+@given(st.lists(segment, max_size=12), st.integers(-2, 600), st.sampled_from(sorted(counters)))
+@hsettings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_guarantees(segments: list[Segment], budget: int, counter: str) -> None:
+    count = counters[counter]
+    out = condense(segments, budget, count)
+    assert out == "" or count(out) <= budget
+    assert condense(segments, budget, count) == out
+    check_output(segments, out)
+    everything = condense(segments, 10**9, count)
+    assert GAP not in everything.split("\n")
+    if count(everything) <= budget:
+        assert out == everything
+
+
+def test_counts_each_unit_once() -> None:
+    segments = _airline_segments() * 20
+    counted = 0
+
+    def count(s: str) -> int:
+        nonlocal counted
+        counted += len(s)
+        return simple(s)
+
+    out = condense(segments, tokens_of(segments) // 4, count)
+    assert out
+    # the units once, the whole input once (does it all fit?), a few renderings of the output
+    assert counted < 2 * len(source(segments)) + 6 * len(out)
+
+
+def test_two_megabytes_in_seconds() -> None:
+    segments: list[Segment] = []
+    for i in range(300):  # distinct text, so that nothing is a duplicate
+        for seg in _airline_segments() + _stack_trace_segments() + _file_listing_segments():
+            segments.append(Segment(seg.speaker, seg.text.replace("4", str(i % 10)).replace("1", str(i))))
+    assert len(source(segments)) > 2_000_000
+    budget = tokens_of(segments) // 4
+    started = time.perf_counter()
+    out = condense(segments, budget, simple)
+    assert time.perf_counter() - started < 30.0  # a couple of seconds here; generous for slow CI
+    assert 0 < simple(out) <= budget
+
+
+# -- real conversations ---------------------------------------------------------------------
+
+
+@needs_evaldata
+@pytest.mark.parametrize("pick", ["tau", "swegym"])
+def test_real_conversation_at_25_percent(pick: str) -> None:
+    sample = next(evaldata.tau_runs()) if pick == "tau" else next(evaldata.swegym_runs())
+    conversation = adapter_for(sample.format).parse(sample.body)
+    segments = segments_of([m for m in conversation.messages if m.role is not Role.SYSTEM])
+    count = bpe_counter("o200k_base") or simple
+    budget = tokens_of(segments, count) // 4
+    out = condense(segments, budget, count)
+    assert 0 < count(out) <= budget
+    assert condense(segments, budget, count) == out
+    check_output(segments, out)
+    assert fact_retention(source(segments), out) > 0.4
