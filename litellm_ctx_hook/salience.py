@@ -71,7 +71,7 @@ REPEAT_FACTOR = 0.5
 
 _MAX_CHUNK = 256
 _MAX_URL = 4096
-_MEMO_SIZE = 1 << 16  # distinct chunks remembered within one call
+_MEMO_SIZE = 1 << 16  # distinct chunks a KeyScanner remembers
 
 # A chunk: a run of characters that are neither whitespace nor brackets/quotes/pipes/semicolons.
 # One match = the separators and plain lower-case words (with trailing punctuation) skipped in C,

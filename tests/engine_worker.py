@@ -10,32 +10,24 @@ import redis
 
 from litellm_ctx_hook.cache.store import SummaryCache
 from litellm_ctx_hook.conversation import Format
+from litellm_ctx_hook.demo.fake_summarizer import KeywordSummarizer
 from litellm_ctx_hook.engine import ContextEngine
 from litellm_ctx_hook.settings import load_settings
 from litellm_ctx_hook.summarizer import SummaryRequest
 
 
-class CountingSummarizer:
-    """A summariser that counts its calls (in Redis, so processes share the count) and is slow."""
-
-    model = "counting-summarizer"
+class CountingSummarizer(KeywordSummarizer):
+    """The keyword summariser, counting its calls in Redis too (so processes share the count)."""
 
     def __init__(self, redis_url: str | None = None, counter_key: str = "", delay_s: float = 0.0) -> None:
-        self.calls = 0
+        super().__init__(delay_s)
         self.redis_url = redis_url
         self.counter_key = counter_key
-        self.delay_s = delay_s
 
     async def summarize(self, req: SummaryRequest, timeout: float) -> str:
-        self.calls += 1
         if self.redis_url:
             redis.Redis.from_url(self.redis_url).incr(self.counter_key)
-        await asyncio.sleep(self.delay_s)
-        previous = (req.previous_summary or "").split()
-        # keeps identifier-like tokens (passes the quality gate), newest first, within max_tokens
-        keep = [w for w in req.transcript.split() if any(c.isdigit() for c in w)]
-        words = list(dict.fromkeys(previous + keep))
-        return " ".join(words[-(req.max_tokens // 4) :])
+        return await super().summarize(req, timeout)
 
 
 def manage_in_process(redis_url: str, counter_key: str, body_json: str, limit: int, out_path: str) -> None:

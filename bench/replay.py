@@ -1,0 +1,148 @@
+"""Replay the real Claude Code sessions request by request against a 64k-token model.
+
+Request k is the conversation up to the k-th assistant call, as the client really sent it (after
+Claude Code's own compaction, from its summary on). The engine uses Redis as its only summary
+cache (``CONTEXT_CACHE_SIZE=0``: every lookup is an L2 lookup, as for a request landing on a
+fresh replica) and a counting fake summariser. Per session: summariser calls against the target
+(one per (WARNING − target) × window of growth, plus one), the L2 hit ratio and the share of turns
+whose condensed request starts with the previous turn's request byte for byte, both over the
+turns after the first condensation, and the per-turn overhead with warm caches as a ratio to one
+cold count of the same request. Then, with speculative condensation on and a summariser that
+takes 0.5 s, the latency of the first WARNING turn against a SAFE turn.
+
+    python -m bench.replay            (needs Redis at $REDIS_URL or 127.0.0.1:6379)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import statistics
+import time
+from typing import Any
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+import redis
+
+from litellm_ctx_hook.adapters import adapter_for
+from litellm_ctx_hook.cache.store import SummaryCache
+from litellm_ctx_hook.conversation import Format
+from litellm_ctx_hook.counting import TokenCounter
+from litellm_ctx_hook.demo.fake_summarizer import KeywordSummarizer
+from litellm_ctx_hook.engine import ContextEngine
+from litellm_ctx_hook.risk import ContextRiskLevel
+from litellm_ctx_hook.settings import load_settings
+
+from . import evaldata
+
+WINDOW = 64_000
+MODEL = "anthropic/claude-opus-4-6"
+REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def requests_of(sample: evaldata.Sample) -> list[dict[str, Any]]:
+    msgs = sample.messages
+    cuts = sorted(c["summary_message_index"] for c in sample.extra.get("compactions", []))
+    out = []
+    for k, m in enumerate(msgs):
+        if m["role"] != "assistant" or k == 0:
+            continue
+        start = max([c for c in cuts if c < k], default=0)
+        out.append({"model": "claude", "max_tokens": 4096, "messages": msgs[start:k]})
+    return out
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def replay(sample: evaldata.Sample, run_id: str) -> dict[str, Any] | None:
+    settings = load_settings(redis_url=REDIS_URL, context_cache_size=0, context_speculative_condensation=False)
+    cache = SummaryCache.from_settings(settings)
+    summarizer = KeywordSummarizer()
+    engine = ContextEngine(settings, summarizer=summarizer, cache=cache)
+    adapter = adapter_for(Format.ANTHROPIC)
+    turns = []
+    for body in requests_of(sample):
+        started = time.perf_counter()
+        out = await engine.manage(body, Format.ANTHROPIC, MODEL, limit=WINDOW, scope=f"bench-{run_id}")
+        elapsed = time.perf_counter() - started
+        cold_start = time.perf_counter()
+        TokenCounter(settings).count(adapter.parse(body), MODEL)
+        cold = time.perf_counter() - cold_start
+        turns.append({"out": out, "elapsed": elapsed, "cold": cold, "calls": summarizer.calls})
+    await cache.aclose()
+    managed = [i for i, t in enumerate(turns) if t["out"].changed]
+    condensed = [i for i, t in enumerate(turns) if any("condense" in a or "reuse" in a for a in
+                                                       t["out"].metadata.get("actions", []))]
+    if not condensed:
+        return {"session": sample.name, "turns": len(turns), "managed_turns": len(managed), "condensed": False,
+                "summarizer_calls": summarizer.calls}
+    first = condensed[0]
+    after = turns[first + 1 :]
+    growth = turns[-1]["out"].tokens_before - turns[first]["out"].tokens_before
+    allowed = growth / ((settings.condensation_warning_threshold - settings.condensation_target_ratio) * WINDOW) + 1
+    hits = sum(t["out"].cache == "hit" for t in after)
+    stable = 0
+    for prev, cur in zip(turns[first:], after, strict=False):
+        p = prev["out"].body["messages"]
+        c = cur["out"].body["messages"]
+        stable += json.dumps(c[: len(p)]) == json.dumps(p)
+    overhead = [t["elapsed"] / t["cold"] for t in turns[1:]]
+    return {
+        "session": sample.name,
+        "turns": len(turns),
+        "first_condensed_turn": first,
+        "summarizer_calls": summarizer.calls,
+        "allowed_calls": round(allowed, 1),
+        "l2_hit_ratio_after_first": round(hits / len(after), 4) if after else None,
+        "prefix_stable_share_after_first": round(stable / len(after), 4) if after else None,
+        "overhead_ratio_p50": round(pct(overhead, 0.5), 3),
+        "overhead_ratio_p99": round(pct(overhead, 0.99), 3),
+    }
+
+
+async def speculative_latency(sample: evaldata.Sample, run_id: str) -> dict[str, Any]:
+    settings = load_settings(redis_url=REDIS_URL, context_speculative_condensation=True)
+    cache = SummaryCache.from_settings(settings)
+    engine = ContextEngine(settings, summarizer=KeywordSummarizer(delay_s=0.5), cache=cache)
+    safe, first_warning = [], None
+    for body in requests_of(sample):
+        started = time.perf_counter()
+        out = await engine.manage(body, Format.ANTHROPIC, MODEL, limit=WINDOW, scope=f"spec-{run_id}")
+        elapsed = time.perf_counter() - started
+        if out.risk is ContextRiskLevel.SAFE:
+            safe.append(elapsed)
+        elif out.risk.rank >= ContextRiskLevel.WARNING.rank:
+            first_warning = (elapsed, out.cache, out.metadata.get("actions"))
+            break
+        await asyncio.sleep(0.6)  # the client's think time: lets the background summary finish
+    await engine.drain()
+    await cache.aclose()
+    assert first_warning is not None
+    return {
+        "session": sample.name,
+        "safe_turn_p50_s": round(statistics.median(safe), 4),
+        "first_warning_turn_s": round(first_warning[0], 4),
+        "first_warning_cache": first_warning[1],
+        "ratio": round(first_warning[0] / statistics.median(safe), 2),
+    }
+
+
+async def main_async() -> dict[str, Any]:
+    redis.Redis.from_url(REDIS_URL).ping()
+    run_id = str(int(time.time()))
+    rows = [r for s in evaldata.claude_sessions() if (r := await replay(s, run_id)) is not None]
+    long = max(evaldata.claude_sessions(), key=lambda s: len(s.messages))
+    return {"window": WINDOW, "sessions": rows, "speculative": await speculative_latency(long, run_id)}
+
+
+def main() -> None:
+    print(json.dumps(asyncio.run(main_async()), indent=2))
+
+
+if __name__ == "__main__":
+    main()
