@@ -230,7 +230,8 @@ class Condenser:
                     continue
                 summary, how = made
             replacements.append((run[0].start, last, summary_text(summary, last - run[0].start)))
-            actions.append(f"condense:{tier}:{how}:{last - run[0].start}")
+            verb = "condense" if hit is None else "extend"  # extend: a cached prefix was found and grown
+            actions.append(f"{verb}:{tier}:{how}:{last - run[0].start}")
             details.append({"span": [run[0].start, last], "messages_condensed": last - run[0].start, "method": how})
             self.stats.bump("condensations")
         if not replacements:

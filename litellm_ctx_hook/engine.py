@@ -548,8 +548,8 @@ def _strategy_of(actions: Sequence[str]) -> ContextManagementStrategy:
     kinds = {a.split(":", 1)[0] for a in actions}
     if kinds & {"truncate", "cut"}:
         return ContextManagementStrategy.EMERGENCY_TRUNCATION
-    if any(a.startswith("condense:aggressive") for a in actions):
+    if any(a.startswith(("condense:aggressive", "extend:aggressive")) for a in actions):
         return ContextManagementStrategy.CONDENSATION_AGGRESSIVE
-    if "clear" in kinds:
+    if kinds & {"clear", "condense", "extend", "reuse"}:
         return ContextManagementStrategy.CONDENSATION_LIGHT
     return ContextManagementStrategy.MONITOR_ONLY

@@ -37,10 +37,10 @@ def pinned_problems(
     ``cut`` lists pinned messages whose middle was cut on purpose (emergency truncation).
     """
     problems = []
-    prints = [_fingerprint(m) for m in result]
-    for i in pinned:
-        if i in cut:
-            continue
+    present = {id(m) for m in result}  # an untouched message is the very same object
+    todo = [i for i in pinned if i not in cut and id(original[i]) not in present]
+    prints = [_fingerprint(m) for m in result if m.edited] if todo else []
+    for i in todo:
         want = _fingerprint(original[i])
         if not any(p == want or (want and _contains(p, want)) for p in prints):
             problems.append(f"pinned message {i} was changed or lost")
