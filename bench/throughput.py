@@ -28,7 +28,7 @@ from litellm_ctx_hook.demo.session import generate_session
 
 CLIENTS = 8
 ROUND_S = 12.0
-ROUNDS = 2
+ROUNDS = 3
 
 
 def conversation() -> list[dict[str, Any]]:

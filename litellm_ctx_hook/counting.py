@@ -293,7 +293,15 @@ class TokenCounter:
         image_descriptions: Mapping[int, str] | None = None,
     ) -> RequestCount:
         """Like :meth:`count`; large uncached work runs in a thread so the event loop stays free."""
-        chars = sum(len(p.text) for m in conversation.messages for p in m.parts)
-        if chars > OFF_LOOP_CHARS:
+        family = family_for_model(model)
+        accurate = self._settings.enable_accurate_token_counting
+        descriptions = image_descriptions or {}
+        with self._lock:
+            uncached = sum(
+                sum(len(p.text) for p in m.parts)
+                for i, m in enumerate(conversation.messages)
+                if (family, accurate, m.signature, descriptions.get(i)) not in self._cache
+            )
+        if uncached > OFF_LOOP_CHARS:
             return await asyncio.to_thread(self.count, conversation, model, image_descriptions)
         return self.count(conversation, model, image_descriptions)

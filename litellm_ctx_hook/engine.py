@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 SUMMARY_MIN_TOKENS = 100
 SUMMARY_MAX_TOKENS = 4000  # what a summariser model is asked to write at most
 SUMMARY_FRAME_TOKENS = 60  # the <conversation_summary> wrapper around each summary
+TARGET_TTL_S = 60.0  # how long a resolved model window is reused
 MIN_CLEARABLE_TOKENS = 40  # a placeholder costs ~15 tokens: clearing less saves nothing
 
 
@@ -109,11 +110,13 @@ class ContextEngine:
         self._speculating: set[asyncio.Task[None]] = set()
         self._unknown_models: set[str] = set()
         self._analyses: MemoryLRU[Analysis] = MemoryLRU(settings.context_cache_size)
+        self._targets: MemoryLRU[ModelTarget] = MemoryLRU(256)
 
     def clear_caches(self) -> None:
         """Forget every in-process count, analysis and statistic."""
         self.counter.clear()
         self._analyses.clear()
+        self._targets.clear()
         self.stats.reset()
 
     @property
@@ -126,7 +129,13 @@ class ContextEngine:
 
     # -- analysis ----------------------------------------------------------------------------
     def resolve(self, model: str, router: RouterLike | None = None, *, is_vision: bool = False) -> ModelTarget:
-        return resolve_target(model, self.settings, router, is_vision=is_vision, warned=self._unknown_models)
+        """The model's deployment and window (cached a minute: the router's list rarely changes)."""
+        key = f"{model}|{id(router)}|{is_vision}"
+        target = self._targets.get(key)
+        if target is None:
+            target = resolve_target(model, self.settings, router, is_vision=is_vision, warned=self._unknown_models)
+            self._targets.put(key, target, TARGET_TTL_S)
+        return target
 
     def analyze(
         self,
