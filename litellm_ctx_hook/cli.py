@@ -140,7 +140,9 @@ def analyze(
         return
     table = Table(title=f"{file.name} — model {model}")
     for col in ("name", "format", "messages", "tokens", "limit", "util %", "risk", "strategy"):
-        table.add_column(col, justify="right" if col in ("messages", "tokens", "limit", "util %") else "left")
+        table.add_column(
+            col, justify="right" if col in ("messages", "tokens", "limit", "util %") else "left", overflow="fold"
+        )
     for row in rows:
         table.add_row(
             str(row["name"]),
@@ -246,3 +248,7 @@ def main() -> None:
         app()
     except KeyboardInterrupt:
         sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()
