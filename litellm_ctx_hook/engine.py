@@ -149,11 +149,8 @@ class ContextEngine:
         image_descriptions: Mapping[int, str] | None = None,
     ) -> Analysis:
         started = time.perf_counter()
-        conv = adapter_for(fmt).parse(body)
-        key = self._analysis_key(conv, model, limit, is_vision, image_descriptions)
-        cached = self._analyses.get(key)
+        conv, key, cached = self._parse(body, fmt, model, limit, is_vision, image_descriptions)
         if cached is not None:
-            self.stats.bump("analysis_hits")
             return cached
         target = self._target(model, router, limit, is_vision)
         count = self.counter.count(conv, target.model, image_descriptions)
@@ -172,15 +169,29 @@ class ContextEngine:
     ) -> Analysis:
         """Like :meth:`analyze`; counting a large uncached request runs off the event loop."""
         started = time.perf_counter()
-        conv = adapter_for(fmt).parse(body)
-        key = self._analysis_key(conv, model, limit, is_vision, image_descriptions)
-        cached = self._analyses.get(key)
+        conv, key, cached = self._parse(body, fmt, model, limit, is_vision, image_descriptions)
         if cached is not None:
-            self.stats.bump("analysis_hits")
             return cached
         target = self._target(model, router, limit, is_vision)
         count = await self.counter.count_async(conv, target.model, image_descriptions)
         return self._analysis(key, conv, target, self._budget(body, fmt, target, limit), count, started)
+
+    def _parse(
+        self,
+        body: Mapping[str, Any],
+        fmt: Format,
+        model: str,
+        limit: int | None,
+        is_vision: bool,
+        descriptions: Mapping[int, str] | None,
+    ) -> tuple[Conversation, str, Analysis | None]:
+        """The parsed conversation, its analysis-cache key, and the cached analysis if there is one."""
+        conv = adapter_for(fmt).parse(body)
+        key = self._analysis_key(conv, model, limit, is_vision, descriptions)
+        cached = self._analyses.get(key)
+        if cached is not None:
+            self.stats.bump("analysis_hits")
+        return conv, key, cached
 
     def _target(self, model: str, router: RouterLike | None, limit: int | None, is_vision: bool) -> ModelTarget:
         if limit is not None and router is None:  # the caller gave the limit: no window to look up
