@@ -16,7 +16,7 @@ from support import settings
 from litellm_ctx_hook.adapters import adapter_for
 from litellm_ctx_hook.atoms import group_atoms
 from litellm_ctx_hook.conversation import Format, Message, Role
-from litellm_ctx_hook.engine import ContextEngine
+from litellm_ctx_hook.engine import ContextEngine, Outcome
 from litellm_ctx_hook.errors import ContextWindowExceededError
 from litellm_ctx_hook.plan import regions
 from litellm_ctx_hook.risk import ContextRiskLevel
@@ -33,12 +33,20 @@ def _inside(small: tuple[Any, ...], big: tuple[Any, ...]) -> bool:
     return any(big[i : i + len(small)] == small for i in range(len(big) - len(small) + 1))
 
 
+async def _manage(body: dict[str, Any], fmt: Format, model: str, limit: int) -> Outcome:
+    """One managed request, with any speculative work it started finished before the loop closes."""
+    try:
+        return await ENGINE.manage(body, fmt, model, limit=limit)
+    finally:
+        await ENGINE.drain()
+
+
 def check_invariants(fmt: Format, body: dict[str, Any], limit: int) -> None:
     model = MODELS[fmt]
     adapter = adapter_for(fmt)
     before = ENGINE.analyze(body, fmt, model, limit=limit)
     try:
-        out = asyncio.run(ENGINE.manage(body, fmt, model, limit=limit))
+        out = asyncio.run(_manage(body, fmt, model, limit))
     except ContextWindowExceededError as exc:
         # Only when what must be kept cannot fit: the system prompt and tools alone, or pinned turns
         # that even middle cuts could not shrink enough.
@@ -72,7 +80,7 @@ def check_invariants(fmt: Format, body: dict[str, Any], limit: int) -> None:
         assert roles[0] is Role.USER
         assert all(a is not b for a, b in itertools.pairwise(roles))
 
-    again = asyncio.run(ENGINE.manage(out.body, fmt, model, limit=limit))
+    again = asyncio.run(_manage(out.body, fmt, model, limit))
     assert not again.changed and again.body is out.body, "managing the output again changes nothing"
 
 
