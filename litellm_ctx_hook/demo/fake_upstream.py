@@ -91,7 +91,8 @@ def read_record_file(path: Path) -> list[RecordedRequest]:
     """The requests recorded in a ``record_file`` (missing file → none)."""
     if not path.exists():
         return []
-    lines = path.read_text(encoding="utf-8").splitlines()
+    text = path.read_text(encoding="utf-8")
+    lines = text[: text.rfind("\n") + 1].splitlines()  # a line being written right now is not whole yet
     return [RecordedRequest.from_json(json.loads(line)) for line in lines if line.strip()]
 
 

@@ -102,7 +102,9 @@ class Probe:
     anthropic: anthropic.Anthropic
 
     def events(self, kind: str | None = None) -> list[dict[str, Any]]:
-        lines = self.record_file.read_text(encoding="utf-8").splitlines() if self.record_file.exists() else []
+        text = self.record_file.read_text(encoding="utf-8") if self.record_file.exists() else ""
+        # The proxy may be writing an event (a success log) right now: only whole lines count.
+        lines = text[: text.rfind("\n") + 1].splitlines()
         events = [json.loads(line) for line in lines if line.strip()]
         return [e for e in events if kind is None or e["event"] == kind]
 
