@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import re
 import time
@@ -102,7 +103,19 @@ def fit_trim(messages: list[dict[str, Any]], sample: evaldata.Sample, budget: in
     return conv
 
 
+def condensed_span(metadata: dict[str, Any], messages: Sequence[Message]) -> list[Message]:
+    """The original messages our engine replaced by summaries (empty when it did not condense)."""
+    spans = metadata.get("summary", {}).get("summaries", [])
+    return [m for d in spans for m in messages[d["span"][0] : d["span"][1]]]
+
+
+def kept(facts: set[str], text: str) -> float:
+    return sum(1 for f in facts if f in text) / len(facts)
+
+
 def run_case(sample: evaldata.Sample, fraction: float, engine: ContextEngine, facts_of: Any) -> dict[str, Any] | None:
+    """Both methods at one budget. Two fact sets: those of the span our engine condensed (the
+    issue's measure) and those of everything but the system prompt and the last four messages."""
     fmt = Format(sample.format)
     adapter = adapter_for(fmt)
     conv = adapter.parse(sample.body)
@@ -112,60 +125,64 @@ def run_case(sample: evaldata.Sample, fraction: float, engine: ContextEngine, fa
     )
     # Both methods keep the system prompt whole: the budget is the system prompt plus a share of the rest.
     budget = system + int((count.total - system) * fraction)
-    source = shrinkable(conv.messages)
-    facts = facts_of(source)
+    facts = facts_of(shrinkable(conv.messages))
     if not facts:
         return None
-    row: dict[str, Any]
+    trim_conv = fit_trim(openai_view(sample), sample, budget, engine)
+    trim_text = text_of(trim_conv.messages)
+    row: dict[str, Any] = {
+        "trim_kept": kept(facts, trim_text),
+        "trim_tokens": engine.counter.count(trim_conv, sample.model).total / budget,
+        "trim_broken": broken_pairs(trim_conv.messages),
+    }
     try:
         ours_out = asyncio.run(engine.manage(sample.body, fmt, sample.model, limit=budget))
     except ContextWindowExceededError:
         # The pinned turns alone exceed the budget: we reject (a 400) rather than drop them.
-        row = {"ours_kept": 0.0, "ours_rejected": 1, "ours_broken": 0}
-    else:
-        ours_conv = adapter.parse(ours_out.body)
-        ours_text = text_of(ours_conv.messages)
-        row = {
-            "ours_kept": sum(1 for f in facts if f in ours_text) / len(facts),
-            "ours_tokens": ours_out.tokens_after / budget,
-            "ours_broken": broken_pairs(ours_conv.messages),
-        }
-    openai_messages = openai_view(sample)
-    trim_conv = fit_trim(openai_messages, sample, budget, engine)
-    trim_text = text_of(trim_conv.messages)
-    row["trim_kept"] = sum(1 for f in facts if f in trim_text) / len(facts)
-    row["trim_tokens"] = engine.counter.count(trim_conv, sample.model).total / budget
-    row["trim_broken"] = broken_pairs(trim_conv.messages)
-    if "ours_rejected" not in row:
-        row["both_fit"] = 1
+        row.update(ours_kept=0.0, ours_rejected=1, ours_broken=0)
+        return row
+    ours_conv = adapter.parse(ours_out.body)
+    ours_text = text_of(ours_conv.messages)
+    row.update(
+        ours_kept=kept(facts, ours_text),
+        ours_tokens=ours_out.tokens_after / budget,
+        ours_broken=broken_pairs(ours_conv.messages),
+        both_fit=1,
+    )
+    span_facts = facts_of(condensed_span(ours_out.metadata, conv.messages))
+    if span_facts:
+        row.update(span_ours_kept=kept(span_facts, ours_text), span_trim_kept=kept(span_facts, trim_text))
     return row
 
 
 def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    def mean(key: str) -> float | None:
-        vals = [r[key] for r in rows if key in r]
+    def mean(key: str, where: str | None = None) -> float | None:
+        vals = [r[key] for r in rows if key in r and (where is None or where in r)]
         return round(sum(vals) / len(vals), 4) if vals else None
 
     return {
         "conversations": len(rows),
-        "ours_fact_retention": mean("ours_kept"),
-        "trim_messages_fact_retention": mean("trim_kept"),
+        "ours_rejected_too_small": sum(r.get("ours_rejected", 0) for r in rows),
+        "condensed_span": {
+            "conversations": sum(1 for r in rows if "span_ours_kept" in r),
+            "ours_fact_retention": mean("span_ours_kept"),
+            "trim_messages_fact_retention": mean("span_trim_kept"),
+        },
+        "all_but_system_and_last_4": {
+            "ours_fact_retention": mean("ours_kept"),
+            "trim_messages_fact_retention": mean("trim_kept"),
+            "ours_fact_retention_where_both_fit": mean("ours_kept", "both_fit"),
+            "trim_messages_fact_retention_where_both_fit": mean("trim_kept", "both_fit"),
+        },
         "ours_tokens_vs_budget": mean("ours_tokens"),
         "trim_tokens_vs_budget": mean("trim_tokens"),
         "ours_broken_pairs": sum(r["ours_broken"] for r in rows),
-        "ours_rejected_too_small": sum(r.get("ours_rejected", 0) for r in rows),
         "trim_messages_broken_pairs": sum(r.get("trim_broken", 0) for r in rows),
-        "ours_fact_retention_where_both_fit": mean_where(rows, "ours_kept"),
-        "trim_messages_fact_retention_where_both_fit": mean_where(rows, "trim_kept"),
     }
 
 
-def mean_where(rows: list[dict[str, Any]], key: str) -> float | None:
-    vals = [r[key] for r in rows if r.get("both_fit")]
-    return round(sum(vals) / len(vals), 4) if vals else None
-
-
 def retention() -> dict[str, Any]:
+    logging.getLogger("LiteLLM").setLevel(logging.CRITICAL)  # trim_messages logs a traceback when it crashes
     # Same budget for both: aim at the budget itself rather than 60% of it.
     engine = ContextEngine(load_settings(condensation_target_ratio=1.0, condensation_min_messages=1))
     out: dict[str, Any] = {}

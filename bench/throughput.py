@@ -77,18 +77,23 @@ def main() -> None:
                 json={"model": "gpt-4o", "messages": conversation()},
                 timeout=60,
             ).headers
-            print(json.dumps({
-                "clients": CLIENTS,
-                "seconds_each": seconds,
-                "conversation_tokens": int(hdr.get("x-ctx-tokens-before", 0)),
-                "risk": hdr.get("x-ctx-risk-level"),
-                "requests_per_s_without": round(rps["without"], 2),
-                "requests_per_s_with": round(rps["with"], 2),
-                "ratio": round(rps["with"] / rps["without"], 3),
-                "p50_latency_without_ms": round(p50["without"] * 1000, 1),
-                "p50_latency_with_ms": round(p50["with"] * 1000, 1),
-                "p50_added_ms": round((p50["with"] - p50["without"]) * 1000, 1),
-            }, indent=2))
+            print(
+                json.dumps(
+                    {
+                        "clients": CLIENTS,
+                        "seconds_each": seconds,
+                        "conversation_tokens": int(hdr.get("x-ctx-tokens-before", 0)),
+                        "risk": hdr.get("x-ctx-risk-level"),
+                        "requests_per_s_without": round(rps["without"], 2),
+                        "requests_per_s_with": round(rps["with"], 2),
+                        "ratio": round(rps["with"] / rps["without"], 3),
+                        "p50_latency_without_ms": round(p50["without"] * 1000, 1),
+                        "p50_latency_with_ms": round(p50["with"] * 1000, 1),
+                        "p50_added_ms": round((p50["with"] - p50["without"]) * 1000, 1),
+                    },
+                    indent=2,
+                )
+            )
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ from .tokenizers import Family, bpe_counter, char_estimate, family_for_model, is
 
 # Count uncached text above this many characters (~20k tokens) off the event loop.
 OFF_LOOP_CHARS = 80_000
+TEXT_CACHE_MIN_CHARS = 256  # shorter texts are cheaper to encode again than to look up
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,14 +121,16 @@ class TokenCounter:
     def cache_size(self) -> int:
         return len(self._cache)
 
-    def _cached(self, key: tuple[Any, ...]) -> int | None:
+    def _cached(self, key: tuple[Any, ...], tally: bool = True) -> int | None:
         with self._lock:
             value = self._cache.get(key)
             if value is not None:
                 self._cache.move_to_end(key)
-                self.hits += 1
-            else:
-                self.misses += 1
+            if tally:
+                if value is not None:
+                    self.hits += 1
+                else:
+                    self.misses += 1
             return value
 
     def _store(self, key: tuple[Any, ...], value: int) -> None:
@@ -151,9 +154,21 @@ class TokenCounter:
         return ("calibrated" if family in _CALIBRATIONS else "tiktoken"), fn
 
     def count_text(self, text: str, family: Family) -> int:
-        """BPE tokens of plain text for the family (raw, before calibration or framing)."""
+        """BPE tokens of plain text for the family (raw, before calibration or framing).
+
+        Long texts are remembered (the parts of a message are counted again when tiers edit it).
+        """
         _, fn = self._method(family)
-        return fn(text) if fn is not None else char_estimate(text)
+        if fn is None:
+            return char_estimate(text)
+        if len(text) < TEXT_CACHE_MIN_CHARS:
+            return int(fn(text))
+        key = (family, "text", hash(text), len(text))
+        value = self._cached(key, tally=False)
+        if value is None:
+            value = int(fn(text))
+            self._store(key, value)
+        return value
 
     # -- parts and messages ------------------------------------------------------------------
     def _image_tokens(self, part: Part, family: Family, description: str | None) -> int:
@@ -173,14 +188,12 @@ class TokenCounter:
 
     def features(self, message: Message, family: Family) -> Features:
         """BPE tokens and block counts of a message's text parts, by part kind (images excluded)."""
-        _, fn = self._method(family)
-        enc = fn if fn is not None else char_estimate
         bpe: dict[PartKind, int] = {}
         blocks: dict[PartKind, int] = {}
         for part in message.parts:
             if part.kind is PartKind.IMAGE:
                 continue
-            bpe[part.kind] = bpe.get(part.kind, 0) + enc(part.text)
+            bpe[part.kind] = bpe.get(part.kind, 0) + self.count_text(part.text, family)
             blocks[part.kind] = blocks.get(part.kind, 0) + 1
         return bpe, blocks
 

@@ -14,6 +14,7 @@ from .conversation import Format, Message, Part, PartKind, Role
 SUMMARY_OPEN = "<conversation_summary>"
 SUMMARY_CLOSE = "</conversation_summary>"
 CUT_MARK = "[… {n} tokens cut to fit the context window …]"
+CUT_MIN_KEEP = 64  # tokens of head and tail a partial cut leaves
 
 
 def tool_names(messages: Sequence[Message]) -> dict[str, str]:
@@ -134,10 +135,14 @@ def _as_blocks(message: Message) -> Message:
     return dataclasses.replace(message, parts=parts)
 
 
-def cut_middle(message: Message, excess_tokens: int, count: Callable[[str], int]) -> Message | None:
+def cut_middle(
+    message: Message, excess_tokens: int, count: Callable[[str], int], *, partial: bool = False
+) -> Message | None:
     """Cut the middle of the largest text-like part by at least ``excess_tokens`` tokens.
 
-    Keeps the head and tail of the text and marks the cut. ``None`` if no part is large enough.
+    Keeps the head and tail of the text and marks the cut. ``None`` if no part is large enough;
+    with ``partial``, a part too small to lose all of the excess is cut down to ``CUT_MIN_KEEP``
+    tokens instead (``None`` only if it is not larger than that).
     """
     candidates = [
         (count(p.text), j)
@@ -152,7 +157,10 @@ def cut_middle(message: Message, excess_tokens: int, count: Callable[[str], int]
         return None  # a document block cannot be re-rendered as text without losing its source
     mark = CUT_MARK.format(n=0)
     keep_tokens = tokens - excess_tokens - count(mark) - 8
-    if keep_tokens <= 0:
+    if partial and keep_tokens < CUT_MIN_KEEP:
+        excess_tokens = tokens - CUT_MIN_KEEP - count(mark) - 8
+        keep_tokens = CUT_MIN_KEEP
+    if keep_tokens <= 0 or excess_tokens <= 0:
         return None
     text = part.text
     ratio = keep_tokens / max(tokens, 1)

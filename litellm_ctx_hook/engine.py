@@ -510,8 +510,14 @@ class ContextEngine:
                 kept = leading_user(fmt, merge_adjacent(kept), len(dropped))
             work.messages = kept
             work.actions.append(f"truncate:{len(dropped)}")
-        # A pinned message alone is too large: cut the middle of the largest one (never a system prompt).
-        for _ in range(8):
+
+        # Pinned messages alone are too large: cut the middle of the largest one that can lose all of
+        # the excess; if none can, cut the largest down to its head and tail and go on (never a
+        # system prompt).
+        def count_text(s: str) -> int:
+            return self.counter.count_text(s, a.count.family)
+
+        for _ in range(2 * len(work.messages) + 1):
             count = self.counter.count(a.conversation.with_messages(work.messages), a.target.model)
             excess = count.total - a.budget.limit
             if excess <= 0:
@@ -519,16 +525,23 @@ class ContextEngine:
             order = sorted(
                 (i for i, m in enumerate(work.messages) if m.role is not Role.SYSTEM), key=lambda i: -count.messages[i]
             )
-            for i in order:
-                before = work.messages[i]
-                cut = cut_middle(before, excess, lambda s: self.counter.count_text(s, a.count.family))
-                if cut is not None:
-                    work.messages[i] = cut
-                    work.cut.update(j for j in work.pinned if contains_message(before, original[j]))
-                    work.actions.append("cut:1")
-                    break
-            else:
+            done = next(
+                ((i, c) for i in order if (c := cut_middle(work.messages[i], excess, count_text)) is not None), None
+            ) or next(
+                (
+                    (i, c)
+                    for i in order
+                    if (c := cut_middle(work.messages[i], excess, count_text, partial=True)) is not None
+                ),
+                None,
+            )
+            if done is None:
                 return
+            i, cut = done
+            before = work.messages[i]
+            work.messages[i] = cut
+            work.cut.update(j for j in work.pinned if contains_message(before, original[j]))
+            work.actions.append("cut:1")
 
     # -- verification ------------------------------------------------------------------------
     def _count(self, a: Analysis, messages: Sequence[Message]) -> int:

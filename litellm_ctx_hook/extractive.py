@@ -1,11 +1,12 @@
 """The local, deterministic condenser: keeps the most informative lines of a span (no LLM).
 
 The span is seen as :class:`Segment` s (who said what, :func:`segments_of`). :func:`condense`
-cuts every segment into *units*: its non-empty lines; a line longer than ``LONG_LINE`` characters
+cuts every segment's :func:`readable` text (JSON as ``key=value`` lines, one per object; other
+text as it is) into *units*: its non-empty lines; a line longer than ``LONG_LINE`` characters
 is cut into sentences, and a sentence still that long (one-line JSON, minified code) into runs of
 comma/semicolon-separated clauses of about ``PIECE`` characters; a unit longer than ``MAX_UNIT``
-characters keeps its head and tail around `` … ``. Every unit is a stripped slice of its segment
-text (or the middle cut of one).
+characters keeps its head and tail around `` … ``. Every unit is a stripped slice of its segment's
+readable text (or the middle cut of one).
 
 Each unit is scored with :func:`salience.line_score`; a unit whose :func:`salience.shape` was
 already seen scores ``REPEAT_FACTOR`` times less; exact duplicates are dropped (the first is
@@ -27,6 +28,7 @@ if it was high. The selected units are rendered in their original order::
 
 from __future__ import annotations
 
+import json
 import re
 from bisect import bisect_left, insort
 from collections.abc import Callable, Sequence
@@ -36,11 +38,13 @@ from heapq import heapify, heappop, heappush
 from .conversation import Message, PartKind
 from .salience import REPEAT_FACTOR, KeyScanner, LineSignals, fact_retention, shape, signals
 
-__all__ = ["Segment", "condense", "fact_retention", "segments_of"]
+__all__ = ["Segment", "condense", "fact_retention", "readable", "segments_of"]
 
 LONG_LINE = 240
 PIECE = 200
 MAX_UNIT = 400
+ALL_FIT_CHARS_PER_TOKEN = 8  # more characters than this per token of budget: not all units fit
+MAX_JSON_CHARS = 1_000_000  # larger JSON is taken line by line as text
 FIRST_BONUS = 0.5
 USER_BONUS = 0.5
 RECENT_BONUS = 0.5
@@ -120,9 +124,56 @@ def _slices(text: str, breaks: re.Pattern[str], target: int) -> list[str]:
     return [p for p in out if p]
 
 
+def _scalar(value: object) -> str:
+    if isinstance(value, str):
+        return value
+    return json.dumps(value)  # numbers, true/false/null as JSON writes them
+
+
+def _flatten(value: object, path: str, out: list[str]) -> None:
+    """One line per JSON object or list: its scalar members as ``key=value``, nested ones after it."""
+    if isinstance(value, dict):
+        items, nested = [], []
+        for k, v in value.items():
+            if isinstance(v, dict | list) and v:
+                nested.append((f"{path}.{k}" if path else str(k), v))
+            else:
+                items.append(f"{k}={_scalar(v) if not isinstance(v, dict | list) else json.dumps(v)}")
+        if items:
+            out.append(f"{path}: {' '.join(items)}" if path else " ".join(items))
+        for sub, v in nested:
+            _flatten(v, sub, out)
+    elif isinstance(value, list):
+        if all(not isinstance(v, dict | list) for v in value):
+            out.append(f"{path}=" + ", ".join(_scalar(v) for v in value))
+        else:
+            for i, v in enumerate(value):  # "flights[0]", or "#0" at the top (a line never starts with "[")
+                _flatten(v, f"{path}[{i}]" if path else f"#{i}", out)
+    else:
+        out.append(f"{path}={_scalar(value)}" if path else _scalar(value))
+
+
+def readable(text: str) -> str:
+    """The text units are cut from: a JSON document (a typical tool result) as ``key=value`` lines,
+    one per object, anything else as it is. JSON's quotes, braces and commas are about a quarter of
+    its tokens and carry no facts."""
+    stripped = text.strip()
+    if not stripped or stripped[0] not in "{[" or len(stripped) > MAX_JSON_CHARS:
+        return text
+    try:
+        value = json.loads(stripped)
+    except ValueError:
+        return text
+    if not isinstance(value, dict | list):
+        return text
+    out: list[str] = []
+    _flatten(value, "", out)
+    return "\n".join(out)
+
+
 def _units(text: str) -> list[str]:
     units: list[str] = []
-    for raw in text.splitlines():
+    for raw in readable(text).splitlines():
         line = raw.strip()
         if not line:
             continue
@@ -303,10 +354,11 @@ def condense(segments: Sequence[Segment], budget_tokens: int, count: Callable[[s
     if not units:
         return ""
     sel = _Selection(units, segments, count)
-    sel.chosen = list(range(len(units)))
-    text = sel.render()
-    if count(text) <= budget_tokens:
-        return text
+    if sum(len(u.text) for u in units) <= ALL_FIT_CHARS_PER_TOKEN * budget_tokens:  # else it surely does not fit
+        sel.chosen = list(range(len(units)))
+        text = sel.render()
+        if count(text) <= budget_tokens:
+            return text
 
     sel.chosen = []
     order = sorted(range(len(units)), key=lambda k: (-units[k].score, k))

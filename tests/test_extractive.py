@@ -15,7 +15,7 @@ from support import needs_evaldata
 from bench import evaldata
 from litellm_ctx_hook.adapters import adapter_for
 from litellm_ctx_hook.conversation import ImageRef, Message, Part, PartKind, Role
-from litellm_ctx_hook.extractive import GAP, Segment, condense, fact_retention, segments_of
+from litellm_ctx_hook.extractive import GAP, Segment, condense, fact_retention, readable, segments_of
 from litellm_ctx_hook.tokenizers import bpe_counter
 
 
@@ -49,7 +49,7 @@ def check_output(segments: Sequence[Segment], out: str) -> None:
     seg = -1
     for speaker, units in groups:  # the earliest later segment holding all units in order
         for s in range(seg + 1, len(segments)):
-            if segments[s].speaker == speaker and _in_order(segments[s].text, units):
+            if segments[s].speaker == speaker and _in_order(readable(segments[s].text), units):
                 seg = s
                 break
         else:
@@ -188,6 +188,31 @@ def test_drops_filler_marks_gaps_and_keeps_order() -> None:
         assert fact in out
     assert GAP in out.split("\n")
     assert out.index("mia_li_3668") < out.index("cancelled") < out.index("$1,234.50")
+
+
+def test_json_is_read_as_key_value_lines_one_per_object() -> None:
+    doc = {
+        "reservation_id": "4WQ150",
+        "insurance": False,
+        "flights": [{"flight_number": "HAT136", "price": 152.5}, {"flight_number": "HAT039", "price": 103}],
+        "tags": ["a", 1, None],
+        "note": "line one\nline two",
+        "empty": {},
+    }
+    assert readable(json.dumps(doc)) == (
+        "reservation_id=4WQ150 insurance=false note=line one\nline two empty={}\n"
+        "flights[0]: flight_number=HAT136 price=152.5\n"
+        "flights[1]: flight_number=HAT039 price=103\n"
+        "tags=a, 1, null"
+    )
+    assert readable('[{"a": 1}, [2, 3]]') == "#0: a=1\n#1=2, 3"
+    for text in ("not json {", '{"a": 1', "42", '"x"', "", "  [1, 2"):
+        assert readable(text) == text
+    segments = [Segment("tool result get_reservation_details", json.dumps(doc, indent=2))]
+    out = condense(segments, 1_000, simple)
+    assert out.startswith("[tool result get_reservation_details] reservation_id=4WQ150 ")
+    assert "HAT039" in out and '"' not in out
+    check_output(segments, out)
 
 
 def test_exact_duplicates_are_dropped() -> None:

@@ -12,7 +12,10 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_demo_short_runs_offline() -> None:
     done = subprocess.run(
         [sys.executable, "-m", "litellm_ctx_hook.cli", "demo", "--short"],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert "requests" in done.stdout and "managed" in done.stdout
