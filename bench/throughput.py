@@ -1,10 +1,12 @@
 """Proxy throughput with the plugin vs without it: same config otherwise, one run, same machine.
 
-Two ``litellm --config`` proxies in front of the same fake upstream, one with
-``litellm_ctx_hook.proxy_handler_instance`` in its callbacks. SAFE traffic: a ~20k-token
+``litellm --config`` proxies in front of the same fake upstream, identical but for their
+callbacks: none, or ``litellm_ctx_hook.proxy_handler_instance``. SAFE traffic: a ~20k-token
 conversation (each request with its own last message, as real traffic), 8 concurrent clients,
-alternating rounds so both see the same machine noise. Reports requests/s of each, their ratio,
-and the p50 latency the plugin adds.
+interleaved rounds so all see the same machine noise. A third proxy with a hook that does nothing
+(registered the same way) is the control: its ratio shows the noise floor. Reports requests/s of
+each, the ratios to the proxy without a hook (overall and per round), and the p50 latency the
+plugin adds.
 
     python -m bench.throughput
 """
@@ -16,6 +18,8 @@ import json
 import os
 import statistics
 import time
+from contextlib import ExitStack
+from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
@@ -27,8 +31,8 @@ from litellm_ctx_hook.demo.proxy import ProxyProcess, model_entry, start_proxy
 from litellm_ctx_hook.demo.session import generate_session
 
 CLIENTS = 8
-ROUND_S = 12.0
-ROUNDS = 3
+ROUND_S = 8.0
+ROUNDS = 6
 
 
 def conversation() -> list[dict[str, Any]]:
@@ -56,21 +60,53 @@ async def load(proxy: ProxyProcess, seconds: float, tag: str) -> list[float]:
     return latencies
 
 
+CONTROL_HOOK = """
+from litellm.integrations.custom_logger import CustomLogger
+
+
+class Control(CustomLogger):
+    async def async_pre_call_hook(self, user_api_key_dict, cache, data, call_type):
+        return data
+
+    async def async_post_call_response_headers_hook(self, data, user_api_key_dict, response, *args, **kwargs):
+        return {"x-ctx-risk-level": "SAFE"}
+
+
+handler = Control()
+"""
+
+
 def main() -> None:
     with FakeUpstream() as upstream:
         models = [model_entry("gpt-4o", "openai/gpt-4o", upstream.url)]
-        plain = {"model_list": models, "litellm_settings": {}}
-        hooked = {"model_list": models, "litellm_settings": {"callbacks": ["litellm_ctx_hook.proxy_handler_instance"]}}
-        with start_proxy(plain) as without, start_proxy(hooked) as with_hook:
-            for proxy in (without, with_hook):  # warm-up
+        configs: dict[str, tuple[dict[str, Any], dict[str, str | Path] | None]] = {
+            "without": ({"model_list": models, "litellm_settings": {}}, None),
+            # The noise floor: a hook that does nothing, registered the same way.
+            "control": (
+                {"model_list": models, "litellm_settings": {"callbacks": ["control_hook.handler"]}},
+                {"control_hook.py": CONTROL_HOOK},
+            ),
+            "with": (
+                {"model_list": models, "litellm_settings": {"callbacks": ["litellm_ctx_hook.proxy_handler_instance"]}},
+                None,
+            ),
+        }
+        with ExitStack() as stack:
+            proxies = {name: stack.enter_context(start_proxy(cfg, files=f)) for name, (cfg, f) in configs.items()}
+            for proxy in proxies.values():  # warm-up
                 asyncio.run(load(proxy, 3, "warm"))
-            results: dict[str, list[float]] = {"without": [], "with": []}
-            for r in range(ROUNDS):
-                for name, proxy in (("without", without), ("with", with_hook)):
-                    results[name] += asyncio.run(load(proxy, ROUND_S, f"{name}{r}"))
+            results: dict[str, list[list[float]]] = {name: [] for name in proxies}
+            for r in range(ROUNDS):  # interleaved rounds: every proxy sees the same machine noise
+                for name, proxy in proxies.items():
+                    results[name].append(asyncio.run(load(proxy, ROUND_S, f"{name}{r}")))
             seconds = ROUND_S * ROUNDS
-            rps = {k: len(v) / seconds for k, v in results.items()}
-            p50 = {k: statistics.median(v) for k, v in results.items()}
+            rps = {k: sum(len(rnd) for rnd in v) / seconds for k, v in results.items()}
+            p50 = {k: statistics.median(x for rnd in v for x in rnd) for k, v in results.items()}
+
+            def round_ratios(name: str) -> list[float]:
+                return [len(a) / len(b) for a, b in zip(results[name], results["without"], strict=True)]
+
+            with_hook = proxies["with"]
             hdr = httpx.post(
                 with_hook.base_url + "/v1/chat/completions",
                 headers=with_hook.auth_headers,
@@ -81,14 +117,16 @@ def main() -> None:
                 json.dumps(
                     {
                         "clients": CLIENTS,
+                        "rounds": ROUNDS,
                         "seconds_each": seconds,
                         "conversation_tokens": int(hdr.get("x-ctx-tokens-before", 0)),
                         "risk": hdr.get("x-ctx-risk-level"),
-                        "requests_per_s_without": round(rps["without"], 2),
-                        "requests_per_s_with": round(rps["with"], 2),
-                        "ratio": round(rps["with"] / rps["without"], 3),
-                        "p50_latency_without_ms": round(p50["without"] * 1000, 1),
-                        "p50_latency_with_ms": round(p50["with"] * 1000, 1),
+                        "requests_per_s": {k: round(v, 2) for k, v in rps.items()},
+                        "ratio_with_plugin": round(rps["with"] / rps["without"], 3),
+                        "ratio_control_hook": round(rps["control"] / rps["without"], 3),
+                        "per_round_ratio_with_plugin": [round(x, 3) for x in round_ratios("with")],
+                        "per_round_ratio_control_hook": [round(x, 3) for x in round_ratios("control")],
+                        "p50_latency_ms": {k: round(v * 1000, 1) for k, v in p50.items()},
                         "p50_added_ms": round((p50["with"] - p50["without"]) * 1000, 1),
                     },
                     indent=2,
