@@ -5,8 +5,9 @@ callbacks: none, or ``litellm_ctx_hook.proxy_handler_instance``. SAFE traffic: a
 conversation (each request with its own last message, as real traffic), 8 concurrent clients,
 interleaved rounds so all see the same machine noise. A third proxy with a hook that does nothing
 (registered the same way) is the control: its ratio shows the noise floor. Reports requests/s of
-each, the ratios to the proxy without a hook (overall and per round), and the p50 latency the
-plugin adds.
+each, the ratios to the proxy without a hook (overall and per round), each proxy's CPU time per
+request (from /proc: what a busy machine changes least; its ratio is the throughput one CPU-bound
+proxy process can reach), and the p50 latency the plugin adds.
 
     python -m bench.throughput
 """
@@ -60,6 +61,12 @@ async def load(proxy: ProxyProcess, seconds: float, tag: str) -> list[float]:
     return latencies
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of a process so far: a noisy machine changes wall time, not this."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 CONTROL_HOOK = """
 from litellm.integrations.custom_logger import CustomLogger
 
@@ -96,10 +103,14 @@ def main() -> None:
             for proxy in proxies.values():  # warm-up
                 asyncio.run(load(proxy, 3, "warm"))
             results: dict[str, list[list[float]]] = {name: [] for name in proxies}
+            cpu = dict.fromkeys(proxies, 0.0)
             for r in range(ROUNDS):  # interleaved rounds: every proxy sees the same machine noise
                 for name, proxy in proxies.items():
+                    before = cpu_seconds(proxy.process.pid)
                     results[name].append(asyncio.run(load(proxy, ROUND_S, f"{name}{r}")))
+                    cpu[name] += cpu_seconds(proxy.process.pid) - before
             seconds = ROUND_S * ROUNDS
+            cpu_ms = {k: 1000 * cpu[k] / sum(len(rnd) for rnd in results[k]) for k in proxies}
             rps = {k: sum(len(rnd) for rnd in v) / seconds for k, v in results.items()}
             p50 = {k: statistics.median(x for rnd in v for x in rnd) for k, v in results.items()}
 
@@ -126,6 +137,9 @@ def main() -> None:
                         "ratio_control_hook": round(rps["control"] / rps["without"], 3),
                         "per_round_ratio_with_plugin": [round(x, 3) for x in round_ratios("with")],
                         "per_round_ratio_control_hook": [round(x, 3) for x in round_ratios("control")],
+                        "proxy_cpu_ms_per_request": {k: round(v, 2) for k, v in cpu_ms.items()},
+                        "cpu_ratio_with_plugin": round(cpu_ms["without"] / cpu_ms["with"], 3),
+                        "cpu_ratio_control_hook": round(cpu_ms["without"] / cpu_ms["control"], 3),
                         "p50_latency_ms": {k: round(v * 1000, 1) for k, v in p50.items()},
                         "p50_added_ms": round((p50["with"] - p50["without"]) * 1000, 1),
                     },
