@@ -1,10 +1,11 @@
 """Fact retention and latency of condensation, side by side with ``litellm.utils.trim_messages``.
 
-For each conversation and a budget of 25% and 50% of its tokens, both methods shrink it to the
-budget; we then measure the share of *facts* from the part that had to be shrunk (everything but
-the system prompt and the last four messages, which both keep) that are still in the output:
-for the tau-bench runs the ids and numbers in tool results, for the Claude sessions the file
-paths and identifiers. We also count tool pairs each method broke. Latency: one management call
+For each conversation and a budget of the system prompt plus 25% or 50% of the rest of its
+tokens, both methods shrink it to the budget; we then measure the share of *facts* still in the
+output (for the tau-bench runs the ids and numbers in tool results, for the Claude sessions the
+file paths and identifiers), of two sets: those of the span our engine condensed, and those of
+everything but the system prompt and the last four messages. We also count tool pairs each
+method broke, and measure the condenser alone on the same spans given the whole budget. Latency: one management call
 (extractive condenser) on the largest Claude session at a 32k window, as a ratio to one cold
 count of that session.
 
@@ -33,8 +34,10 @@ from litellm_ctx_hook.conversation import Format, Message, PartKind
 from litellm_ctx_hook.counting import TokenCounter
 from litellm_ctx_hook.engine import ContextEngine
 from litellm_ctx_hook.errors import ContextWindowExceededError
+from litellm_ctx_hook.extractive import condense, segments_of
 from litellm_ctx_hook.salience import key_tokens
 from litellm_ctx_hook.settings import load_settings
+from litellm_ctx_hook.tokenizers import Family
 
 from . import evaldata
 
@@ -192,8 +195,44 @@ def retention() -> dict[str, Any]:
     ):
         for fraction in (0.25, 0.5):
             rows = [r for s in samples if (r := run_case(s, fraction, engine, facts_of)) is not None]
-            out[f"{label} @ {int(fraction * 100)}%"] = summarise(rows)
+            out[f"{label} @ {int(fraction * 100)}%"] = {
+                **summarise(rows),
+                "condenser_only": condenser_only(samples, fraction, facts_of),
+            }
     return out
+
+
+def condenser_only(samples: Sequence[evaldata.Sample], fraction: float, facts_of: Any) -> dict[str, Any]:
+    """The condenser alone, given the whole budget: the span (all but the system prompt and the last
+    four messages) condensed to ``fraction`` of its tokens, against its most recent messages
+    verbatim within the same budget."""
+    counter = TokenCounter(load_settings())
+
+    def count(text: str) -> int:
+        return counter.count_text(text, Family.O200K)
+
+    ours = recent = 0.0
+    n = 0
+    for sample in samples:
+        conv = adapter_for(Format(sample.format)).parse(sample.body)
+        span = shrinkable(conv.messages)
+        facts = facts_of(span)
+        if not facts:
+            continue
+        segments = segments_of(span)
+        budget = int(count("\n".join(f"[{g.speaker}] {g.text}" for g in segments)) * fraction)
+        condensed = condense(segments, budget, count)
+        kept_recent: list[str] = []
+        used = 0
+        for g in reversed(segments):
+            used += count(f"[{g.speaker}] {g.text}") + 1
+            if used > budget:
+                break
+            kept_recent.append(g.text)
+        ours += kept(facts, condensed)
+        recent += kept(facts, "\n".join(kept_recent))
+        n += 1
+    return {"spans": n, "condensed": round(ours / n, 4), "most_recent_verbatim": round(recent / n, 4)}
 
 
 def latency() -> dict[str, Any]:
