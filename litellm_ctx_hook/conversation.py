@@ -72,6 +72,26 @@ class Message:
     raw: Mapping[str, Any] | None = None  # original message/item: written back as is unless edited
     name: str | None = None  # OpenAI ``name`` (counts one token)
     edited: bool = False  # parts changed by the engine: the adapter renders it anew
+    # A process-local hash of everything that affects this message's token count (computed once).
+    signature: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(
+            self,
+            "signature",
+            hash(
+                (
+                    self.raw_role,
+                    self.name,
+                    tuple(
+                        (p.kind, p.text, p.tool_id, p.image.url or p.image.data, p.image.detail)
+                        if p.image is not None
+                        else (p.kind, p.text, p.tool_id)
+                        for p in self.parts
+                    ),
+                )
+            ),
+        )
 
     @property
     def text(self) -> str:
@@ -93,22 +113,6 @@ class Message:
         """The role string as the client wrote it (``developer`` stays ``developer``)."""
         role = self.raw.get("role") if self.raw is not None else None
         return role if isinstance(role, str) else self.role.value
-
-    @property
-    def signature(self) -> int:
-        """A process-local hash of everything that affects this message's token count."""
-        return hash(
-            (
-                self.raw_role,
-                self.name,
-                tuple(
-                    (p.kind, p.text, p.tool_id, p.image.url or p.image.data, p.image.detail)
-                    if p.image is not None
-                    else (p.kind, p.text, p.tool_id)
-                    for p in self.parts
-                ),
-            )
-        )
 
     @staticmethod
     def system_of(parts: tuple[Part, ...]) -> Message:

@@ -434,8 +434,11 @@ class ContextEngine:
             if await self.condenser.reuse(req, reg, summarizer) is not None:
                 return  # already condensed on an earlier turn
             target_tokens = int(self.settings.condensation_target_ratio * a.budget.limit)
-            if await self.condenser.condense(req, reg, target_tokens, summarizer) is not None:
+            condensed = await self.condenser.condense(req, reg, target_tokens, summarizer)
+            if condensed is not None:
                 self.stats.bump("speculative_condensations")
+                # Count it now too: the WARNING turn inserts the same summary message, already counted.
+                self._count(a, condensed.messages)
         except Exception:
             log.exception("speculative condensation failed (the request was not affected)")
 
