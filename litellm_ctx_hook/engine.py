@@ -63,6 +63,17 @@ class Analysis:
 
 
 @dataclass(frozen=True)
+class _Measured:
+    """What the analysis cache keeps: not the parsed conversation (the caller has just parsed its
+    own, with its own body), so cached entries hold no request objects."""
+
+    target: ModelTarget
+    budget: Budget
+    count: RequestCount
+    result: ContextAnalysisResult
+
+
+@dataclass(frozen=True)
 class Outcome:
     """A managed request: the body to send and what was done to it."""
 
@@ -109,7 +120,7 @@ class ContextEngine:
         self.condenser = Condenser(settings, self.counter, self.stats, cache)
         self._speculating: set[asyncio.Task[None]] = set()
         self._unknown_models: set[str] = set()
-        self._analyses: MemoryLRU[Analysis] = MemoryLRU(settings.context_cache_size)
+        self._analyses: MemoryLRU[_Measured] = MemoryLRU(settings.context_cache_size)
         self._targets: MemoryLRU[ModelTarget] = MemoryLRU(256)
 
     def clear_caches(self) -> None:
@@ -189,9 +200,10 @@ class ContextEngine:
         conv = adapter_for(fmt).parse(body)
         key = self._analysis_key(conv, model, limit, is_vision, descriptions)
         cached = self._analyses.get(key)
-        if cached is not None:
-            self.stats.bump("analysis_hits")
-        return conv, key, cached
+        if cached is None:
+            return conv, key, None
+        self.stats.bump("analysis_hits")
+        return conv, key, Analysis(conv, cached.target, cached.budget, cached.count, cached.result)
 
     def _target(self, model: str, router: RouterLike | None, limit: int | None, is_vision: bool) -> ModelTarget:
         if limit is not None and router is None:  # the caller gave the limit: no window to look up
@@ -244,7 +256,7 @@ class ContextEngine:
         )
         analysis = Analysis(conv, target, budget, count, result)
         self.stats.bump("analysis_misses")
-        self._analyses.put(key, analysis, self.settings.context_analysis_cache_ttl)
+        self._analyses.put(key, _Measured(target, budget, count, result), self.settings.context_analysis_cache_ttl)
         return analysis
 
     # -- management --------------------------------------------------------------------------
