@@ -7,7 +7,8 @@ interleaved rounds so all see the same machine noise. A third proxy with a hook 
 (registered the same way) is the control: its ratio shows the noise floor. Reports requests/s of
 each, the ratios to the proxy without a hook (overall and per round), each proxy's CPU time per
 request (from /proc: what a busy machine changes least; its ratio is the throughput one CPU-bound
-proxy process can reach), and the p50 latency the plugin adds.
+proxy process can reach), the plugin's own time per request measured in this process, and the
+p50 latency the plugin adds.
 
     python -m bench.throughput
 """
@@ -59,6 +60,36 @@ async def load(proxy: ProxyProcess, seconds: float, tag: str) -> list[float]:
 
         await asyncio.gather(*(worker(w) for w in range(CLIENTS)))
     return latencies
+
+
+def hook_cost_ms(n: int = 300) -> float:
+    """The plugin's own time per request, in this process: the pre-call and header hooks on the same
+    conversation, each request a fresh JSON body with its own last message (as the proxy gets it)."""
+    from litellm_ctx_hook.hook import ContextHook
+
+    hook = ContextHook()
+    raw = json.dumps({"model": "gpt-4o", "messages": conversation()})
+
+    class Key:
+        team_id = None
+        api_key = "sk-bench"
+
+    def body(i: int) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads(raw)
+        data["messages"].append({"role": "user", "content": f"question {i}?"})
+        data["metadata"] = {"user_api_key_hash": "bench"}
+        return data
+
+    async def run() -> float:
+        await hook.async_pre_call_hook(Key(), None, body(-1), "acompletion")  # warm: counts cached
+        bodies = [body(i) for i in range(n)]
+        started = time.perf_counter()
+        for data in bodies:
+            await hook.async_pre_call_hook(Key(), None, data, "acompletion")
+            await hook.async_post_call_response_headers_hook(data, Key(), None)
+        return (time.perf_counter() - started) / n
+
+    return 1000 * min(asyncio.run(run()) for _ in range(3))
 
 
 def cpu_seconds(pid: int) -> float:
@@ -140,6 +171,7 @@ def main() -> None:
                         "proxy_cpu_ms_per_request": {k: round(v, 2) for k, v in cpu_ms.items()},
                         "cpu_ratio_with_plugin": round(cpu_ms["without"] / cpu_ms["with"], 3),
                         "cpu_ratio_control_hook": round(cpu_ms["without"] / cpu_ms["control"], 3),
+                        "plugin_in_process_ms_per_request": round(hook_cost_ms(), 3),
                         "p50_latency_ms": {k: round(v * 1000, 1) for k, v in p50.items()},
                         "p50_added_ms": round((p50["with"] - p50["without"]) * 1000, 1),
                     },
