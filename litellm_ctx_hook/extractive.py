@@ -145,7 +145,8 @@ def _flatten(value: object, path: str, out: list[str]) -> None:
             _flatten(v, sub, out)
     elif isinstance(value, list):
         if all(not isinstance(v, dict | list) for v in value):
-            out.append(f"{path}=" + ", ".join(_scalar(v) for v in value))
+            scalars = ", ".join(_scalar(v) for v in value)
+            out.append(f"{path}={scalars}" if path else scalars)
         else:
             for i, v in enumerate(value):  # "flights[0]", or "#0" at the top (a line never starts with "[")
                 _flatten(v, f"{path}[{i}]" if path else f"#{i}", out)
@@ -160,14 +161,14 @@ def readable(text: str) -> str:
     stripped = text.strip()
     if not stripped or stripped[0] not in "{[" or len(stripped) > MAX_JSON_CHARS:
         return text
+    out: list[str] = []
     try:
         value = json.loads(stripped)
-    except ValueError:
+        if not isinstance(value, dict | list):
+            return text
+        _flatten(value, "", out)
+    except (ValueError, RecursionError):  # not JSON, or nested too deep to walk: read it as text
         return text
-    if not isinstance(value, dict | list):
-        return text
-    out: list[str] = []
-    _flatten(value, "", out)
     return "\n".join(out)
 
 

@@ -206,8 +206,11 @@ def test_json_is_read_as_key_value_lines_one_per_object() -> None:
         "tags=a, 1, null"
     )
     assert readable('[{"a": 1}, [2, 3]]') == "#0: a=1\n#1=2, 3"
-    for text in ("not json {", '{"a": 1', "42", '"x"', "", "  [1, 2"):
+    assert readable("[1, 2.5, true]") == "1, 2.5, true"
+    deep = "[" * 5_000 + "]" * 5_000
+    for text in ("not json {", '{"a": 1', "42", '"x"', "", "  [1, 2", deep):
         assert readable(text) == text
+    assert readable('{"a":' * 900 + "1" + "}" * 900).endswith(".a: a=1")
     segments = [Segment("tool result get_reservation_details", json.dumps(doc, indent=2))]
     out = condense(segments, 1_000, simple)
     assert out.startswith("[tool result get_reservation_details] reservation_id=4WQ150 ")
