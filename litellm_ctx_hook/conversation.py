@@ -72,38 +72,27 @@ class Message:
     raw: Mapping[str, Any] | None = None  # original message/item: written back as is unless edited
     name: str | None = None  # OpenAI ``name`` (counts one token)
     edited: bool = False  # parts changed by the engine: the adapter renders it anew
-    # A process-local hash of everything that affects this message's token count (computed once).
-    signature: int = field(init=False, repr=False, compare=False)
+    # Computed once, at construction: planning and verification read them many times per request.
+    signature: int = field(init=False, repr=False, compare=False)  # a process-local hash of all that counts
+    tool_call_ids: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    tool_result_ids: tuple[str, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(
-            self,
-            "signature",
-            hash(
-                (
-                    self.raw_role,
-                    self.name,
-                    tuple(
-                        (p.kind, p.text, p.tool_id, p.image.url or p.image.data, p.image.detail)
-                        if p.image is not None
-                        else (p.kind, p.text, p.tool_id)
-                        for p in self.parts
-                    ),
-                )
-            ),
+        content = tuple(
+            (p.kind, p.text, p.tool_id, p.image.url or p.image.data, p.image.detail)
+            if p.image is not None
+            else (p.kind, p.text, p.tool_id)
+            for p in self.parts
         )
+        object.__setattr__(self, "signature", hash((self.raw_role, self.name, content)))
+        calls = tuple(p.tool_id for p in self.parts if p.kind is PartKind.TOOL_CALL and p.tool_id)
+        results = tuple(p.tool_id for p in self.parts if p.kind is PartKind.TOOL_RESULT and p.tool_id)
+        object.__setattr__(self, "tool_call_ids", calls)
+        object.__setattr__(self, "tool_result_ids", results)
 
     @property
     def text(self) -> str:
         return "\n".join(p.text for p in self.parts if p.text)
-
-    @property
-    def tool_call_ids(self) -> tuple[str, ...]:
-        return tuple(p.tool_id for p in self.parts if p.kind is PartKind.TOOL_CALL and p.tool_id)
-
-    @property
-    def tool_result_ids(self) -> tuple[str, ...]:
-        return tuple(p.tool_id for p in self.parts if p.kind is PartKind.TOOL_RESULT and p.tool_id)
 
     def has(self, kind: PartKind) -> bool:
         return any(p.kind is kind for p in self.parts)
