@@ -97,6 +97,7 @@ class _Work:
     cut: set[int] = field(default_factory=set)
     cache: str = "none"
     summary: dict[str, Any] | None = None
+    counted: tuple[tuple[Message, ...], int] | None = None  # messages last counted, and their count
 
 
 class ContextEngine:
@@ -301,11 +302,11 @@ class ContextEngine:
         if not work.actions:
             return self._unchanged(body, a, meta, started, "nothing to condense: the request is kept as it is")
         new_conv = a.conversation.with_messages(work.messages)
-        after = self.counter.count(new_conv, a.target.model, None)
+        after = self._tokens(a, work)
         strategy = _strategy_of(work.actions)
         meta.update(
             actions=work.actions,
-            tokens_after=after.total,
+            tokens_after=after,
             strategy=strategy.value,
             messages_before=len(a.conversation.messages),
             messages_after=len(work.messages),
@@ -318,9 +319,9 @@ class ContextEngine:
 
         elapsed = (time.perf_counter() - started) * 1000
         meta["processing_ms"] = round(elapsed, 2)
-        self.stats.record(risk.value, strategy.value, a.count.total - after.total, elapsed)
+        self.stats.record(risk.value, strategy.value, a.count.total - after, elapsed)
         rendered = adapter_for(fmt).render(new_conv)
-        return Outcome(rendered, True, a.count.total, after.total, risk, strategy, work.cache, meta)
+        return Outcome(rendered, True, a.count.total, after, risk, strategy, work.cache, meta)
 
     def _unchanged(
         self,
@@ -376,7 +377,7 @@ class ContextEngine:
         if reused is not None:
             work = _Work(reused.messages, pinned, reused.actions, cache="hit", summary={"summaries": reused.details})
             warning = int(self.settings.condensation_warning_threshold * a.budget.limit)
-            if self._count(a, work.messages) < warning and self._acceptable(a, work):
+            if self._tokens(a, work) < warning and self._acceptable(a, work):
                 return work
         else:
             # Tier 1: clear old tool output / thinking / images, if that alone reaches the target.
@@ -397,7 +398,7 @@ class ContextEngine:
                 cache=condensed.cache,
                 summary={"summaries": condensed.details},
             )
-            if self._count(a, work.messages) <= target_tokens and self._acceptable(a, work):
+            if self._tokens(a, work) <= target_tokens and self._acceptable(a, work):
                 return work
 
         # Tier 3: drop the oldest unpinned atoms, then cut the middle of a pinned message.
@@ -406,7 +407,7 @@ class ContextEngine:
             return work
         if a.count.total <= a.budget.limit:
             return _Work(list(original), pinned)  # no valid improvement: the request fits as it is
-        after = self._count(a, work.messages)
+        after = self._tokens(a, work)
         if after > a.budget.limit:
             raise ContextWindowExceededError(
                 f"request needs {after} tokens after condensation and truncation but model {a.target.alias!r} "
@@ -562,6 +563,18 @@ class ContextEngine:
     def _count(self, a: Analysis, messages: Sequence[Message]) -> int:
         return self.counter.count(a.conversation.with_messages(messages), a.target.model).total
 
+    def _tokens(self, a: Analysis, work: _Work) -> int:
+        """The count of ``work.messages``, counted once however often it is asked for (the same
+        message objects in the same order; holding them keeps their identities unique)."""
+        last = work.counted
+        if (
+            last is None
+            or len(last[0]) != len(work.messages)
+            or any(x is not y for x, y in zip(last[0], work.messages, strict=True))
+        ):
+            last = work.counted = (tuple(work.messages), self._count(a, work.messages))
+        return last[1]
+
     def _problems(self, a: Analysis, work: _Work) -> list[str]:
         conv = a.conversation
         return problems(
@@ -570,7 +583,7 @@ class ContextEngine:
             work.messages,
             work.pinned,
             tokens_before=a.count.total,
-            tokens_after=self._count(a, work.messages),
+            tokens_after=self._tokens(a, work),
             limit=a.budget.limit,
             cut=frozenset(work.cut),
         )
