@@ -78,17 +78,22 @@ class Message:
     tool_result_ids: tuple[str, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        content = tuple(
-            (p.kind, p.text, p.tool_id, p.image.url or p.image.data, p.image.detail)
-            if p.image is not None
-            else (p.kind, p.text, p.tool_id)
-            for p in self.parts
-        )
-        object.__setattr__(self, "signature", hash((self.raw_role, self.name, content)))
-        calls = tuple(p.tool_id for p in self.parts if p.kind is PartKind.TOOL_CALL and p.tool_id)
-        results = tuple(p.tool_id for p in self.parts if p.kind is PartKind.TOOL_RESULT and p.tool_id)
-        object.__setattr__(self, "tool_call_ids", calls)
-        object.__setattr__(self, "tool_result_ids", results)
+        content: list[tuple[Any, ...]] = []
+        calls: list[str] = []
+        results: list[str] = []
+        for p in self.parts:
+            if p.image is not None:
+                content.append((p.kind, p.text, p.tool_id, p.image.url or p.image.data, p.image.detail))
+            else:
+                content.append((p.kind, p.text, p.tool_id))
+            if p.tool_id:
+                if p.kind is PartKind.TOOL_CALL:
+                    calls.append(p.tool_id)
+                elif p.kind is PartKind.TOOL_RESULT:
+                    results.append(p.tool_id)
+        object.__setattr__(self, "signature", hash((self.raw_role, self.name, tuple(content))))
+        object.__setattr__(self, "tool_call_ids", tuple(calls))
+        object.__setattr__(self, "tool_result_ids", tuple(results))
 
     @property
     def text(self) -> str:
