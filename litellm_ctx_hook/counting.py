@@ -272,13 +272,20 @@ class TokenCounter:
         image_descriptions: Mapping[int, str] | None = None,
     ) -> RequestCount:
         family = family_for_model(model)
-        method, _ = self._method(family)
         descriptions = image_descriptions or {}
         per_message = tuple(
             self.count_message(m, family, descriptions.get(i)) for i, m in enumerate(conversation.messages)
         )
-        system = self.count_parts(conversation.system, family)
-        tools = self.count_tools(conversation.tools, family)
+        return self.assemble(model, per_message, conversation.system, conversation.tools)
+
+    def assemble(
+        self, model: str, per_message: tuple[int, ...], system: Sequence[Part], tools: Sequence[Mapping[str, Any]]
+    ) -> RequestCount:
+        """The request's count from its messages' counts, its system prompt and its tools."""
+        family = family_for_model(model)
+        method, _ = self._method(family)
+        system_tokens = self.count_parts(system, family)
+        tool_tokens = self.count_tools(tools, family)
         framing = REPLY_PRIMING if family not in _CALIBRATIONS else 0
         notes: list[str] = []
         if method == "characters":
@@ -288,16 +295,24 @@ class TokenCounter:
         elif not is_exact(family, model):
             notes.append(f"no tokenizer known for {model!r}: approximated with {family.value}")
         return RequestCount(
-            total=sum(per_message) + system + tools + framing,
+            total=sum(per_message) + system_tokens + tool_tokens + framing,
             messages=per_message,
-            system=system,
-            tools=tools,
+            system=system_tokens,
+            tools=tool_tokens,
             framing=framing,
             family=family,
             method=method,
             exact=method == "tiktoken" and is_exact(family, model),
             notes=tuple(notes),
         )
+
+    # -- counts by raw content (the prescreen) -----------------------------------------------
+    def raw_count(self, family: Family, key: tuple[Any, ...]) -> int | None:
+        """A message's count remembered under a key of its raw content (see :mod:`prescreen`)."""
+        return self._cached((family, self._settings.enable_accurate_token_counting, "raw", key), tally=False)
+
+    def remember_raw(self, family: Family, key: tuple[Any, ...], tokens: int) -> None:
+        self._store((family, self._settings.enable_accurate_token_counting, "raw", key), tokens)
 
     async def count_async(
         self,

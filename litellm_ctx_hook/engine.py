@@ -33,6 +33,7 @@ from .edits import (
 from .errors import ContextHookError, ContextWindowExceededError
 from .limits import Budget, ModelTarget, RouterLike, budget_for, requested_output, resolve_target
 from .plan import Regions, clear_targets, is_summary, regions
+from .prescreen import prescreen
 from .risk import ContextAnalysisResult, ContextManagementStrategy, ContextRiskLevel, analyze
 from .settings import ManagementMode, Settings
 from .stats import EngineStats
@@ -235,26 +236,31 @@ class ContextEngine:
         )
         return f"{conv.format.value}|{model}|{limit}|{is_vision}|{hash(content)}"
 
-    def _analysis(
-        self, key: str, conv: Conversation, target: ModelTarget, budget: Budget, count: RequestCount, started: float
-    ) -> Analysis:
+    def _result(
+        self, fmt: Format, messages: int, target: ModelTarget, budget: Budget, count: RequestCount, started: float
+    ) -> ContextAnalysisResult:
         meta = {
             "model": target.alias,
             "deployment_model": target.model,
             "window": target.window,
             "window_source": target.source,
             "reserved_output": budget.reserved_output,
-            "format": conv.format.value,
+            "format": fmt.value,
             **count.as_metadata(),
         }
-        result = analyze(
+        return analyze(
             count.total,
             budget.limit,
-            len(conv.messages),
+            messages,
             self.settings,
             analysis_time=time.perf_counter() - started,
             metadata=meta,
         )
+
+    def _analysis(
+        self, key: str, conv: Conversation, target: ModelTarget, budget: Budget, count: RequestCount, started: float
+    ) -> Analysis:
+        result = self._result(conv.format, len(conv.messages), target, budget, count, started)
         analysis = Analysis(conv, target, budget, count, result)
         self.stats.bump("analysis_misses")
         self._analyses.put(key, _Measured(target, budget, count, result), self.settings.context_analysis_cache_ttl)
@@ -283,6 +289,10 @@ class ContextEngine:
         but changes nothing (as ``CONTEXT_MANAGEMENT_MODE=observe`` does for every request).
         """
         started = time.perf_counter()
+        if image_descriptions is None:
+            safe = self._prescreened(body, fmt, model, router, limit, is_vision, started)
+            if safe is not None:
+                return safe
         a = await self.analyze_async(
             body, fmt, model, router=router, limit=limit, is_vision=is_vision, image_descriptions=image_descriptions
         )
@@ -296,11 +306,14 @@ class ContextEngine:
         ):
             self._speculate(a, caller_metadata or {}, summarizer or self.summarizer, scope)
         if risk.rank < ContextRiskLevel.WARNING.rank or a.target.disabled:
-            return self._unchanged(body, a, meta, started, "disabled for this model" if a.target.disabled else None)
+            reason = "disabled for this model" if a.target.disabled else None
+            return self._unchanged(body, a.count.total, risk, meta, started, reason)
 
         work = await self._execute(a, caller_metadata or {}, started, summarizer or self.summarizer, scope)
         if not work.actions:
-            return self._unchanged(body, a, meta, started, "nothing to condense: the request is kept as it is")
+            return self._unchanged(
+                body, a.count.total, risk, meta, started, "nothing to condense: the request is kept as it is"
+            )
         new_conv = a.conversation.with_messages(work.messages)
         after = self._tokens(a, work)
         strategy = _strategy_of(work.actions)
@@ -315,7 +328,7 @@ class ContextEngine:
             meta["summary"] = work.summary
         if observe_only or self.settings.context_management_mode is ManagementMode.OBSERVE:
             meta["observe_only"] = True
-            return self._unchanged(body, a, meta, started, None, planned=strategy)
+            return self._unchanged(body, a.count.total, risk, meta, started, None, planned=strategy)
 
         elapsed = (time.perf_counter() - started) * 1000
         meta["processing_ms"] = round(elapsed, 2)
@@ -323,33 +336,54 @@ class ContextEngine:
         rendered = adapter_for(fmt).render(new_conv)
         return Outcome(rendered, True, a.count.total, after, risk, strategy, work.cache, meta)
 
+    def _prescreened(
+        self,
+        body: Mapping[str, Any],
+        fmt: Format,
+        model: str,
+        router: RouterLike | None,
+        limit: int | None,
+        is_vision: bool,
+        started: float,
+    ) -> Outcome | None:
+        """A SAFE request let through on the prescreen's count (only its new messages parsed);
+        ``None``: analyse the request in full."""
+        if not isinstance(body, Mapping):
+            return None
+        try:
+            target = self._target(model, router, limit, is_vision)
+            count = None if target.disabled else prescreen(body, fmt, target.model, self.counter)
+            if count is None:
+                return None
+            budget = self._budget(body, fmt, target, limit)
+        except ContextHookError:
+            return None  # the full analysis says what is wrong
+        result = self._result(fmt, len(count.messages), target, budget, count, started)
+        if result.risk_level is not ContextRiskLevel.SAFE:
+            return None
+        meta: dict[str, Any] = dict(result.metadata)
+        meta.update(risk_level=result.risk_level.value, tokens_before=count.total, limit=budget.limit)
+        return self._unchanged(body, count.total, result.risk_level, meta, started, None)
+
     def _unchanged(
         self,
         body: Mapping[str, Any],
-        a: Analysis,
+        tokens: int,
+        risk: ContextRiskLevel,
         meta: dict[str, Any],
         started: float,
         reason: str | None,
         planned: ContextManagementStrategy | None = None,
     ) -> Outcome:
         elapsed = (time.perf_counter() - started) * 1000
-        meta.setdefault("tokens_after", a.count.total)
+        meta.setdefault("tokens_after", tokens)
         meta["processing_ms"] = round(elapsed, 2)
         if reason:
             meta["skipped"] = reason
         if planned is not None:
             meta["planned_strategy"] = planned.value
-        self.stats.record(a.result.risk_level.value, ContextManagementStrategy.MONITOR_ONLY.value, 0, elapsed)
-        return Outcome(
-            body,
-            False,
-            a.count.total,
-            a.count.total,
-            a.result.risk_level,
-            ContextManagementStrategy.MONITOR_ONLY,
-            "none",
-            meta,
-        )
+        self.stats.record(risk.value, ContextManagementStrategy.MONITOR_ONLY.value, 0, elapsed)
+        return Outcome(body, False, tokens, tokens, risk, ContextManagementStrategy.MONITOR_ONLY, "none", meta)
 
     async def _execute(
         self, a: Analysis, caller: Mapping[str, Any], started: float, summarizer: Summarizer | None, scope: str

@@ -1,0 +1,94 @@
+"""The prescreen counts a request from counts remembered per raw message: always the full count."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
+from strategies import anthropic_conversation, openai_conversation, responses_conversation
+from support import openai_chat, settings
+
+from litellm_ctx_hook.adapters import adapter_for
+from litellm_ctx_hook.conversation import Format
+from litellm_ctx_hook.counting import TokenCounter
+from litellm_ctx_hook.engine import ContextEngine
+from litellm_ctx_hook.errors import InvalidRequestError
+from litellm_ctx_hook.prescreen import MESSAGES_KEY, prescreen, raw_key
+from litellm_ctx_hook.risk import ContextRiskLevel
+
+MODELS = {Format.OPENAI: "gpt-4o", Format.ANTHROPIC: "anthropic/claude-opus-4-6", Format.RESPONSES: "gpt-4.1"}
+bodies = st.one_of(
+    openai_conversation().map(lambda b: (Format.OPENAI, b)),
+    anthropic_conversation().map(lambda b: (Format.ANTHROPIC, b)),
+    responses_conversation().map(lambda b: (Format.RESPONSES, b)),
+)
+
+
+@hsettings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(bodies, st.integers(0, 3))
+def test_the_count_is_the_full_count_cold_warm_and_grown(case: tuple[Format, dict[str, Any]], drop: int) -> None:
+    fmt, body = case
+    model = MODELS[fmt]
+    full = TokenCounter(settings())
+    counter = TokenCounter(settings())
+    items = body.get(MESSAGES_KEY[fmt])
+    if not isinstance(items, list):  # a Responses string input: not for the prescreen
+        assert prescreen(body, fmt, model, counter) is None
+        return
+    want = full.count(adapter_for(fmt).parse(body), model)
+    earlier = {**body, MESSAGES_KEY[fmt]: items[: max(0, len(items) - drop)]}
+    first = prescreen(earlier, fmt, model, counter)  # cold: everything parsed
+    assert first is not None and first == full.count(adapter_for(fmt).parse(earlier), model)
+    grown = prescreen(copy.deepcopy(body), fmt, model, counter)  # warm, with up to three new messages
+    assert grown == want
+    assert prescreen(copy.deepcopy(body), fmt, model, counter) == want  # all of it remembered
+
+
+def test_raw_keys_see_every_field_and_order_only_misses() -> None:
+    a = {"role": "user", "content": "hi"}
+    assert raw_key(a) == raw_key(dict(a)) != raw_key({"role": "user", "content": "hi!"})
+    assert raw_key(a) != raw_key({"role": "user", "content": "hi", "name": "bob"})
+    call = {"role": "assistant", "content": None, "tool_calls": [{"id": "c1", "function": {"name": "f"}}]}
+    assert raw_key(call) != raw_key({**call, "tool_calls": [{"id": "c2", "function": {"name": "f"}}]})
+    assert raw_key("not a message") is None and raw_key({"content": object()}) is None
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"model": "gpt-4o", "messages": "not a list"},
+        {"model": "gpt-4o", "messages": [{"role": "user", "content": "x"}, 42]},
+        {"model": "gpt-4o", "messages": [{"role": "wizard", "content": "x"}]},
+    ],
+)
+def test_malformed_requests_are_left_to_the_full_analysis(body: dict[str, Any]) -> None:
+    engine = ContextEngine(settings())
+    assert prescreen(body, Format.OPENAI, "gpt-4o", engine.counter) is None
+    with pytest.raises(InvalidRequestError):
+        asyncio.run(engine.manage(body, Format.OPENAI, "gpt-4o"))
+
+
+def test_a_safe_request_is_reported_as_the_full_analysis_reports_it() -> None:
+    body = {"model": "gpt-4o", "messages": openai_chat(3)}
+    quick_engine, full_engine = ContextEngine(settings()), ContextEngine(settings())
+    out = asyncio.run(quick_engine.manage(body, Format.OPENAI, "gpt-4o"))
+    a = full_engine.analyze(body, Format.OPENAI, "gpt-4o")
+    assert a.result.risk_level is ContextRiskLevel.SAFE and quick_engine.stats.analysis_misses == 0
+    assert out.body is body and not out.changed and out.risk is ContextRiskLevel.SAFE
+    assert out.tokens_before == out.tokens_after == a.count.total
+    expected = {**a.result.metadata, "risk_level": "SAFE", "tokens_before": a.count.total, "limit": a.budget.limit}
+    assert {k: v for k, v in out.metadata.items() if k not in ("processing_ms", "tokens_after")} == expected
+
+
+def test_requests_above_safe_are_analysed_in_full() -> None:
+    engine = ContextEngine(settings())
+    body = {"model": "gpt-4o", "messages": openai_chat(12, words=200)}
+    limit = engine.analyze(body, Format.OPENAI, "gpt-4o").count.total * 100 // 75  # CAUTION
+    misses = engine.stats.analysis_misses
+    out = asyncio.run(engine.manage(copy.deepcopy(body), Format.OPENAI, "gpt-4o", limit=limit))
+    assert out.risk is ContextRiskLevel.CAUTION and engine.stats.analysis_misses == misses + 1
