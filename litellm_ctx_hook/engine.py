@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -352,10 +353,13 @@ class ContextEngine:
             return None
         try:
             target = self._target(model, router, limit, is_vision)
-            count = None if target.disabled else prescreen(body, fmt, target.model, self.counter)
-            if count is None:
+            if target.disabled:
                 return None
             budget = self._budget(body, fmt, target, limit)
+            not_safe = math.ceil(self.settings.condensation_caution_threshold * budget.limit)
+            count = prescreen(body, fmt, target.model, self.counter, not_safe)
+            if count is None:
+                return None
         except ContextHookError:
             return None  # the full analysis says what is wrong
         result = self._result(fmt, len(count.messages), target, budget, count, started)

@@ -25,38 +25,63 @@ MESSAGES_KEY = {Format.OPENAI: "messages", Format.ANTHROPIC: "messages", Format.
 _PLAIN = (str, type(None))
 
 
+def _part_key(value: Any) -> int | None:
+    """A hash of a dict of strings by its items (no copy, no escaping), of anything else by its JSON."""
+    if isinstance(value, dict) and all(isinstance(v, _PLAIN) for v in value.values()):
+        return hash(tuple(value.items()))
+    try:
+        return hash(json.dumps(value, ensure_ascii=False, separators=(",", ":")))
+    except (TypeError, ValueError, RecursionError):  # not plain JSON data: the full analysis handles it
+        return None
+
+
 def raw_key(raw: Any) -> tuple[Any, ...] | None:
     """A process-local hash of everything in a raw message (``None``: not plain JSON data).
 
-    A message of strings (the common chat message) is hashed by its items as they are; any other
-    by its JSON text. Both keep the key order, so the same content written in another order is
-    merely a miss. Hashes, like the per-message signatures of the full count, keep the cache small.
+    A dict of strings (the common chat message, a text or tool-result block) is hashed by its
+    items as they are; a list of content blocks block by block; anything else by its JSON text.
+    Key order counts, so the same content written in another order is merely a miss. Hashes, like
+    the per-message signatures of the full count, keep the cache small.
     """
     if not isinstance(raw, dict):
         return None
-    if all(isinstance(v, _PLAIN) for v in raw.values()):
-        return ("items", hash(tuple(raw.items())))
-    try:
-        text = json.dumps(raw, ensure_ascii=False, separators=(",", ":"))
-    except (TypeError, ValueError, RecursionError):  # not plain JSON data: the full analysis handles it
-        return None
-    return ("json", len(text), hash(text))
+    content = raw.get("content")
+    if isinstance(content, list):
+        rest = _part_key({k: v for k, v in raw.items() if k != "content"})
+        blocks = tuple(_part_key(b) for b in content)
+        if rest is None or None in blocks:
+            return None
+        return ("blocks", rest, hash(blocks))
+    key = _part_key(raw)
+    return None if key is None else ("message", key)
 
 
-def prescreen(body: Mapping[str, Any], fmt: Format, model: str, counter: TokenCounter) -> RequestCount | None:
+def prescreen(
+    body: Mapping[str, Any], fmt: Format, model: str, counter: TokenCounter, safe_below: int
+) -> RequestCount | None:
     """The request's count for ``model`` (a deployment model), or ``None`` when this shortcut does
-    not apply (no message list, a message that is not plain JSON data, or a malformed request,
-    which the full analysis reports)."""
+    not apply: no message list, a message that is not plain JSON data, a malformed request (which
+    the full analysis reports), or a request whose remembered messages alone reach ``safe_below``
+    tokens (it is not SAFE: the full analysis follows, so stop early)."""
     name = MESSAGES_KEY[fmt]
     raws = body.get(name)
     if not isinstance(raws, list):
         return None
-    keys = [raw_key(m) for m in raws]
-    if any(k is None for k in keys):
-        return None
     family = family_for_model(model)
-    keys = [(fmt.value, *k) if k is not None else None for k in keys]  # a message counts per format
-    known = {i: n for i, k in enumerate(keys) if k is not None and (n := counter.raw_count(family, k)) is not None}
+    keys: list[tuple[Any, ...]] = []
+    known: dict[int, int] = {}
+    seen = 0
+    for i, raw in enumerate(raws):
+        key = raw_key(raw)
+        if key is None:
+            return None
+        keys.append((fmt.value, *key))  # a message counts per format
+        tokens = counter.raw_count(family, keys[-1])
+        if tokens is not None:
+            known[i] = tokens
+            seen += tokens
+            if seen >= safe_below:
+                return None
     new = [i for i in range(len(raws)) if i not in known]
     try:
         # One parse of what is not known yet: the new messages, the system prompt and the tools.
@@ -65,7 +90,5 @@ def prescreen(body: Mapping[str, Any], fmt: Format, model: str, counter: TokenCo
         return None
     for i, message in zip(new, partial.messages, strict=True):
         known[i] = tokens = counter.count_message(message, family)
-        key = keys[i]
-        assert key is not None
-        counter.remember_raw(family, key, tokens)
+        counter.remember_raw(family, keys[i], tokens)
     return counter.assemble(model, tuple(known[i] for i in range(len(raws))), partial.system, partial.tools)

@@ -38,15 +38,26 @@ def test_the_count_is_the_full_count_cold_warm_and_grown(case: tuple[Format, dic
     counter = TokenCounter(settings())
     items = body.get(MESSAGES_KEY[fmt])
     if not isinstance(items, list):  # a Responses string input: not for the prescreen
-        assert prescreen(body, fmt, model, counter) is None
+        assert prescreen(body, fmt, model, counter, 10**9) is None
         return
     want = full.count(adapter_for(fmt).parse(body), model)
     earlier = {**body, MESSAGES_KEY[fmt]: items[: max(0, len(items) - drop)]}
-    first = prescreen(earlier, fmt, model, counter)  # cold: everything parsed
+    first = prescreen(earlier, fmt, model, counter, 10**9)  # cold: everything parsed
     assert first is not None and first == full.count(adapter_for(fmt).parse(earlier), model)
-    grown = prescreen(copy.deepcopy(body), fmt, model, counter)  # warm, with up to three new messages
+    grown = prescreen(copy.deepcopy(body), fmt, model, counter, 10**9)  # warm, with up to three new messages
     assert grown == want
-    assert prescreen(copy.deepcopy(body), fmt, model, counter) == want  # all of it remembered
+    assert prescreen(copy.deepcopy(body), fmt, model, counter, 10**9) == want  # all of it remembered
+
+
+def test_it_stops_as_soon_as_the_messages_it_knows_are_not_safe() -> None:
+    counter = TokenCounter(settings())
+    body = {"model": "gpt-4o", "messages": openai_chat(4)}
+    full = prescreen(body, Format.OPENAI, "gpt-4o", counter, 10**9)
+    assert full is not None
+    grown = {**body, "messages": [*body["messages"], {"role": "user", "content": "and now?"}]}
+    known = sum(full.messages)
+    assert prescreen(grown, Format.OPENAI, "gpt-4o", counter, known) is None  # the known ones reach it
+    assert prescreen(grown, Format.OPENAI, "gpt-4o", counter, known + 1) is not None
 
 
 def test_raw_keys_see_every_field_and_order_only_misses() -> None:
@@ -55,7 +66,12 @@ def test_raw_keys_see_every_field_and_order_only_misses() -> None:
     assert raw_key(a) != raw_key({"role": "user", "content": "hi", "name": "bob"})
     call = {"role": "assistant", "content": None, "tool_calls": [{"id": "c1", "function": {"name": "f"}}]}
     assert raw_key(call) != raw_key({**call, "tool_calls": [{"id": "c2", "function": {"name": "f"}}]})
+    blocks = {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "ok"}]}
+    assert raw_key(blocks) != raw_key({**blocks, "content": [{**blocks["content"][0], "content": "ok!"}]})
+    assert raw_key(blocks) != raw_key({**blocks, "role": "assistant"})
+    assert raw_key(blocks) != raw_key({**blocks, "content": [{"type": "text", "text": "ok"}]})
     assert raw_key("not a message") is None and raw_key({"content": object()}) is None
+    assert raw_key({"role": "user", "content": [object()]}) is None
 
 
 @pytest.mark.parametrize(
@@ -68,7 +84,7 @@ def test_raw_keys_see_every_field_and_order_only_misses() -> None:
 )
 def test_malformed_requests_are_left_to_the_full_analysis(body: dict[str, Any]) -> None:
     engine = ContextEngine(settings())
-    assert prescreen(body, Format.OPENAI, "gpt-4o", engine.counter) is None
+    assert prescreen(body, Format.OPENAI, "gpt-4o", engine.counter, 10**9) is None
     with pytest.raises(InvalidRequestError):
         asyncio.run(engine.manage(body, Format.OPENAI, "gpt-4o"))
 
