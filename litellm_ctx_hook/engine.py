@@ -34,7 +34,7 @@ from .edits import (
 from .errors import ContextHookError, ContextWindowExceededError
 from .limits import Budget, ModelTarget, RouterLike, budget_for, requested_output, resolve_target
 from .plan import Regions, clear_targets, is_summary, regions
-from .prescreen import prescreen
+from .prescreen import prescreen, remember
 from .risk import ContextAnalysisResult, ContextManagementStrategy, ContextRiskLevel, analyze
 from .settings import ManagementMode, Settings
 from .stats import EngineStats
@@ -306,6 +306,8 @@ class ContextEngine:
             and not a.target.disabled
         ):
             self._speculate(a, caller_metadata or {}, summarizer or self.summarizer, scope)
+        if risk is ContextRiskLevel.SAFE and image_descriptions is None:
+            remember(body, fmt, a.target.model, self.counter, a.count.messages)  # the next turn is prescreened
         if risk.rank < ContextRiskLevel.WARNING.rank or a.target.disabled:
             reason = "disabled for this model" if a.target.disabled else None
             return self._unchanged(body, a.count.total, risk, meta, started, reason)

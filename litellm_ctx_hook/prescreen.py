@@ -12,7 +12,7 @@ everything else in full.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .adapters import adapter_for
@@ -22,6 +22,7 @@ from .errors import ContextHookError
 from .tokenizers import family_for_model
 
 MESSAGES_KEY = {Format.OPENAI: "messages", Format.ANTHROPIC: "messages", Format.RESPONSES: "input"}
+MAX_NEW = 8  # more new messages than this: not a known conversation that grew by a turn
 _PLAIN = (str, type(None))
 
 
@@ -61,8 +62,9 @@ def prescreen(
 ) -> RequestCount | None:
     """The request's count for ``model`` (a deployment model), or ``None`` when this shortcut does
     not apply: no message list, a message that is not plain JSON data, a malformed request (which
-    the full analysis reports), or a request whose remembered messages alone reach ``safe_below``
-    tokens (it is not SAFE: the full analysis follows, so stop early)."""
+    the full analysis reports), more than ``MAX_NEW`` messages not seen before, or remembered
+    messages that alone reach ``safe_below`` tokens (not SAFE: the full analysis follows, so
+    stop early)."""
     name = MESSAGES_KEY[fmt]
     raws = body.get(name)
     if not isinstance(raws, list):
@@ -70,6 +72,7 @@ def prescreen(
     family = family_for_model(model)
     keys: list[tuple[Any, ...]] = []
     known: dict[int, int] = {}
+    new: list[int] = []
     seen = 0
     for i, raw in enumerate(raws):
         key = raw_key(raw)
@@ -77,12 +80,15 @@ def prescreen(
             return None
         keys.append((fmt.value, *key))  # a message counts per format
         tokens = counter.raw_count(family, keys[-1])
-        if tokens is not None:
+        if tokens is None:
+            new.append(i)
+            if len(new) > MAX_NEW:
+                return None  # not a known conversation that grew by a turn
+        else:
             known[i] = tokens
             seen += tokens
             if seen >= safe_below:
                 return None
-    new = [i for i in range(len(raws)) if i not in known]
     try:
         # One parse of what is not known yet: the new messages, the system prompt and the tools.
         partial = adapter_for(fmt).parse({**body, name: [raws[i] for i in new]})
@@ -92,3 +98,16 @@ def prescreen(
         known[i] = tokens = counter.count_message(message, family)
         counter.remember_raw(family, keys[i], tokens)
     return counter.assemble(model, tuple(known[i] for i in range(len(raws))), partial.system, partial.tools)
+
+
+def remember(body: Mapping[str, Any], fmt: Format, model: str, counter: TokenCounter, counts: Sequence[int]) -> None:
+    """Remember the counts of a request's messages (from a full analysis) by their raw content, so
+    the next turn of the same conversation is prescreened."""
+    raws = body.get(MESSAGES_KEY[fmt])
+    if not isinstance(raws, list) or len(raws) != len(counts):
+        return
+    family = family_for_model(model)
+    for raw, tokens in zip(raws, counts, strict=True):
+        key = raw_key(raw)
+        if key is not None:
+            counter.remember_raw(family, (fmt.value, *key), tokens)

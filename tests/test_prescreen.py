@@ -18,7 +18,7 @@ from litellm_ctx_hook.conversation import Format
 from litellm_ctx_hook.counting import TokenCounter
 from litellm_ctx_hook.engine import ContextEngine
 from litellm_ctx_hook.errors import InvalidRequestError
-from litellm_ctx_hook.prescreen import MESSAGES_KEY, prescreen, raw_key
+from litellm_ctx_hook.prescreen import MAX_NEW, MESSAGES_KEY, prescreen, raw_key, remember
 from litellm_ctx_hook.risk import ContextRiskLevel
 
 MODELS = {Format.OPENAI: "gpt-4o", Format.ANTHROPIC: "anthropic/claude-opus-4-6", Format.RESPONSES: "gpt-4.1"}
@@ -42,8 +42,12 @@ def test_the_count_is_the_full_count_cold_warm_and_grown(case: tuple[Format, dic
         return
     want = full.count(adapter_for(fmt).parse(body), model)
     earlier = {**body, MESSAGES_KEY[fmt]: items[: max(0, len(items) - drop)]}
-    first = prescreen(earlier, fmt, model, counter, 10**9)  # cold: everything parsed
-    assert first is not None and first == full.count(adapter_for(fmt).parse(earlier), model)
+    first = prescreen(earlier, fmt, model, counter, 10**9)  # cold: a short conversation is counted
+    if len(earlier[MESSAGES_KEY[fmt]]) > MAX_NEW:
+        assert first is None  # a long one is not (nothing known about it): the full analysis remembers it
+        remember(earlier, fmt, model, counter, full.count(adapter_for(fmt).parse(earlier), model).messages)
+    else:
+        assert first == full.count(adapter_for(fmt).parse(earlier), model)
     grown = prescreen(copy.deepcopy(body), fmt, model, counter, 10**9)  # warm, with up to three new messages
     assert grown == want
     assert prescreen(copy.deepcopy(body), fmt, model, counter, 10**9) == want  # all of it remembered
@@ -52,8 +56,9 @@ def test_the_count_is_the_full_count_cold_warm_and_grown(case: tuple[Format, dic
 def test_it_stops_as_soon_as_the_messages_it_knows_are_not_safe() -> None:
     counter = TokenCounter(settings())
     body = {"model": "gpt-4o", "messages": openai_chat(4)}
-    full = prescreen(body, Format.OPENAI, "gpt-4o", counter, 10**9)
-    assert full is not None
+    assert prescreen(body, Format.OPENAI, "gpt-4o", counter, 10**9) is None  # 18 messages never seen
+    full = counter.count(adapter_for(Format.OPENAI).parse(body), "gpt-4o")
+    remember(body, Format.OPENAI, "gpt-4o", counter, full.messages)
     grown = {**body, "messages": [*body["messages"], {"role": "user", "content": "and now?"}]}
     known = sum(full.messages)
     assert prescreen(grown, Format.OPENAI, "gpt-4o", counter, known) is None  # the known ones reach it
@@ -90,11 +95,14 @@ def test_malformed_requests_are_left_to_the_full_analysis(body: dict[str, Any]) 
 
 
 def test_a_safe_request_is_reported_as_the_full_analysis_reports_it() -> None:
-    body = {"model": "gpt-4o", "messages": openai_chat(3)}
+    earlier = {"model": "gpt-4o", "messages": openai_chat(3)}
+    body = {"model": "gpt-4o", "messages": [*openai_chat(3), {"role": "user", "content": "And the tests?"}]}
     quick_engine, full_engine = ContextEngine(settings()), ContextEngine(settings())
-    out = asyncio.run(quick_engine.manage(body, Format.OPENAI, "gpt-4o"))
+    asyncio.run(quick_engine.manage(earlier, Format.OPENAI, "gpt-4o"))  # 14 messages, new: analysed in full
+    assert quick_engine.stats.analysis_misses == 1
+    out = asyncio.run(quick_engine.manage(body, Format.OPENAI, "gpt-4o"))  # the next turn: prescreened
     a = full_engine.analyze(body, Format.OPENAI, "gpt-4o")
-    assert a.result.risk_level is ContextRiskLevel.SAFE and quick_engine.stats.analysis_misses == 0
+    assert a.result.risk_level is ContextRiskLevel.SAFE and quick_engine.stats.analysis_misses == 1
     assert out.body is body and not out.changed and out.risk is ContextRiskLevel.SAFE
     assert out.tokens_before == out.tokens_after == a.count.total
     expected = {**a.result.metadata, "risk_level": "SAFE", "tokens_before": a.count.total, "limit": a.budget.limit}
