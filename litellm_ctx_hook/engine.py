@@ -34,7 +34,7 @@ from .edits import (
 from .errors import ContextHookError, ContextWindowExceededError
 from .limits import Budget, ModelTarget, RouterLike, budget_for, requested_output, resolve_target
 from .plan import Regions, clear_targets, is_summary, regions
-from .prescreen import prescreen, remember
+from .prescreen import prescreen, remember, remember_not_safe
 from .risk import ContextAnalysisResult, ContextManagementStrategy, ContextRiskLevel, analyze
 from .settings import ManagementMode, Settings
 from .stats import EngineStats
@@ -306,8 +306,11 @@ class ContextEngine:
             and not a.target.disabled
         ):
             self._speculate(a, caller_metadata or {}, summarizer or self.summarizer, scope)
-        if risk is ContextRiskLevel.SAFE and image_descriptions is None:
-            remember(body, fmt, a.target.model, self.counter, a.count.messages)  # the next turn is prescreened
+        if image_descriptions is None:  # what the next turn's prescreen needs
+            if risk is ContextRiskLevel.SAFE:
+                remember(body, fmt, a.target.model, self.counter, a.count.messages)
+            else:
+                remember_not_safe(body, fmt, a.target.model, self.counter, self._not_safe_from(a.budget))
         if risk.rank < ContextRiskLevel.WARNING.rank or a.target.disabled:
             reason = "disabled for this model" if a.target.disabled else None
             return self._unchanged(body, a.count.total, risk, meta, started, reason)
@@ -358,8 +361,7 @@ class ContextEngine:
             if target.disabled:
                 return None
             budget = self._budget(body, fmt, target, limit)
-            not_safe = math.ceil(self.settings.condensation_caution_threshold * budget.limit)
-            count = prescreen(body, fmt, target.model, self.counter, not_safe)
+            count = prescreen(body, fmt, target.model, self.counter, self._not_safe_from(budget))
             if count is None:
                 return None
         except ContextHookError:
@@ -370,6 +372,10 @@ class ContextEngine:
         meta: dict[str, Any] = dict(result.metadata)
         meta.update(risk_level=result.risk_level.value, tokens_before=count.total, limit=budget.limit)
         return self._unchanged(body, count.total, result.risk_level, meta, started, None)
+
+    def _not_safe_from(self, budget: Budget) -> int:
+        """The fewest tokens that are not SAFE for this budget."""
+        return math.ceil(self.settings.condensation_caution_threshold * budget.limit)
 
     def _unchanged(
         self,

@@ -23,6 +23,7 @@ from .tokenizers import family_for_model
 
 MESSAGES_KEY = {Format.OPENAI: "messages", Format.ANTHROPIC: "messages", Format.RESPONSES: "input"}
 MAX_NEW = 8  # more new messages than this: not a known conversation that grew by a turn
+HEAD = 3  # messages that identify a conversation (system prompt, task, first reply)
 _PLAIN = (str, type(None))
 
 
@@ -70,6 +71,9 @@ def prescreen(
     if not isinstance(raws, list):
         return None
     family = family_for_model(model)
+    seen_at = counter.raw_count(family, _not_safe_key(raws, fmt, safe_below))
+    if seen_at is not None and len(raws) >= seen_at:
+        return None  # this conversation was above SAFE with fewer messages: it still is
     keys: list[tuple[Any, ...]] = []
     known: dict[int, int] = {}
     new: list[int] = []
@@ -111,3 +115,15 @@ def remember(body: Mapping[str, Any], fmt: Format, model: str, counter: TokenCou
         key = raw_key(raw)
         if key is not None:
             counter.remember_raw(family, (fmt.value, *key), tokens)
+
+
+def _not_safe_key(raws: list[Any], fmt: Format, safe_below: int) -> tuple[Any, ...]:
+    return ("not-safe", fmt.value, safe_below, hash(tuple(raw_key(r) for r in raws[:HEAD])))
+
+
+def remember_not_safe(body: Mapping[str, Any], fmt: Format, model: str, counter: TokenCounter, safe_below: int) -> None:
+    """Remember that this conversation (its first messages) was above SAFE at this length, so its
+    next turns skip the prescreen. Conversations that start alike merely skip it too."""
+    raws = body.get(MESSAGES_KEY[fmt])
+    if isinstance(raws, list) and raws:
+        counter.remember_raw(family_for_model(model), _not_safe_key(raws, fmt, safe_below), len(raws))

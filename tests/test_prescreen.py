@@ -116,3 +116,27 @@ def test_requests_above_safe_are_analysed_in_full() -> None:
     misses = engine.stats.analysis_misses
     out = asyncio.run(engine.manage(copy.deepcopy(body), Format.OPENAI, "gpt-4o", limit=limit))
     assert out.risk is ContextRiskLevel.CAUTION and engine.stats.analysis_misses == misses + 1
+
+
+def test_a_conversation_seen_above_safe_skips_the_prescreen_on_its_next_turns(monkeypatch: pytest.MonkeyPatch) -> None:
+    import litellm_ctx_hook.prescreen as module
+
+    engine = ContextEngine(settings())
+    body = {"model": "gpt-4o", "messages": openai_chat(12, words=200)}
+    limit = engine.analyze(body, Format.OPENAI, "gpt-4o").count.total * 100 // 75  # CAUTION
+    asyncio.run(engine.manage(copy.deepcopy(body), Format.OPENAI, "gpt-4o", limit=limit))
+    keyed = 0
+    real = module.raw_key
+
+    def counting(raw: Any) -> Any:
+        nonlocal keyed
+        keyed += 1
+        return real(raw)
+
+    monkeypatch.setattr(module, "raw_key", counting)
+    grown = {**body, "messages": [*body["messages"], {"role": "user", "content": "next?"}]}
+    out = asyncio.run(engine.manage(grown, Format.OPENAI, "gpt-4o", limit=limit))
+    assert out.risk is ContextRiskLevel.CAUTION
+    # Only the messages that identify the conversation were keyed: by the prescreen, then when the
+    # full analysis marked it again (50 messages in all).
+    assert keyed == 2 * module.HEAD
