@@ -13,33 +13,26 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .adapters import adapter_for
-from .atoms import group_atoms
 from .cache.keys import scope_for
 from .cache.memory import MemoryLRU
 from .condensation import Condenser, Request
-from .conversation import Conversation, Format, Message, PartKind, Role
+from .conversation import Conversation, Format, Message
 from .counting import RequestCount, TokenCounter
-from .edits import (
-    clear_parts,
-    cut_middle,
-    leading_user,
-    merge_adjacent,
-    tool_names,
-)
 from .errors import ContextHookError, ContextWindowExceededError
 from .limits import Budget, ModelTarget, RouterLike, budget_for, requested_output, resolve_target
-from .plan import Regions, clear_targets, is_summary, regions
+from .plan import regions
 from .prescreen import prescreen, remember, remember_not_safe
 from .risk import ContextAnalysisResult, ContextManagementStrategy, ContextRiskLevel, analyze
 from .settings import ManagementMode, Settings
 from .stats import EngineStats
 from .summarizer import LiteLLMSummarizer, Summarizer
-from .verify import contains_message, problems
+from .tiers import Work, clear_old, truncate
+from .verify import problems
 
 if TYPE_CHECKING:
     from .cache.store import SummaryCache
@@ -50,7 +43,6 @@ SUMMARY_MIN_TOKENS = 100
 SUMMARY_MAX_TOKENS = 4000  # what a summariser model is asked to write at most
 SUMMARY_FRAME_TOKENS = 60  # the <conversation_summary> wrapper around each summary
 TARGET_TTL_S = 60.0  # how long a resolved model window is reused
-MIN_CLEARABLE_TOKENS = 40  # a placeholder costs ~15 tokens: clearing less saves nothing
 
 
 @dataclass(frozen=True)
@@ -87,19 +79,6 @@ class Outcome:
     strategy: ContextManagementStrategy
     cache: str  # hit | miss | none
     metadata: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class _Work:
-    """Mutable scratch state of one management run."""
-
-    messages: list[Message]
-    pinned: list[int]  # indices into the *original* messages
-    actions: list[str] = field(default_factory=list)
-    cut: set[int] = field(default_factory=set)
-    cache: str = "none"
-    summary: dict[str, Any] | None = None
-    counted: tuple[tuple[Message, ...], int] | None = None  # messages last counted, and their count
 
 
 class ContextEngine:
@@ -399,7 +378,7 @@ class ContextEngine:
 
     async def _execute(
         self, a: Analysis, caller: Mapping[str, Any], started: float, summarizer: Summarizer | None, scope: str
-    ) -> _Work:
+    ) -> Work:
         conv = a.conversation
         original = list(conv.messages)
         reg = regions(original, self.settings)
@@ -421,23 +400,23 @@ class ContextEngine:
         # send exactly what the previous turns sent (no model call, stable prefix).
         reused = await self.condenser.reuse(req, reg, summarizer)
         if reused is not None:
-            work = _Work(reused.messages, pinned, reused.actions, cache="hit", summary={"summaries": reused.details})
+            work = Work(reused.messages, pinned, reused.actions, cache="hit", summary={"summaries": reused.details})
             warning = int(self.settings.condensation_warning_threshold * a.budget.limit)
             if self._tokens(a, work) < warning and self._acceptable(a, work):
                 return work
         else:
             # Tier 1: clear old tool output / thinking / images, if that alone reaches the target.
-            cleared = self._clear(a, original, reg, target_tokens)
+            cleared = clear_old(original, reg, target_tokens, self._counter_of(a), self._text_counter_of(a))
             if cleared is not None:
-                work = _Work(cleared[0], pinned, [f"clear:{cleared[1]}"])
+                work = Work(cleared[0], pinned, [f"clear:{cleared[1]}"])
                 if self._acceptable(a, work):
                     return work
 
         # Tier 2: condense a span of the middle (light) or all of it (aggressive).
-        work = _Work(list(original), pinned)
+        work = Work(list(original), pinned)
         condensed = await self.condenser.condense(req, reg, target_tokens, summarizer)
         if condensed is not None:
-            work = _Work(
+            work = Work(
                 condensed.messages,
                 pinned,
                 condensed.actions,
@@ -448,11 +427,19 @@ class ContextEngine:
                 return work
 
         # Tier 3: drop the oldest unpinned atoms, then cut the middle of a pinned message.
-        self._truncate(a, original, work, target_tokens)
+        truncate(
+            a.conversation.format,
+            original,
+            work,
+            target_tokens,
+            a.budget.limit,
+            lambda ms: self.counter.count(a.conversation.with_messages(ms), a.target.model),
+            self._text_counter_of(a),
+        )
         if self._acceptable(a, work):
             return work
         if a.count.total <= a.budget.limit:
-            return _Work(list(original), pinned)  # no valid improvement: the request fits as it is
+            return Work(list(original), pinned)  # no valid improvement: the request fits as it is
         after = self._tokens(a, work)
         if after > a.budget.limit:
             raise ContextWindowExceededError(
@@ -506,110 +493,17 @@ class ContextEngine:
         while self._speculating:
             await asyncio.gather(*list(self._speculating), return_exceptions=True)
 
-    # -- tier 1 ------------------------------------------------------------------------------
-    def _clear(
-        self, a: Analysis, messages: list[Message], reg: Regions, target_tokens: int
-    ) -> tuple[list[Message], int] | None:
-        """Clear the fewest oldest clearable parts that bring the request under the target."""
-        family = a.count.family
-        targets = [
-            t
-            for t in clear_targets(messages, reg)
-            if t.kind is not PartKind.TOOL_RESULT
-            or self.counter.count_text(messages[t.message].parts[t.part].text, family) >= MIN_CLEARABLE_TOKENS
-        ]
-        if not targets:
-            return None
-        names = tool_names(messages)
-
-        def cleared(k: int) -> list[Message]:
-            chosen: dict[int, set[int]] = {}
-            for t in targets[:k]:
-                chosen.setdefault(t.message, set()).add(t.part)
-            out = list(messages)
-            for i, parts in chosen.items():
-                out[i] = clear_parts(messages[i], parts, lambda p: self.counter.count_text(p.text, family), names)
-            return [m for m in out if not _dropped_reasoning(m)]
-
-        if self._count(a, cleared(len(targets))) > target_tokens:
-            return None  # clearing alone cannot reach the target: condense the raw span instead
-        lo, hi = 1, len(targets)  # smallest k that reaches the target (counts are cached per message)
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if self._count(a, cleared(mid)) <= target_tokens:
-                hi = mid
-            else:
-                lo = mid + 1
-        return cleared(lo), lo
-
-    # -- tier 3 ------------------------------------------------------------------------------
-    def _truncate(self, a: Analysis, original: list[Message], work: _Work, target_tokens: int) -> None:
-        fmt = a.conversation.format
-        messages = work.messages
-        # Drop whole atoms of the current messages, oldest first: never a pinned message (or one a
-        # pinned message was merged into) and never a summary.
-        pinned_objs = {id(original[i]) for i in work.pinned}
-        pinned_parts = [original[i] for i in work.pinned]
-
-        def keep(m: Message) -> bool:
-            if id(m) in pinned_objs or is_summary(m):
-                return True
-            return m.edited and any(contains_message(m, p) for p in pinned_parts)
-
-        per = self.counter.count(a.conversation.with_messages(messages), a.target.model)
-        total = per.total
-        dropped: set[int] = set()
-        for at in group_atoms(messages).atoms:
-            if total <= target_tokens:
-                break
-            if any(keep(messages[i]) for i in at.indices):
-                continue
-            dropped.update(at.indices)
-            total -= sum(per.messages[i] for i in at.indices)
-        if dropped:
-            kept = [m for i, m in enumerate(messages) if i not in dropped]
-            if fmt is Format.ANTHROPIC:
-                kept = leading_user(fmt, merge_adjacent(kept), len(dropped))
-            work.messages = kept
-            work.actions.append(f"truncate:{len(dropped)}")
-
-        # Pinned messages alone are too large: cut the middle of the largest one that can lose all of
-        # the excess; if none can, cut the largest down to its head and tail and go on (never a
-        # system prompt).
-        def count_text(s: str) -> int:
-            return self.counter.count_text(s, a.count.family)
-
-        for _ in range(2 * len(work.messages) + 1):
-            count = self.counter.count(a.conversation.with_messages(work.messages), a.target.model)
-            excess = count.total - a.budget.limit
-            if excess <= 0:
-                return
-            order = sorted(
-                (i for i, m in enumerate(work.messages) if m.role is not Role.SYSTEM), key=lambda i: -count.messages[i]
-            )
-            done = next(
-                ((i, c) for i in order if (c := cut_middle(work.messages[i], excess, count_text)) is not None), None
-            ) or next(
-                (
-                    (i, c)
-                    for i in order
-                    if (c := cut_middle(work.messages[i], excess, count_text, partial=True)) is not None
-                ),
-                None,
-            )
-            if done is None:
-                return
-            i, cut = done
-            before = work.messages[i]
-            work.messages[i] = cut
-            work.cut.update(j for j in work.pinned if contains_message(before, original[j]))
-            work.actions.append("cut:1")
-
     # -- verification ------------------------------------------------------------------------
     def _count(self, a: Analysis, messages: Sequence[Message]) -> int:
         return self.counter.count(a.conversation.with_messages(messages), a.target.model).total
 
-    def _tokens(self, a: Analysis, work: _Work) -> int:
+    def _counter_of(self, a: Analysis) -> Callable[[Sequence[Message]], int]:
+        return lambda messages: self._count(a, messages)
+
+    def _text_counter_of(self, a: Analysis) -> Callable[[str], int]:
+        return lambda text: self.counter.count_text(text, a.count.family)
+
+    def _tokens(self, a: Analysis, work: Work) -> int:
         """The count of ``work.messages``, counted once however often it is asked for (the same
         message objects in the same order; holding them keeps their identities unique)."""
         last = work.counted
@@ -621,7 +515,7 @@ class ContextEngine:
             last = work.counted = (tuple(work.messages), self._count(a, work.messages))
         return last[1]
 
-    def _problems(self, a: Analysis, work: _Work) -> list[str]:
+    def _problems(self, a: Analysis, work: Work) -> list[str]:
         conv = a.conversation
         return problems(
             conv.format,
@@ -634,21 +528,11 @@ class ContextEngine:
             cut=frozenset(work.cut),
         )
 
-    def _acceptable(self, a: Analysis, work: _Work) -> bool:
+    def _acceptable(self, a: Analysis, work: Work) -> bool:
         found = self._problems(a, work)
         if found:
             log.info("discarding a candidate result: %s", "; ".join(found[:3]))
         return not found
-
-
-def _dropped_reasoning(message: Message) -> bool:
-    """A Responses reasoning item whose thinking was cleared is removed altogether."""
-    return (
-        message.edited
-        and message.raw is not None
-        and message.raw.get("type") == "reasoning"
-        and all(p.kind is PartKind.TEXT for p in message.parts)
-    )
 
 
 def _strategy_of(actions: Sequence[str]) -> ContextManagementStrategy:

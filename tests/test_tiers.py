@@ -1,4 +1,4 @@
-"""Tier 3 when the pinned turns alone are too large: middle cuts, several if one is not enough."""
+"""Tier 3 (truncation) when the pinned turns alone are too large: middle cuts, several if one is not enough."""
 
 from __future__ import annotations
 
