@@ -19,14 +19,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .adapters import adapter_for
 from .atoms import Atom
 from .cache.entries import SummaryEntry
 from .cache.keys import chain_digests, chain_salt
@@ -101,15 +99,12 @@ class Condenser:
     # -- digests -------------------------------------------------------------------------------
     def _atom_payloads(self, conv: Conversation, atoms: Sequence[Atom]) -> list[bytes]:
         """A content digest per atom (cached per message content within the process)."""
-        adapter = adapter_for(conv.format)
         out = []
         for atom in atoms:
             key = str(hash(tuple(conv.messages[i].signature for i in atom.indices)))
             digest = self._atom_digests.get(key)
             if digest is None:
-                rendered = [adapter.render_message(conv.messages[i]) for i in atom.indices]
-                payload = json.dumps(rendered, sort_keys=True, ensure_ascii=False, default=str).encode()
-                digest = hashlib.blake2b(payload, digest_size=16).digest()
+                digest = content_digest(conv.messages[i] for i in atom.indices)
                 self._atom_digests.put(key, digest, float(self.settings.condensation_cache_ttl))
             out.append(digest)
         return out
@@ -361,6 +356,31 @@ def _fit(text: str, budget: int, count: Callable[[str], int]) -> str:
         lines.pop()
     kept = "\n".join(lines)
     return kept if count(kept) <= budget else kept[: budget * 3]
+
+
+def content_digest(messages: Iterable[Message]) -> bytes:
+    """A digest of what a summary of ``messages`` depends on: roles, names and every part's kind,
+    text, tool id and name and image reference. Stable across processes (cache keys are shared);
+    length-prefixed fields, so no two different contents hash alike by concatenation."""
+    h = hashlib.blake2b(digest_size=16)
+
+    def put(value: str | None) -> None:
+        data = b"\xff" if value is None else value.encode("utf-8", "surrogatepass")
+        h.update(len(data).to_bytes(8, "little"))
+        h.update(data)
+
+    for m in messages:
+        put(m.raw_role)
+        put(m.name)
+        for p in m.parts:
+            put(p.kind.value)
+            put(p.text)
+            put(p.tool_id)
+            put(p.tool_name)
+            if p.image is not None:
+                put(p.image.url or p.image.data)
+                put(p.image.detail)
+    return h.digest()
 
 
 def _method_name(summarizer: Summarizer | None) -> str:

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from heapq import heapify, heappop, heappush
 
 from .conversation import Message, PartKind
-from .salience import REPEAT_FACTOR, KeyScanner, LineSignals, fact_retention, shape, signals
+from .salience import LENGTH_NORM, REPEAT_FACTOR, KeyScanner, LineSignals, fact_retention, shape, signals
 
 __all__ = ["Segment", "condense", "fact_retention", "readable", "segments_of"]
 
@@ -49,6 +49,11 @@ FIRST_BONUS = 0.5
 USER_BONUS = 0.5
 RECENT_BONUS = 0.5
 GAP = "…"
+SCORED_SHARE = 2  # a span larger than this many budgets is prescored, and only that much is scored
+SAMPLE_UNITS = 256
+PRESCORE_FACT_CAP = 8
+_FACT_BYTES = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_/.@\\:"
+_FOLD = bytes.maketrans(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ", b"0" * 10 + b"abcdefghijklmnopqrstuvwxyz")
 _MAX_FILL_ROUNDS = 3
 _SLOW_TRIM_ROUNDS = 8
 
@@ -319,27 +324,75 @@ class _Selection:
                 break
 
 
-def _scored_units(segments: Sequence[Segment]) -> list[_Unit]:
-    units: list[_Unit] = []
-    seen_text: set[str] = set()
-    seen_shape: set[str] = set()
-    scan = KeyScanner()
+_Raw = tuple[int, str, float]  # (segment, unit text, bonus)
+
+
+def _prescores(raw: Sequence[_Raw]) -> list[float]:
+    """A cheap guess at each unit's score: its fact-like characters (digits, capitals,
+    ``_/.@\\:``, at most ``PRESCORE_FACT_CAP``) stand in for key tokens, and a line whose digits
+    and case fold to one seen before counts ``REPEAT_FACTOR`` as much; bytes work in C, no regex."""
+    out = []
+    seen: set[bytes] = set()
+    for _, text, bonus in raw:
+        data = text.encode()
+        facts = len(data) - len(data.translate(None, _FACT_BYTES))
+        score = (1 + (facts if facts < PRESCORE_FACT_CAP else PRESCORE_FACT_CAP)) / (1 + len(text) / LENGTH_NORM)
+        folded = data.translate(_FOLD)
+        if folded in seen:
+            score *= REPEAT_FACTOR
+        seen.add(folded)
+        out.append(score + bonus)
+    return out
+
+
+def _raw_units(segments: Sequence[Segment]) -> list[_Raw]:
+    """The span's distinct units in span order, with their position bonuses."""
     last = max(1, len(segments) - 1)
+    raw: list[_Raw] = []
+    seen_text: set[str] = set()
     for s, seg in enumerate(segments):
         bonus = RECENT_BONUS * s / last + (USER_BONUS if seg.speaker == "user" else 0.0)
         for n, text in enumerate(_units(seg.text)):
-            if text in seen_text:
-                continue
-            seen_text.add(text)
-            found = signals(text, scan)
-            factor = 1.0
-            if found is not None:
-                key = shape(text)
-                factor = REPEAT_FACTOR if key in seen_shape else 1.0
-                seen_shape.add(key)
-            unit = _Unit(s, text, found, factor, bonus + (FIRST_BONUS if n == 0 else 0.0))
-            unit.score = unit.value(set())
-            units.append(unit)
+            if text not in seen_text:
+                seen_text.add(text)
+                raw.append((s, text, bonus + (FIRST_BONUS if n == 0 else 0.0)))
+    return raw
+
+
+def _prefilter(raw: list[_Raw], budget_tokens: int, count: Callable[[str], int]) -> list[_Raw]:
+    """The units worth scoring: all of them, unless they hold more than ``SCORED_SHARE`` times the
+    budget (estimated from the characters per token of an even sample of ``SAMPLE_UNITS`` units,
+    exact for smaller spans); then the best by :func:`_prescores` up to that size."""
+    step = max(1, len(raw) // SAMPLE_UNITS)
+    sample = "\n".join(text for _, text, _ in raw[::step])
+    chars_per_token = len(sample) / max(1, count(sample))
+    max_chars = SCORED_SHARE * budget_tokens * chars_per_token
+    if sum(len(text) for _, text, _ in raw) <= max_chars:
+        return raw
+    keep: list[int] = []
+    chars = 0
+    for k in sorted(range(len(raw)), key=_prescores(raw).__getitem__, reverse=True):  # stable: ties in order
+        if chars >= max_chars:
+            break
+        keep.append(k)
+        chars += len(raw[k][1])
+    return [raw[k] for k in sorted(keep)]
+
+
+def _scored(raw: Sequence[_Raw]) -> list[_Unit]:
+    units: list[_Unit] = []
+    seen_shape: set[str] = set()
+    scan = KeyScanner()
+    for s, text, bonus in raw:
+        found = signals(text, scan)
+        factor = 1.0
+        if found is not None:
+            key = shape(text)
+            factor = REPEAT_FACTOR if key in seen_shape else 1.0
+            seen_shape.add(key)
+        unit = _Unit(s, text, found, factor, bonus)
+        unit.score = unit.value(set())
+        units.append(unit)
     return units
 
 
@@ -351,9 +404,10 @@ def condense(segments: Sequence[Segment], budget_tokens: int, count: Callable[[s
     """
     if budget_tokens <= 0:
         return ""
-    units = _scored_units(segments)
-    if not units:
+    raw = _raw_units(segments)
+    if not raw:
         return ""
+    units = _scored(_prefilter(raw, budget_tokens, count))
     sel = _Selection(units, segments, count)
     if sum(len(u.text) for u in units) <= ALL_FIT_CHARS_PER_TOKEN * budget_tokens:  # else it surely does not fit
         sel.chosen = list(range(len(units)))
