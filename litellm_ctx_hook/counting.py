@@ -306,14 +306,6 @@ class TokenCounter:
             notes=tuple(notes),
         )
 
-    # -- counts by raw content (the prescreen) -----------------------------------------------
-    def raw_count(self, family: Family, key: tuple[Any, ...]) -> int | None:
-        """A message's count remembered under a key of its raw content (see :mod:`prescreen`)."""
-        return self._cached((family, self._settings.enable_accurate_token_counting, "raw", key), tally=False)
-
-    def remember_raw(self, family: Family, key: tuple[Any, ...], tokens: int) -> None:
-        self._store((family, self._settings.enable_accurate_token_counting, "raw", key), tokens)
-
     async def count_async(
         self,
         conversation: Conversation,

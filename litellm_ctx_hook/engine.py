@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -26,12 +25,12 @@ from .counting import RequestCount, TokenCounter
 from .errors import ContextHookError, ContextWindowExceededError
 from .limits import Budget, ModelTarget, RouterLike, budget_for, requested_output, resolve_target
 from .plan import regions
-from .prescreen import prescreen, remember, remember_not_safe
 from .risk import ContextAnalysisResult, ContextManagementStrategy, ContextRiskLevel, analyze
 from .settings import ManagementMode, Settings
 from .stats import EngineStats
 from .summarizer import LiteLLMSummarizer, Summarizer
 from .tiers import Work, clear_old, truncate
+from .turns import MESSAGES_KEY, TurnMemo, managed_from, memo_key
 from .verify import problems
 
 if TYPE_CHECKING:
@@ -104,12 +103,14 @@ class ContextEngine:
         self._unknown_models: set[str] = set()
         self._analyses: MemoryLRU[_Measured] = MemoryLRU(settings.context_cache_size)
         self._targets: MemoryLRU[ModelTarget] = MemoryLRU(256)
+        self._turns = TurnMemo(settings.context_cache_size, float(settings.context_analysis_cache_ttl))
 
     def clear_caches(self) -> None:
         """Forget every in-process count, analysis and statistic."""
         self.counter.clear()
         self._analyses.clear()
         self._targets.clear()
+        self._turns.clear()
         self.stats.reset()
 
     @property
@@ -269,33 +270,36 @@ class ContextEngine:
         but changes nothing (as ``CONTEXT_MANAGEMENT_MODE=observe`` does for every request).
         """
         started = time.perf_counter()
+        summarizer = summarizer or self.summarizer
+        observe = observe_only or self.settings.context_management_mode is ManagementMode.OBSERVE
+        key: str | None = None
         if image_descriptions is None:
-            safe = self._prescreened(body, fmt, model, router, limit, is_vision, started)
-            if safe is not None:
-                return safe
+            recalled, key = self._recalled(
+                body, fmt, model, router, limit, is_vision, scope, summarizer, observe, started
+            )
+            if recalled is not None:
+                return recalled
         a = await self.analyze_async(
             body, fmt, model, router=router, limit=limit, is_vision=is_vision, image_descriptions=image_descriptions
         )
         risk = a.result.risk_level
         meta: dict[str, Any] = dict(a.result.metadata)
         meta.update(risk_level=risk.value, tokens_before=a.count.total, limit=a.budget.limit)
-        if (
+        speculate = (
             risk is ContextRiskLevel.CAUTION
             and self.settings.context_speculative_condensation
             and not a.target.disabled
-        ):
-            self._speculate(a, caller_metadata or {}, summarizer or self.summarizer, scope)
-        if image_descriptions is None:  # what the next turn's prescreen needs
-            if risk is ContextRiskLevel.SAFE:
-                remember(body, fmt, a.target.model, self.counter, a.count.messages)
-            else:
-                remember_not_safe(body, fmt, a.target.model, self.counter, self._not_safe_from(a.budget))
+        )
+        if speculate:
+            self._speculate(a, caller_metadata or {}, summarizer, scope, key)
         if risk.rank < ContextRiskLevel.WARNING.rank or a.target.disabled:
+            self._remember(key, a, speculated=speculate)
             reason = "disabled for this model" if a.target.disabled else None
             return self._unchanged(body, a.count.total, risk, meta, started, reason)
 
-        work = await self._execute(a, caller_metadata or {}, started, summarizer or self.summarizer, scope)
+        work = await self._execute(a, caller_metadata or {}, started, summarizer, scope)
         if not work.actions:
+            self._remember(key, a)
             return self._unchanged(
                 body, a.count.total, risk, meta, started, "nothing to condense: the request is kept as it is"
             )
@@ -311,7 +315,8 @@ class ContextEngine:
         )
         if work.summary is not None:
             meta["summary"] = work.summary
-        if observe_only or self.settings.context_management_mode is ManagementMode.OBSERVE:
+        if observe:
+            self._remember(key, a)
             meta["observe_only"] = True
             return self._unchanged(body, a.count.total, risk, meta, started, None, planned=strategy)
 
@@ -319,9 +324,11 @@ class ContextEngine:
         meta["processing_ms"] = round(elapsed, 2)
         self.stats.record(risk.value, strategy.value, a.count.total - after, elapsed)
         rendered = adapter_for(fmt).render(new_conv)
+        self._remember(key, a, work, rendered)
         return Outcome(rendered, True, a.count.total, after, risk, strategy, work.cache, meta)
 
-    def _prescreened(
+    # -- the conversation's last turn --------------------------------------------------------
+    def _recalled(
         self,
         body: Mapping[str, Any],
         fmt: Format,
@@ -329,32 +336,96 @@ class ContextEngine:
         router: RouterLike | None,
         limit: int | None,
         is_vision: bool,
+        scope: str,
+        summarizer: Summarizer | None,
+        observe: bool,
         started: float,
-    ) -> Outcome | None:
-        """A SAFE request let through on the prescreen's count (only its new messages parsed);
-        ``None``: analyse the request in full."""
-        if not isinstance(body, Mapping):
-            return None
+    ) -> tuple[Outcome | None, str | None]:
+        """The request handled from its conversation's last turn (:mod:`turns`): passed through
+        below WARNING, or given the remembered managed prefix above; ``None`` (and the memo key,
+        if the request has one): analyse it in full."""
+        if not isinstance(body, Mapping) or not isinstance(raws := body.get(MESSAGES_KEY[fmt]), list):
+            return None, None
         try:
             target = self._target(model, router, limit, is_vision)
             if target.disabled:
-                return None
+                return None, None
             budget = self._budget(body, fmt, target, limit)
-            count = prescreen(body, fmt, target.model, self.counter, self._not_safe_from(budget))
-            if count is None:
-                return None
+            method = summarizer.model if summarizer is not None else "extractive"
+            key = memo_key(fmt, raws, target.model, budget.limit, scope, is_vision, method)
+            recalled = self._turns.recall(key, body, fmt, target.model, self.counter) if key else None
         except ContextHookError:
-            return None  # the full analysis says what is wrong
-        result = self._result(fmt, len(count.messages), target, budget, count, started)
-        if result.risk_level is not ContextRiskLevel.SAFE:
-            return None
+            return None, None  # the full analysis says what is wrong
+        if recalled is None:
+            return None, key
+        count = recalled.count
+        result = self._result(fmt, len(raws), target, budget, count, started)
+        risk = result.risk_level
         meta: dict[str, Any] = dict(result.metadata)
-        meta.update(risk_level=result.risk_level.value, tokens_before=count.total, limit=budget.limit)
-        return self._unchanged(body, count.total, result.risk_level, meta, started, None)
+        meta.update(risk_level=risk.value, tokens_before=count.total, limit=budget.limit)
+        if risk.rank < ContextRiskLevel.WARNING.rank:
+            if (
+                risk is ContextRiskLevel.CAUTION
+                and self.settings.context_speculative_condensation
+                and not recalled.turn.speculated
+            ):
+                return None, key  # the full analysis starts the speculative summary
+            self._turns.advance(recalled)
+            self.stats.bump("turn_memo_hits")
+            return self._unchanged(body, count.total, risk, meta, started, None), key
+        managed = None if observe else recalled.managed_messages()
+        if managed is None:
+            return None, key
+        messages, counts = managed
+        after = self.counter.assemble(target.model, counts, recalled.turn.system, recalled.turn.tools).total
+        if after >= int(self.settings.condensation_warning_threshold * budget.limit) or after > count.total:
+            return None, key  # the summaries no longer suffice: extend them
+        summaries = [{**s, "cache": "hit"} for s in recalled.turn.managed.summaries] if recalled.turn.managed else []
+        actions = [f"reuse:{s['messages_condensed']}" for s in summaries]
+        strategy = _strategy_of(actions)
+        elapsed = (time.perf_counter() - started) * 1000
+        meta.update(
+            actions=actions,
+            tokens_after=after,
+            strategy=strategy.value,
+            messages_before=len(raws),
+            messages_after=len(messages),
+            summary={"summaries": summaries},
+            processing_ms=round(elapsed, 2),
+        )
+        self.stats.record(risk.value, strategy.value, count.total - after, elapsed)
+        self._turns.advance(recalled)
+        self.stats.bump("turn_memo_hits")
+        return Outcome(
+            {**body, MESSAGES_KEY[fmt]: messages}, True, count.total, after, risk, strategy, "hit", meta
+        ), key
 
-    def _not_safe_from(self, budget: Budget) -> int:
-        """The fewest tokens that are not SAFE for this budget."""
-        return math.ceil(self.settings.condensation_caution_threshold * budget.limit)
+    def _remember(
+        self,
+        key: str | None,
+        a: Analysis,
+        work: Work | None = None,
+        rendered: Mapping[str, Any] | None = None,
+        *,
+        speculated: bool = False,
+    ) -> None:
+        """Remember a fully analysed request as its conversation's last turn; with the managed
+        prefix when the result is summaries followed by untouched messages."""
+        if key is None:
+            return
+        conv = a.conversation
+        managed = None
+        if (
+            work is not None
+            and rendered is not None
+            and work.summary is not None
+            and all(x.split(":", 1)[0] in _SUMMARY_ACTIONS for x in work.actions)
+        ):
+            counts = self.counter.count(conv.with_messages(work.messages), a.target.model).messages
+            raws = rendered.get(MESSAGES_KEY[conv.format])
+            if isinstance(raws, list):
+                managed = managed_from(conv.messages, work.messages, raws, counts, work.summary["summaries"])
+        self._turns.remember(key, conv, conv.format, a.count.messages, managed, speculated=speculated)
 
     def _unchanged(
         self,
@@ -453,19 +524,22 @@ class ContextEngine:
         raise ContextHookError("managed request failed verification: " + "; ".join(self._problems(a, work)))
 
     # -- speculation -------------------------------------------------------------------------
-    def _speculate(self, a: Analysis, caller: Mapping[str, Any], summarizer: Summarizer | None, scope: str) -> None:
+    def _speculate(
+        self, a: Analysis, caller: Mapping[str, Any], summarizer: Summarizer | None, scope: str, key: str | None
+    ) -> None:
         """At CAUTION, make (in the background) the summary WARNING would need, so that turn is a cache hit."""
         if len(self._speculating) >= self.settings.condensation_parallel_requests:
             return  # bounded: never more background work than summariser slots
-        task = asyncio.get_running_loop().create_task(self._speculative_summary(a, caller, summarizer, scope))
+        task = asyncio.get_running_loop().create_task(self._speculative_summary(a, caller, summarizer, scope, key))
         self._speculating.add(task)
         task.add_done_callback(self._speculating.discard)
 
     async def _speculative_summary(
-        self, a: Analysis, caller: Mapping[str, Any], summarizer: Summarizer | None, scope: str
+        self, a: Analysis, caller: Mapping[str, Any], summarizer: Summarizer | None, scope: str, key: str | None
     ) -> None:
         try:
-            reg = regions(a.conversation.messages, self.settings)
+            original = a.conversation.messages
+            reg = regions(original, self.settings)
             req = Request(
                 a.conversation,
                 a.count,
@@ -477,14 +551,23 @@ class ContextEngine:
                 time.perf_counter(),
                 self.settings.condensation_timeout,
             )
-            if await self.condenser.reuse(req, reg, summarizer) is not None:
-                return  # already condensed on an earlier turn
-            target_tokens = int(self.settings.condensation_target_ratio * a.budget.limit)
-            condensed = await self.condenser.condense(req, reg, target_tokens, summarizer)
-            if condensed is not None:
+            condensed = await self.condenser.reuse(req, reg, summarizer)  # condensed on an earlier turn?
+            if condensed is None:
+                target_tokens = int(self.settings.condensation_target_ratio * a.budget.limit)
+                condensed = await self.condenser.condense(req, reg, target_tokens, summarizer)
+                if condensed is None:
+                    return
                 self.stats.bump("speculative_condensations")
-                # Count it now too: the WARNING turn inserts the same summary message, already counted.
-                self._count(a, condensed.messages)
+            # Prepare the WARNING turn: the verified prefix it will send, for the conversation's memo.
+            pinned = [i for i in range(len(original)) if reg.pinned(i)]
+            work = Work(condensed.messages, pinned, condensed.actions, summary={"summaries": condensed.details})
+            if key is not None and self._acceptable(a, work):
+                rendered = adapter_for(a.conversation.format).render(a.conversation.with_messages(work.messages))
+                counts = self.counter.count(a.conversation.with_messages(work.messages), a.target.model).messages
+                raws = rendered.get(MESSAGES_KEY[a.conversation.format])
+                managed = managed_from(original, work.messages, raws, counts, condensed.details) if raws else None
+                if managed is not None:
+                    self._turns.attach(key, a.conversation.body.get(MESSAGES_KEY[a.conversation.format]) or [], managed)
         except Exception:
             log.exception("speculative condensation failed (the request was not affected)")
 
@@ -533,6 +616,9 @@ class ContextEngine:
         if found:
             log.info("discarding a candidate result: %s", "; ".join(found[:3]))
         return not found
+
+
+_SUMMARY_ACTIONS = frozenset({"reuse", "condense", "extend"})
 
 
 def _strategy_of(actions: Sequence[str]) -> ContextManagementStrategy:

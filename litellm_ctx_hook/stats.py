@@ -25,6 +25,7 @@ class EngineStats:
         self.managed = 0
         self.analysis_hits = 0
         self.analysis_misses = 0
+        self.turn_memo_hits = 0  # requests handled from their conversation's last turn
         self._times_ms: deque[float] = deque(maxlen=_WINDOW)
 
     def bump(self, name: str, amount: int = 1) -> None:

@@ -124,7 +124,8 @@ def test_two_processes_one_summary(redis_url: str, tmp_path: Path) -> None:
 @pytest.mark.redis
 async def test_redis_faults_never_fail_a_request(redis_server_factory: Any) -> None:
     server = redis_server_factory()
-    s = settings(redis_url=server.url, condensation_quality_threshold=0.0)
+    # No in-process tier: every turn goes to Redis (an L1 would remember the managed prefix).
+    s = settings(redis_url=server.url, condensation_quality_threshold=0.0, context_cache_size=0)
     cache = SummaryCache.from_settings(s)
     eng = ContextEngine(s, summarizer=CountingSummarizer(), cache=cache)
     results = []

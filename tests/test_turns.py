@@ -1,0 +1,193 @@
+"""The conversation's last turn: the next turn is counted and managed from its new messages alone,
+with exactly the result the full analysis gives."""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
+from strategies import anthropic_conversation, openai_conversation, responses_conversation
+from support import openai_chat, settings
+
+from litellm_ctx_hook.adapters import adapter_for
+from litellm_ctx_hook.conversation import Format
+from litellm_ctx_hook.counting import TokenCounter
+from litellm_ctx_hook.demo.fake_summarizer import KeywordSummarizer
+from litellm_ctx_hook.engine import ContextEngine
+from litellm_ctx_hook.risk import ContextRiskLevel
+from litellm_ctx_hook.turns import MAX_NEW, MESSAGES_KEY, TurnMemo, json_copy, memo_key
+
+MODELS = {Format.OPENAI: "gpt-4o", Format.ANTHROPIC: "anthropic/claude-opus-4-6", Format.RESPONSES: "gpt-4.1"}
+LIMIT = 4000
+bodies = st.one_of(
+    openai_conversation().map(lambda b: (Format.OPENAI, b)),
+    anthropic_conversation().map(lambda b: (Format.ANTHROPIC, b)),
+    responses_conversation().map(lambda b: (Format.RESPONSES, b)),
+)
+
+
+@hsettings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(bodies, st.integers(0, 3), st.booleans())
+def test_the_count_is_the_full_count_of_the_grown_request(
+    case: tuple[Format, dict[str, Any]], drop: int, edit_last: bool
+) -> None:
+    fmt, body = case
+    model = MODELS[fmt]
+    counter = TokenCounter(settings())
+    memo = TurnMemo(10, 60.0)
+    items = body.get(MESSAGES_KEY[fmt])
+    if not isinstance(items, list) or not items:
+        return  # a Responses string input: always analysed in full
+    earlier = {**body, MESSAGES_KEY[fmt]: items[: max(1, len(items) - drop)]}
+    key = memo_key(fmt, earlier[MESSAGES_KEY[fmt]], model)
+    assert key is not None
+    conv = adapter_for(fmt).parse(earlier)
+    memo.remember(key, conv, fmt, counter.count(conv, model).messages)
+    grown = copy.deepcopy(body)  # a new request: equal data, other objects
+    if edit_last and drop:  # an earlier message changed too (a cache marker moved, say)
+        grown[MESSAGES_KEY[fmt]][len(earlier[MESSAGES_KEY[fmt]]) - 1] = copy.deepcopy(items[-1])
+    if memo_key(fmt, grown[MESSAGES_KEY[fmt]], model) != key:
+        return  # the edit reached the messages that identify the conversation: another conversation
+    recalled = memo.recall(key, grown, fmt, model, counter)
+    assert recalled is not None
+    assert recalled.count == TokenCounter(settings()).count(adapter_for(fmt).parse(grown), model)
+
+
+def test_more_new_messages_than_max_new_or_other_tools_are_analysed_in_full() -> None:
+    counter = TokenCounter(settings())
+    memo = TurnMemo(10, 60.0)
+    body = {"messages": openai_chat(3), "tools": [{"type": "function", "function": {"name": "f"}}]}
+    key = memo_key(Format.OPENAI, body["messages"], "gpt-4o")
+    assert key is not None
+    conv = adapter_for(Format.OPENAI).parse(body)
+    memo.remember(key, conv, Format.OPENAI, counter.count(conv, "gpt-4o").messages)
+    extra = [{"role": "user", "content": f"more {i}"} for i in range(MAX_NEW + 1)]
+    assert memo.recall(key, {**body, "messages": body["messages"] + extra[:MAX_NEW]}, Format.OPENAI, "gpt-4o", counter)
+    assert memo.recall(key, {**body, "messages": body["messages"] + extra}, Format.OPENAI, "gpt-4o", counter) is None
+    assert memo.recall(key, {**body, "tools": []}, Format.OPENAI, "gpt-4o", counter) is None
+
+
+def test_json_copy_shares_no_container() -> None:
+    value = {"a": [{"b": "x"}], "c": 1}
+    copied = json_copy(value)
+    assert copied == value and copied is not value
+    assert copied["a"] is not value["a"] and copied["a"][0] is not value["a"][0]
+
+
+def chat(turns: int) -> list[dict[str, Any]]:
+    msgs: list[dict[str, Any]] = [
+        {"role": "system", "content": "You are a travel agent."},
+        {"role": "user", "content": "Plan my trip."},
+    ]
+    for k in range(turns):
+        msgs.append({"role": "assistant", "content": f"Option {k}: flight HAT{100 + k} at ${200 + k}, seat {k % 30}A."})
+        msgs.append({"role": "user", "content": f"Noted option {k}; what about day {k + 1}?"})
+    return msgs
+
+
+def engine(**overrides: Any) -> ContextEngine:
+    return ContextEngine(settings(condensation_quality_threshold=0.0, **overrides), summarizer=KeywordSummarizer())
+
+
+def dump(body: Any) -> str:
+    return json.dumps(body, sort_keys=True)
+
+
+async def test_every_turn_is_what_the_full_analysis_gives() -> None:
+    eng = engine(context_speculative_condensation=False)
+    remembered = 0
+    for turns in range(20, 200, 1):
+        body = {"messages": chat(turns)}
+        hits = eng.stats.turn_memo_hits
+        out = await eng.manage(copy.deepcopy(body), Format.OPENAI, "gpt-4o", limit=LIMIT)
+        from_memo = eng.stats.turn_memo_hits > hits
+        remembered += from_memo
+        eng._turns.clear()  # the same request again, analysed in full (the summaries stay cached)
+        full = await eng.manage(copy.deepcopy(body), Format.OPENAI, "gpt-4o", limit=LIMIT)
+        assert dump(out.body) == dump(full.body)
+        assert (out.changed, out.tokens_before, out.tokens_after, out.risk) == (
+            full.changed,
+            full.tokens_before,
+            full.tokens_after,
+            full.risk,
+        )
+        if from_memo:  # the full analysis reused the same cached summaries: so did the memo
+            assert (out.cache, out.strategy) == (full.cache, full.strategy)
+            timing = ("processing_ms", "analysis_time_ms")
+            assert {k: v for k, v in out.metadata.items() if k not in timing} == {
+                k: v for k, v in full.metadata.items() if k not in timing
+            }
+    assert remembered > 120  # most turns never parsed their history
+
+
+async def test_what_litellm_does_to_a_returned_body_does_not_reach_the_next_turn() -> None:
+    eng = engine(context_speculative_condensation=False)
+    previous = None
+    for turns in range(20, 200, 2):
+        out = await eng.manage({"messages": chat(turns)}, Format.OPENAI, "gpt-4o", limit=LIMIT)
+        if not out.changed:
+            continue
+        prefix = dump(out.body["messages"][:3])
+        assert "cache_control" not in prefix
+        if out.metadata["actions"][0].startswith("reuse"):
+            assert prefix == previous
+        previous = prefix
+        for m in out.body["messages"]:  # LiteLLM rewrites the request in place
+            m["content"] = [{"type": "text", "text": str(m["content"]), "cache_control": {"type": "ephemeral"}}]
+    assert eng.stats.turn_memo_hits > 40
+
+
+async def test_an_edited_history_is_analysed_in_full() -> None:
+    eng = engine(context_speculative_condensation=False)
+    for turns in range(20, 120, 2):
+        await eng.manage({"messages": chat(turns)}, Format.OPENAI, "gpt-4o", limit=LIMIT)
+    edited = chat(120)
+    edited[10]["content"] = "Actually, I changed my mind about this option."
+    hits = eng.stats.turn_memo_hits
+    out = await eng.manage({"messages": edited}, Format.OPENAI, "gpt-4o", limit=LIMIT)
+    assert eng.stats.turn_memo_hits == hits
+    assert out.changed and "reuse" not in " ".join(out.metadata["actions"])  # the old summary no longer applies
+
+
+async def test_observe_mode_and_other_tenants_never_get_a_remembered_prefix() -> None:
+    eng = engine(context_speculative_condensation=False)
+    for turns in range(20, 120, 2):
+        await eng.manage({"messages": chat(turns)}, Format.OPENAI, "gpt-4o", limit=LIMIT, scope="team-a")
+    body = {"messages": chat(121)}
+    observed = await eng.manage(body, Format.OPENAI, "gpt-4o", limit=LIMIT, scope="team-a", observe_only=True)
+    assert observed.body is body and not observed.changed and observed.metadata["observe_only"]
+    hits = eng.stats.turn_memo_hits
+    other = await eng.manage(body, Format.OPENAI, "gpt-4o", limit=LIMIT, scope="team-b")
+    assert eng.stats.turn_memo_hits == hits and other.cache == "miss"
+
+
+async def test_speculation_prepares_the_warning_turn() -> None:
+    eng = engine()
+    turns = 20
+    while eng.analyze({"messages": chat(turns)}, Format.OPENAI, "gpt-4o", limit=LIMIT).result.risk_level is (
+        ContextRiskLevel.SAFE
+    ):
+        turns += 1
+    out = await eng.manage({"messages": chat(turns)}, Format.OPENAI, "gpt-4o", limit=LIMIT)
+    assert out.risk is ContextRiskLevel.CAUTION and not out.changed
+    await eng.drain()
+    assert eng.stats.speculative_condensations == 1
+    hits, misses = eng.stats.turn_memo_hits, eng.stats.analysis_misses
+    turns_after = 0
+    while True:
+        turns += 1
+        turns_after += 1
+        body = {"messages": chat(turns)}
+        out = await eng.manage(copy.deepcopy(body), Format.OPENAI, "gpt-4o", limit=LIMIT)
+        if out.risk.rank >= ContextRiskLevel.WARNING.rank:
+            break
+    # the CAUTION turns and the WARNING turn: from the memo, none analysed in full
+    assert eng.stats.analysis_misses == misses and eng.stats.turn_memo_hits == hits + turns_after
+    assert out.changed and out.cache == "hit" and out.metadata["actions"][0].startswith("reuse")
+    eng._turns.clear()
+    full = await eng.manage(body, Format.OPENAI, "gpt-4o", limit=LIMIT)
+    assert dump(out.body) == dump(full.body)
