@@ -54,6 +54,8 @@ SAMPLE_UNITS = 256
 PRESCORE_FACT_CAP = 8
 _FACT_BYTES = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_/.@\\:"
 _FOLD = bytes.maketrans(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ", b"0" * 10 + b"abcdefghijklmnopqrstuvwxyz")
+INDEX_SHARE = 0.25  # of the budget kept for the index of facts the selected lines do not quote
+INDEX_LABEL = "[also mentioned]"
 _MAX_FILL_ROUNDS = 3
 _SLOW_TRIM_ROUNDS = 8
 
@@ -217,6 +219,7 @@ class _Selection:
         self.segments = segments
         self.count = count
         self.chosen: list[int] = []
+        self.trailer = ""  # a last line after the selected units (the index of facts)
         self._labels: dict[str, int] = {}
         self._gap = count(GAP) + 1
 
@@ -265,6 +268,8 @@ class _Selection:
             else:
                 lines.append(unit.text)
             prev = k
+        if self.trailer:
+            lines.append(self.trailer)
         return "\n".join(lines)
 
     def select(self, budget: int) -> None:
@@ -396,11 +401,33 @@ def _scored(raw: Sequence[_Raw]) -> list[_Unit]:
     return units
 
 
+def _index(units: Sequence[_Unit], quoted: str, room: int, count: Callable[[str], int]) -> str:
+    """``[also mentioned] a, b, …``: the key tokens of ``units`` that ``quoted`` does not contain,
+    most frequent first (then in order of appearance), as many as ``room`` tokens hold."""
+    freq: dict[str, int] = {}
+    first: dict[str, int] = {}
+    for i, unit in enumerate(units):
+        if unit.signals is not None:
+            for key in unit.signals.keys:
+                freq[key] = freq.get(key, 0) + 1
+                first.setdefault(key, i)
+    missing = sorted((k for k in freq if k not in quoted), key=lambda k: (-freq[k], first[k], k))
+    lo, hi = 0, len(missing)  # the most keys whose line fits (counted, log2(n) times)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if count(f"{INDEX_LABEL} " + ", ".join(missing[:mid])) <= room:
+            lo = mid
+        else:
+            hi = mid - 1
+    return f"{INDEX_LABEL} " + ", ".join(missing[:lo]) if lo else ""
+
+
 def condense(segments: Sequence[Segment], budget_tokens: int, count: Callable[[str], int]) -> str:
-    """The most informative units of ``segments`` in their order, within ``budget_tokens``.
+    """The most informative units of ``segments`` in their order, then the index of the facts they
+    do not quote, within ``budget_tokens``.
 
     ``count`` measures tokens. The result counts at most ``budget_tokens`` (or is ``""`` when not
-    even one unit fits); when everything fits, everything is kept.
+    even one unit fits); when everything fits, everything is kept (and there is no index).
     """
     if budget_tokens <= 0:
         return ""
@@ -417,12 +444,13 @@ def condense(segments: Sequence[Segment], budget_tokens: int, count: Callable[[s
 
     sel.chosen = []
     order = sorted(range(len(units)), key=lambda k: (-units[k].score, k))
-    sel.select(budget_tokens)
+    lines_budget = budget_tokens - int(INDEX_SHARE * budget_tokens)
+    sel.select(lines_budget)
     text = sel.render()
     used = count(text) if sel.chosen else 0
     rounds = 0
-    while sel.chosen and used > budget_tokens:
-        sel.trim(used - budget_tokens, drastic=rounds >= _SLOW_TRIM_ROUNDS)
+    while sel.chosen and used > lines_budget:
+        sel.trim(used - lines_budget, drastic=rounds >= _SLOW_TRIM_ROUNDS)
         rounds += 1
         text = sel.render()
         used = count(text) if sel.chosen else 0
@@ -435,7 +463,15 @@ def condense(segments: Sequence[Segment], budget_tokens: int, count: Callable[[s
                 break
         else:
             return ""
-    for _ in range(_MAX_FILL_ROUNDS):  # the estimate was high: spend the slack
+    sel.trailer = _index(units, text, budget_tokens - used - 1, count)
+    if sel.trailer:
+        text = sel.render()
+        used = count(text)
+        if used > budget_tokens:  # the line break joined tokens differently: no index
+            sel.trailer = ""
+            text = sel.render()
+            used = count(text)
+    for _ in range(_MAX_FILL_ROUNDS):  # the estimates were high or the index short: spend the slack
         added = sel.fill(order, used, budget_tokens)
         if not added:
             break

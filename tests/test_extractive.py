@@ -15,7 +15,8 @@ from support import needs_evaldata
 from bench import evaldata
 from litellm_ctx_hook.adapters import adapter_for
 from litellm_ctx_hook.conversation import ImageRef, Message, Part, PartKind, Role
-from litellm_ctx_hook.extractive import GAP, Segment, condense, fact_retention, readable, segments_of
+from litellm_ctx_hook.extractive import GAP, INDEX_LABEL, Segment, condense, fact_retention, readable, segments_of
+from litellm_ctx_hook.salience import key_tokens
 from litellm_ctx_hook.tokenizers import bpe_counter
 
 
@@ -37,7 +38,11 @@ def source(segments: Sequence[Segment]) -> str:
 def check_output(segments: Sequence[Segment], out: str) -> None:
     """Every line is a label + unit, a unit of the same segment, or the gap marker; in input order."""
     groups: list[tuple[str, list[str]]] = []  # (speaker, units) for each label
-    for line in out.split("\n") if out else []:
+    lines = out.split("\n") if out else []
+    if lines and lines[-1].startswith(INDEX_LABEL + " "):  # the index: key tokens of the source
+        keys = key_tokens("\n".join(readable(s.text) for s in segments))
+        assert set(lines.pop()[len(INDEX_LABEL) + 1 :].split(", ")) <= keys
+    for line in lines:
         if line == GAP:
             continue
         if line.startswith("["):  # a new segment: "[speaker] unit"
@@ -445,3 +450,24 @@ def test_real_conversation_at_25_percent(pick: str) -> None:
     assert condense(segments, budget, count) == out
     check_output(segments, out)
     assert fact_retention(source(segments), out) > 0.4
+
+
+def test_the_index_names_the_facts_the_lines_left_out() -> None:
+    tickets = "\n".join(f"ticket TCK-{1000 + i} assigned to user_{i} on 2024-06-{i % 28 + 1:02d}" for i in range(60))
+    segments = [
+        Segment("user", "List the open tickets, please."),
+        Segment("tool result search_tickets", tickets),
+        Segment("assistant", "There are 60 open tickets."),
+    ]
+    budget = tokens_of(segments) // 4
+    out = condense(segments, budget, simple)
+    assert simple(out) <= budget
+    check_output(segments, out)
+    index = out.split("\n")[-1]
+    assert index.startswith(INDEX_LABEL + " ")
+    lines = out.split("\n")[:-1]
+    listed = index[len(INDEX_LABEL) + 1 :].split(", ")
+    assert not any(key in "\n".join(lines) for key in listed)  # only what the lines do not quote
+    # many more ids survive than the lines alone could hold, and the same input gives the same text
+    assert fact_retention(tickets, out) > 2 * fact_retention(tickets, "\n".join(lines))
+    assert condense(segments, budget, simple) == out
