@@ -373,14 +373,15 @@ class ContextEngine:
             self._turns.advance(recalled)
             self.stats.bump("turn_memo_hits")
             return self._unchanged(body, count.total, risk, meta, started, None), key
-        managed = None if observe else recalled.managed_messages()
-        if managed is None:
+        managed = recalled.turn.managed
+        continued = None if observe or managed is None else recalled.managed_messages()
+        if managed is None or continued is None:
             return None, key
-        messages, counts = managed
+        messages, counts = continued
         after = self.counter.assemble(target.model, counts, recalled.turn.system, recalled.turn.tools).total
         if after >= int(self.settings.condensation_warning_threshold * budget.limit) or after > count.total:
             return None, key  # the summaries no longer suffice: extend them
-        summaries = [{**s, "cache": "hit"} for s in recalled.turn.managed.summaries] if recalled.turn.managed else []
+        summaries = [{**s, "cache": "hit"} for s in managed.summaries]
         actions = [f"reuse:{s['messages_condensed']}" for s in summaries]
         strategy = _strategy_of(actions)
         elapsed = (time.perf_counter() - started) * 1000

@@ -401,9 +401,14 @@ def _scored(raw: Sequence[_Raw]) -> list[_Unit]:
     return units
 
 
-def _index(units: Sequence[_Unit], quoted: str, room: int, count: Callable[[str], int]) -> str:
-    """``[also mentioned] a, b, …``: the key tokens of ``units`` that ``quoted`` does not contain,
-    most frequent first (then in order of appearance), as many as ``room`` tokens hold."""
+def _index(units: Sequence[_Unit], chosen: Sequence[int], room: int, count: Callable[[str], int]) -> str:
+    """``[also mentioned] a, b, …``: the key tokens of ``units`` that the ``chosen`` ones do not
+    quote, most frequent first (then in order of appearance), as many as ``room`` tokens hold."""
+    quoted: set[str] = set()
+    for k in chosen:
+        signals = units[k].signals
+        if signals is not None:
+            quoted |= signals.keys
     freq: dict[str, int] = {}
     first: dict[str, int] = {}
     for i, unit in enumerate(units):
@@ -463,7 +468,7 @@ def condense(segments: Sequence[Segment], budget_tokens: int, count: Callable[[s
                 break
         else:
             return ""
-    sel.trailer = _index(units, text, budget_tokens - used - 1, count)
+    sel.trailer = _index(units, sel.chosen, budget_tokens - used - 1, count)
     if sel.trailer:
         text = sel.render()
         used = count(text)

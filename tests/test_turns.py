@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Callable
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 from strategies import anthropic_conversation, openai_conversation, responses_conversation
-from support import openai_chat, settings
+from support import anthropic_body, openai_chat, responses_body, settings
 
 from litellm_ctx_hook.adapters import adapter_for
 from litellm_ctx_hook.conversation import Format
@@ -191,3 +193,28 @@ async def test_speculation_prepares_the_warning_turn() -> None:
     eng._turns.clear()
     full = await eng.manage(body, Format.OPENAI, "gpt-4o", limit=LIMIT)
     assert dump(out.body) == dump(full.body)
+
+
+GROWING: dict[Format, Callable[[int], dict[str, Any]]] = {
+    Format.OPENAI: lambda k: {"model": "gpt-4o", "messages": openai_chat(k, words=30)},
+    Format.ANTHROPIC: lambda k: anthropic_body(k, words=30),
+    Format.RESPONSES: lambda k: responses_body(k, words=30),
+}
+
+
+@pytest.mark.parametrize("fmt", list(GROWING), ids=lambda f: f.value)
+async def test_the_same_in_every_format(fmt: Format) -> None:
+    eng = engine(context_speculative_condensation=False)
+    model = MODELS[fmt]
+    limit = int(eng.analyze(GROWING[fmt](30), fmt, model).count.total / 0.85)
+    managed = 0
+    for k in range(5, 70):
+        body = GROWING[fmt](k)
+        hits = eng.stats.turn_memo_hits
+        out = await eng.manage(copy.deepcopy(body), fmt, model, limit=limit)
+        eng._turns.clear()
+        full = await eng.manage(copy.deepcopy(body), fmt, model, limit=limit)
+        assert dump(out.body) == dump(full.body), k
+        assert (out.tokens_before, out.tokens_after, out.risk) == (full.tokens_before, full.tokens_after, full.risk)
+        managed += out.changed and eng.stats.turn_memo_hits > hits
+    assert managed > 10
