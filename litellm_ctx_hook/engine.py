@@ -5,6 +5,9 @@ limit: clear old tool output, thinking and images; condense a span (light) or th
 (aggressive) with the summariser or the local extractive condenser; drop the oldest unpinned
 atoms; cut the middle of a pinned message that alone is too large. Every result is recounted
 and verified before it is returned; one that fails goes to the next fallback and is never sent.
+
+A request that repeats its conversation's last turn plus a few new messages is handled from
+those alone (:mod:`turns`); analysis and its caches live in :mod:`analysis`.
 """
 
 from __future__ import annotations
@@ -17,15 +20,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .adapters import adapter_for
+from .analysis import Analysis, Analyzer
 from .cache.keys import scope_for
-from .cache.memory import MemoryLRU
 from .condensation import Condenser, Request
-from .conversation import Conversation, Format, Message
-from .counting import RequestCount, TokenCounter
+from .conversation import Format, Message
+from .counting import TokenCounter
 from .errors import ContextHookError, ContextWindowExceededError
-from .limits import Budget, ModelTarget, RouterLike, budget_for, requested_output, resolve_target
+from .limits import ModelTarget, RouterLike
 from .plan import regions
-from .risk import ContextAnalysisResult, ContextManagementStrategy, ContextRiskLevel, analyze
+from .risk import ContextManagementStrategy, ContextRiskLevel
 from .settings import ManagementMode, Settings
 from .stats import EngineStats
 from .summarizer import LiteLLMSummarizer, Summarizer
@@ -41,29 +44,6 @@ log = logging.getLogger(__name__)
 SUMMARY_MIN_TOKENS = 100
 SUMMARY_MAX_TOKENS = 4000  # what a summariser model is asked to write at most
 SUMMARY_FRAME_TOKENS = 60  # the <conversation_summary> wrapper around each summary
-TARGET_TTL_S = 60.0  # how long a resolved model window is reused
-
-
-@dataclass(frozen=True)
-class Analysis:
-    """Everything the engine knows about a request before changing it."""
-
-    conversation: Conversation
-    target: ModelTarget
-    budget: Budget
-    count: RequestCount
-    result: ContextAnalysisResult
-
-
-@dataclass(frozen=True)
-class _Measured:
-    """What the analysis cache keeps: not the parsed conversation (the caller has just parsed its
-    own, with its own body), so cached entries hold no request objects."""
-
-    target: ModelTarget
-    budget: Budget
-    count: RequestCount
-    result: ContextAnalysisResult
 
 
 @dataclass(frozen=True)
@@ -100,22 +80,19 @@ class ContextEngine:
         self.stats = EngineStats()
         self.condenser = Condenser(settings, self.counter, self.stats, cache)
         self._speculating: set[asyncio.Task[None]] = set()
-        self._unknown_models: set[str] = set()
-        self._analyses: MemoryLRU[_Measured] = MemoryLRU(settings.context_cache_size)
-        self._targets: MemoryLRU[ModelTarget] = MemoryLRU(256)
+        self.analyzer = Analyzer(settings, self.counter, self.stats)
         self._turns = TurnMemo(settings.context_cache_size, float(settings.context_analysis_cache_ttl))
 
     def clear_caches(self) -> None:
         """Forget every in-process count, analysis and statistic."""
         self.counter.clear()
-        self._analyses.clear()
-        self._targets.clear()
+        self.analyzer.clear()
         self._turns.clear()
         self.stats.reset()
 
     @property
     def analysis_cache_size(self) -> int:
-        return len(self._analyses)
+        return len(self.analyzer)
 
     def scope_for(self, team_id: str | None, api_key: str | None) -> str:
         """The tenant scope of cached summaries for a caller (``CONTEXT_CACHE_SCOPE``)."""
@@ -124,12 +101,7 @@ class ContextEngine:
     # -- analysis ----------------------------------------------------------------------------
     def resolve(self, model: str, router: RouterLike | None = None, *, is_vision: bool = False) -> ModelTarget:
         """The model's deployment and window (cached a minute: the router's list rarely changes)."""
-        key = f"{model}|{id(router)}|{is_vision}"
-        target = self._targets.get(key)
-        if target is None:
-            target = resolve_target(model, self.settings, router, is_vision=is_vision, warned=self._unknown_models)
-            self._targets.put(key, target, TARGET_TTL_S)
-        return target
+        return self.analyzer.resolve(model, router, is_vision=is_vision)
 
     def analyze(
         self,
@@ -142,110 +114,9 @@ class ContextEngine:
         is_vision: bool = False,
         image_descriptions: Mapping[int, str] | None = None,
     ) -> Analysis:
-        started = time.perf_counter()
-        conv, key, cached = self._parse(body, fmt, model, limit, is_vision, image_descriptions)
-        if cached is not None:
-            return cached
-        target = self._target(model, router, limit, is_vision)
-        count = self.counter.count(conv, target.model, image_descriptions)
-        return self._analysis(key, conv, target, self._budget(body, fmt, target, limit), count, started)
-
-    async def analyze_async(
-        self,
-        body: Mapping[str, Any],
-        fmt: Format,
-        model: str,
-        *,
-        router: RouterLike | None = None,
-        limit: int | None = None,
-        is_vision: bool = False,
-        image_descriptions: Mapping[int, str] | None = None,
-    ) -> Analysis:
-        """Like :meth:`analyze`; counting a large uncached request runs off the event loop."""
-        started = time.perf_counter()
-        conv, key, cached = self._parse(body, fmt, model, limit, is_vision, image_descriptions)
-        if cached is not None:
-            return cached
-        target = self._target(model, router, limit, is_vision)
-        count = await self.counter.count_async(conv, target.model, image_descriptions)
-        return self._analysis(key, conv, target, self._budget(body, fmt, target, limit), count, started)
-
-    def _parse(
-        self,
-        body: Mapping[str, Any],
-        fmt: Format,
-        model: str,
-        limit: int | None,
-        is_vision: bool,
-        descriptions: Mapping[int, str] | None,
-    ) -> tuple[Conversation, str, Analysis | None]:
-        """The parsed conversation, its analysis-cache key, and the cached analysis if there is one."""
-        conv = adapter_for(fmt).parse(body)
-        key = self._analysis_key(conv, model, limit, is_vision, descriptions)
-        cached = self._analyses.get(key)
-        if cached is None:
-            return conv, key, None
-        self.stats.bump("analysis_hits")
-        return conv, key, Analysis(conv, cached.target, cached.budget, cached.count, cached.result)
-
-    def _target(self, model: str, router: RouterLike | None, limit: int | None, is_vision: bool) -> ModelTarget:
-        if limit is not None and router is None:  # the caller gave the limit: no window to look up
-            return ModelTarget(model, model, limit, "request")
-        return self.resolve(model, router, is_vision=is_vision)
-
-    @staticmethod
-    def _budget(body: Mapping[str, Any], fmt: Format, target: ModelTarget, limit: int | None) -> Budget:
-        if limit is not None:
-            return Budget(limit, 0, limit)
-        return budget_for(target.window, requested_output(body, fmt))
-
-    @staticmethod
-    def _analysis_key(
-        conv: Conversation,
-        model: str,
-        limit: int | None,
-        is_vision: bool,
-        descriptions: Mapping[int, str] | None,
-    ) -> str:
-        """Everything an analysis depends on (request parameters included), as one hash."""
-        content = (
-            tuple(m.signature for m in conv.messages),
-            Message.system_of(conv.system).signature,
-            repr(conv.tools),
-            tuple(sorted((descriptions or {}).items())),
-            {k: conv.body.get(k) for k in ("max_tokens", "max_completion_tokens", "max_output_tokens")}.__repr__(),
+        return self.analyzer.analyze(
+            body, fmt, model, router=router, limit=limit, is_vision=is_vision, image_descriptions=image_descriptions
         )
-        return f"{conv.format.value}|{model}|{limit}|{is_vision}|{hash(content)}"
-
-    def _result(
-        self, fmt: Format, messages: int, target: ModelTarget, budget: Budget, count: RequestCount, started: float
-    ) -> ContextAnalysisResult:
-        meta = {
-            "model": target.alias,
-            "deployment_model": target.model,
-            "window": target.window,
-            "window_source": target.source,
-            "reserved_output": budget.reserved_output,
-            "format": fmt.value,
-            **count.as_metadata(),
-        }
-        return analyze(
-            count.total,
-            budget.limit,
-            messages,
-            self.settings,
-            analysis_time=time.perf_counter() - started,
-            metadata=meta,
-        )
-
-    def _analysis(
-        self, key: str, conv: Conversation, target: ModelTarget, budget: Budget, count: RequestCount, started: float
-    ) -> Analysis:
-        result = self._result(conv.format, len(conv.messages), target, budget, count, started)
-        analysis = Analysis(conv, target, budget, count, result)
-        self.stats.bump("analysis_misses")
-        self._analyses.put(key, _Measured(target, budget, count, result), self.settings.context_analysis_cache_ttl)
-        return analysis
 
     # -- management --------------------------------------------------------------------------
     async def manage(
@@ -279,7 +150,7 @@ class ContextEngine:
             )
             if recalled is not None:
                 return recalled
-        a = await self.analyze_async(
+        a = await self.analyzer.analyze_async(
             body, fmt, model, router=router, limit=limit, is_vision=is_vision, image_descriptions=image_descriptions
         )
         risk = a.result.risk_level
@@ -347,10 +218,10 @@ class ContextEngine:
         if not isinstance(body, Mapping) or not isinstance(raws := body.get(MESSAGES_KEY[fmt]), list):
             return None, None
         try:
-            target = self._target(model, router, limit, is_vision)
+            target = self.analyzer.target(model, router, limit, is_vision)
             if target.disabled:
                 return None, None
-            budget = self._budget(body, fmt, target, limit)
+            budget = self.analyzer.budget(body, fmt, target, limit)
             method = summarizer.model if summarizer is not None else "extractive"
             key = memo_key(fmt, raws, target.model, budget.limit, scope, is_vision, method)
             recalled = self._turns.recall(key, body, fmt, target.model, self.counter) if key else None
@@ -359,7 +230,7 @@ class ContextEngine:
         if recalled is None:
             return None, key
         count = recalled.count
-        result = self._result(fmt, len(raws), target, budget, count, started)
+        result = self.analyzer.result(fmt, len(raws), target, budget, count, started)
         risk = result.risk_level
         meta: dict[str, Any] = dict(result.metadata)
         meta.update(risk_level=risk.value, tokens_before=count.total, limit=budget.limit)
