@@ -43,13 +43,13 @@ __all__ = ["Segment", "condense", "fact_retention", "readable", "segments_of"]
 LONG_LINE = 240
 PIECE = 200
 MAX_UNIT = 400
-ALL_FIT_CHARS_PER_TOKEN = 8  # more characters than this per token of budget: not all units fit
+ALL_FIT_SHARE = 1.5  # units estimated at more than this many budgets: not all fit
 MAX_JSON_CHARS = 1_000_000  # larger JSON is taken line by line as text
 FIRST_BONUS = 0.5
 USER_BONUS = 0.5
 RECENT_BONUS = 0.5
 GAP = "…"
-SCORED_SHARE = 2  # a span larger than this many budgets is prescored, and only that much is scored
+SCORED_SHARE = 2  # units estimated at more than this many budgets are prescored, that much scored
 SAMPLE_UNITS = 256
 PRESCORE_FACT_CAP = 8
 _FACT_BYTES = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_/.@\\:"
@@ -364,14 +364,15 @@ def _raw_units(segments: Sequence[Segment]) -> list[_Raw]:
     return raw
 
 
-def _prefilter(raw: list[_Raw], budget_tokens: int, count: Callable[[str], int]) -> list[_Raw]:
-    """The units worth scoring: all of them, unless they hold more than ``SCORED_SHARE`` times the
-    budget (estimated from the characters per token of an even sample of ``SAMPLE_UNITS`` units,
-    exact for smaller spans); then the best by :func:`_prescores` up to that size."""
-    step = max(1, len(raw) // SAMPLE_UNITS)
-    sample = "\n".join(text for _, text, _ in raw[::step])
-    chars_per_token = len(sample) / max(1, count(sample))
-    max_chars = SCORED_SHARE * budget_tokens * chars_per_token
+def _chars_per_token(raw: Sequence[_Raw], count: Callable[[str], int]) -> float:
+    """Characters per token of the units, from an even sample of ``SAMPLE_UNITS`` (all of a smaller span)."""
+    sample = "\n".join(text for _, text, _ in raw[:: max(1, len(raw) // SAMPLE_UNITS)])
+    return len(sample) / max(1, count(sample))
+
+
+def _prefilter(raw: list[_Raw], max_chars: float) -> list[_Raw]:
+    """The units worth scoring: all of them if they hold at most ``max_chars`` characters, else
+    the best by :func:`_prescores` up to that size, in span order."""
     if sum(len(text) for _, text, _ in raw) <= max_chars:
         return raw
     keep: list[int] = []
@@ -439,9 +440,12 @@ def condense(segments: Sequence[Segment], budget_tokens: int, count: Callable[[s
     raw = _raw_units(segments)
     if not raw:
         return ""
-    units = _scored(_prefilter(raw, budget_tokens, count))
+    # Units more than SCORED_SHARE budgets long are prescored first; more than ALL_FIT_SHARE
+    # budgets long surely do not all fit (estimated; exact for spans of up to SAMPLE_UNITS units).
+    chars_per_token = _chars_per_token(raw, count)
+    units = _scored(_prefilter(raw, SCORED_SHARE * budget_tokens * chars_per_token))
     sel = _Selection(units, segments, count)
-    if sum(len(u.text) for u in units) <= ALL_FIT_CHARS_PER_TOKEN * budget_tokens:  # else it surely does not fit
+    if sum(len(u.text) for u in units) <= ALL_FIT_SHARE * budget_tokens * chars_per_token:
         sel.chosen = list(range(len(units)))
         text = sel.render()
         if count(text) <= budget_tokens:
