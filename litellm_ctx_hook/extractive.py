@@ -13,17 +13,27 @@ already seen scores ``REPEAT_FACTOR`` times less; exact duplicates are dropped (
 kept). Units with a positive score get small bonuses: ``FIRST_BONUS`` for the first unit of a
 segment (what a message is about), ``USER_BONUS`` for the user's own words, and up to
 ``RECENT_BONUS`` growing linearly with the segment's position (recent turns matter more).
+A span estimated at more than ``SCORED_SHARE`` budgets (characters per token measured on a
+sample) is first ranked by a cheap byte-level prescore (fact-like characters per length, repeats
+halved), and only the best ``SCORED_SHARE`` budgets of it are scored: at a 20× compression the
+full scoring of every line cost four times the tokenizer's time and kept no more facts.
 
-Selection is greedy by score. Every unit is counted once, labels and the ``…`` gap marker once
-each, and the exact cost change of adding a unit (its line, a label when the speaker changes, a
-gap marker when units between were dropped) keeps a running total; the rendered text is then
-counted once, trimmed (lowest scores first) if the estimate was low, or topped up with the slack
-if it was high. The selected units are rendered in their original order::
+Selection is greedy by score, within three quarters of the budget (``INDEX_SHARE``). Every unit
+is counted once, labels and the ``…`` gap marker once each, and the exact cost change of adding
+a unit (its line, a label when the speaker changes, a gap marker when units between were
+dropped) keeps a running total; the rendered text is then counted once and trimmed (lowest
+scores first) if the estimate was low. The rest of the budget goes to an index of the key tokens
+(ids, numbers, paths, names) of the scored units that no selected unit quotes, most frequent
+first, JSON field names left out; the slack, if any, goes back to more units. The selected units
+are rendered in their original order, the index last::
 
     [user] I need to change reservation 4WQ150 ...
     …
-    [tool result get_reservation_details] {"reservation_id": "4WQ150", "user_id": "mia_li_3668",
+    [tool result get_reservation_details] reservation_id=4WQ150 user_id=mia_li_3668 origin=JFK
     [assistant] ...
+    [also mentioned] HAT136, 2024-05-20, credit_card_4421486
+
+When everything fits, everything is kept, and there is no index.
 """
 
 from __future__ import annotations
@@ -137,11 +147,13 @@ def _scalar(value: object) -> str:
     return json.dumps(value)  # numbers, true/false/null as JSON writes them
 
 
-def _flatten(value: object, path: str, out: list[str]) -> None:
-    """One line per JSON object or list: its scalar members as ``key=value``, nested ones after it."""
+def _flatten(value: object, path: str, out: list[str], fields: set[str]) -> None:
+    """One line per JSON object or list: its scalar members as ``key=value``, nested ones after it.
+    The objects' field names go into ``fields``."""
     if isinstance(value, dict):
         items, nested = [], []
         for k, v in value.items():
+            fields.add(str(k))
             if isinstance(v, dict | list) and v:
                 nested.append((f"{path}.{k}" if path else str(k), v))
             else:
@@ -149,22 +161,22 @@ def _flatten(value: object, path: str, out: list[str]) -> None:
         if items:
             out.append(f"{path}: {' '.join(items)}" if path else " ".join(items))
         for sub, v in nested:
-            _flatten(v, sub, out)
+            _flatten(v, sub, out, fields)
     elif isinstance(value, list):
         if all(not isinstance(v, dict | list) for v in value):
             scalars = ", ".join(_scalar(v) for v in value)
             out.append(f"{path}={scalars}" if path else scalars)
         else:
             for i, v in enumerate(value):  # "flights[0]", or "#0" at the top (a line never starts with "[")
-                _flatten(v, f"{path}[{i}]" if path else f"#{i}", out)
+                _flatten(v, f"{path}[{i}]" if path else f"#{i}", out, fields)
     else:
         out.append(f"{path}={_scalar(value)}" if path else _scalar(value))
 
 
-def readable(text: str) -> str:
+def readable(text: str, fields: set[str] | None = None) -> str:
     """The text units are cut from: a JSON document (a typical tool result) as ``key=value`` lines,
     one per object, anything else as it is. JSON's quotes, braces and commas are about a quarter of
-    its tokens and carry no facts."""
+    its tokens and carry no facts. The JSON's field names are added to ``fields``."""
     stripped = text.strip()
     if not stripped or stripped[0] not in "{[" or len(stripped) > MAX_JSON_CHARS:
         return text
@@ -173,15 +185,15 @@ def readable(text: str) -> str:
         value = json.loads(stripped)
         if not isinstance(value, dict | list):
             return text
-        _flatten(value, "", out)
+        _flatten(value, "", out, set() if fields is None else fields)
     except (ValueError, RecursionError):  # not JSON, or nested too deep to walk: read it as text
         return text
     return "\n".join(out)
 
 
-def _units(text: str) -> list[str]:
+def _units(text: str, fields: set[str]) -> list[str]:
     units: list[str] = []
-    for raw in readable(text).splitlines():
+    for raw in readable(text, fields).splitlines():
         line = raw.strip()
         if not line:
             continue
@@ -350,14 +362,15 @@ def _prescores(raw: Sequence[_Raw]) -> list[float]:
     return out
 
 
-def _raw_units(segments: Sequence[Segment]) -> list[_Raw]:
-    """The span's distinct units in span order, with their position bonuses."""
+def _raw_units(segments: Sequence[Segment], fields: set[str]) -> list[_Raw]:
+    """The span's distinct units in span order, with their position bonuses; the field names of
+    its JSON go into ``fields``."""
     last = max(1, len(segments) - 1)
     raw: list[_Raw] = []
     seen_text: set[str] = set()
     for s, seg in enumerate(segments):
         bonus = RECENT_BONUS * s / last + (USER_BONUS if seg.speaker == "user" else 0.0)
-        for n, text in enumerate(_units(seg.text)):
+        for n, text in enumerate(_units(seg.text, fields)):
             if text not in seen_text:
                 seen_text.add(text)
                 raw.append((s, text, bonus + (FIRST_BONUS if n == 0 else 0.0)))
@@ -402,10 +415,13 @@ def _scored(raw: Sequence[_Raw]) -> list[_Unit]:
     return units
 
 
-def _index(units: Sequence[_Unit], chosen: Sequence[int], room: int, count: Callable[[str], int]) -> str:
+def _index(
+    units: Sequence[_Unit], chosen: Sequence[int], fields: set[str], room: int, count: Callable[[str], int]
+) -> str:
     """``[also mentioned] a, b, …``: the key tokens of ``units`` that the ``chosen`` ones do not
-    quote, most frequent first (then in order of appearance), as many as ``room`` tokens hold."""
-    quoted: set[str] = set()
+    quote, most frequent first (then in order of appearance), as many as ``room`` tokens hold.
+    JSON field names are schema, not facts: they are left out."""
+    quoted: set[str] = set(fields)
     for k in chosen:
         signals = units[k].signals
         if signals is not None:
@@ -437,7 +453,8 @@ def condense(segments: Sequence[Segment], budget_tokens: int, count: Callable[[s
     """
     if budget_tokens <= 0:
         return ""
-    raw = _raw_units(segments)
+    fields: set[str] = set()
+    raw = _raw_units(segments, fields)
     if not raw:
         return ""
     # Units more than SCORED_SHARE budgets long are prescored first; more than ALL_FIT_SHARE
@@ -472,7 +489,7 @@ def condense(segments: Sequence[Segment], budget_tokens: int, count: Callable[[s
                 break
         else:
             return ""
-    sel.trailer = _index(units, sel.chosen, budget_tokens - used - 1, count)
+    sel.trailer = _index(units, sel.chosen, fields, budget_tokens - used - 1, count)
     if sel.trailer:
         text = sel.render()
         used = count(text)
