@@ -26,14 +26,14 @@ from .condensation import Condenser, Request
 from .conversation import Format, Message
 from .counting import TokenCounter
 from .errors import ContextHookError, ContextWindowExceededError
-from .limits import ModelTarget, RouterLike
+from .limits import RouterLike
 from .plan import regions
 from .risk import ContextManagementStrategy, ContextRiskLevel
 from .settings import ManagementMode, Settings
 from .stats import EngineStats
 from .summarizer import LiteLLMSummarizer, Summarizer
 from .tiers import Work, clear_old, truncate
-from .turns import MESSAGES_KEY, TurnMemo, managed_from, memo_key
+from .turns import MESSAGES_KEY, Managed, TurnMemo, managed_from, memo_key
 from .verify import problems
 
 if TYPE_CHECKING:
@@ -81,6 +81,8 @@ class ContextEngine:
         self.condenser = Condenser(settings, self.counter, self.stats, cache)
         self._speculating: set[asyncio.Task[None]] = set()
         self.analyzer = Analyzer(settings, self.counter, self.stats)
+        self.analyze = self.analyzer.analyze  # count and classify a request (changes nothing)
+        self.resolve = self.analyzer.resolve  # the model's deployment and window
         self._turns = TurnMemo(settings.context_cache_size, float(settings.context_analysis_cache_ttl))
 
     def clear_caches(self) -> None:
@@ -97,26 +99,6 @@ class ContextEngine:
     def scope_for(self, team_id: str | None, api_key: str | None) -> str:
         """The tenant scope of cached summaries for a caller (``CONTEXT_CACHE_SCOPE``)."""
         return scope_for(self.settings.context_cache_scope, team_id, api_key)
-
-    # -- analysis ----------------------------------------------------------------------------
-    def resolve(self, model: str, router: RouterLike | None = None, *, is_vision: bool = False) -> ModelTarget:
-        """The model's deployment and window (cached a minute: the router's list rarely changes)."""
-        return self.analyzer.resolve(model, router, is_vision=is_vision)
-
-    def analyze(
-        self,
-        body: Mapping[str, Any],
-        fmt: Format,
-        model: str,
-        *,
-        router: RouterLike | None = None,
-        limit: int | None = None,
-        is_vision: bool = False,
-        image_descriptions: Mapping[int, str] | None = None,
-    ) -> Analysis:
-        return self.analyzer.analyze(
-            body, fmt, model, router=router, limit=limit, is_vision=is_vision, image_descriptions=image_descriptions
-        )
 
     # -- management --------------------------------------------------------------------------
     async def manage(
@@ -250,27 +232,31 @@ class ContextEngine:
             return None, key
         messages, counts = continued
         after = self.counter.assemble(target.model, counts, recalled.turn.system, recalled.turn.tools).total
-        if after >= int(self.settings.condensation_warning_threshold * budget.limit) or after > count.total:
-            return None, key  # the summaries no longer suffice: extend them
-        summaries = [{**s, "cache": "hit"} for s in managed.summaries]
-        actions = [f"reuse:{s['messages_condensed']}" for s in summaries]
-        strategy = _strategy_of(actions)
+        # As the full analysis: summaries are reused below WARNING; the same clearing, to the target.
+        if managed.summaries:
+            fits = after < int(self.settings.condensation_warning_threshold * budget.limit)
+        else:
+            fits = after <= int(self.settings.condensation_target_ratio * budget.limit)
+        if not fits or after > count.total:
+            return None, key
+        strategy = _strategy_of(managed.actions)
         elapsed = (time.perf_counter() - started) * 1000
         meta.update(
-            actions=actions,
+            actions=list(managed.actions),
             tokens_after=after,
             strategy=strategy.value,
             messages_before=len(raws),
             messages_after=len(messages),
-            summary={"summaries": summaries},
             processing_ms=round(elapsed, 2),
         )
+        if managed.summaries:
+            meta["summary"] = {"summaries": [dict(s) for s in managed.summaries]}
         self.stats.record(risk.value, strategy.value, count.total - after, elapsed)
         self._turns.advance(recalled)
         self.stats.bump("turn_memo_hits")
-        return Outcome(
-            {**body, MESSAGES_KEY[fmt]: messages}, True, count.total, after, risk, strategy, "hit", meta
-        ), key
+        cache = "hit" if managed.summaries else "none"
+        out = {**body, MESSAGES_KEY[fmt]: messages}
+        return Outcome(out, True, count.total, after, risk, strategy, cache, meta), key
 
     def _remember(
         self,
@@ -281,23 +267,30 @@ class ContextEngine:
         *,
         speculated: bool = False,
     ) -> None:
-        """Remember a fully analysed request as its conversation's last turn; with the managed
-        prefix when the result is summaries followed by untouched messages."""
-        if key is None:
-            return
+        """Remember a fully analysed request as its conversation's last turn, with its managed
+        prefix if it has one (:meth:`_managed`)."""
+        if key is not None:
+            managed = self._managed(a, work, rendered) if work is not None and rendered is not None else None
+            conv = a.conversation
+            self._turns.remember(key, conv, conv.format, a.count.messages, managed, speculated=speculated)
+
+    def _managed(self, a: Analysis, work: Work, rendered: Mapping[str, Any]) -> Managed | None:
+        """The prefix the next turns can send again: a result of summaries (reused on those turns)
+        or of cleared old output, followed by untouched messages; ``None`` for anything else."""
+        kinds = {x.split(":", 1)[0] for x in work.actions}
+        if work.summary is not None and kinds <= _SUMMARY_ACTIONS:
+            summaries = tuple({**d, "cache": "hit"} for d in work.summary["summaries"])
+            actions = tuple(f"reuse:{d['messages_condensed']}" for d in summaries)
+        elif kinds == {"clear"} and len(work.actions) == 1:
+            summaries, actions = (), tuple(work.actions)
+        else:
+            return None
         conv = a.conversation
-        managed = None
-        if (
-            work is not None
-            and rendered is not None
-            and work.summary is not None
-            and all(x.split(":", 1)[0] in _SUMMARY_ACTIONS for x in work.actions)
-        ):
-            counts = self.counter.count(conv.with_messages(work.messages), a.target.model).messages
-            raws = rendered.get(MESSAGES_KEY[conv.format])
-            if isinstance(raws, list):
-                managed = managed_from(conv.messages, work.messages, raws, counts, work.summary["summaries"])
-        self._turns.remember(key, conv, conv.format, a.count.messages, managed, speculated=speculated)
+        raws = rendered.get(MESSAGES_KEY[conv.format])
+        if not isinstance(raws, list):
+            return None
+        counts = self.counter.count(conv.with_messages(work.messages), a.target.model).messages
+        return managed_from(conv.messages, work.messages, raws, counts, actions, summaries)
 
     def _unchanged(
         self,
@@ -434,12 +427,10 @@ class ContextEngine:
             pinned = [i for i in range(len(original)) if reg.pinned(i)]
             work = Work(condensed.messages, pinned, condensed.actions, summary={"summaries": condensed.details})
             if key is not None and self._acceptable(a, work):
-                rendered = adapter_for(a.conversation.format).render(a.conversation.with_messages(work.messages))
-                counts = self.counter.count(a.conversation.with_messages(work.messages), a.target.model).messages
-                raws = rendered.get(MESSAGES_KEY[a.conversation.format])
-                managed = managed_from(original, work.messages, raws, counts, condensed.details) if raws else None
+                conv = a.conversation
+                managed = self._managed(a, work, adapter_for(conv.format).render(conv.with_messages(work.messages)))
                 if managed is not None:
-                    self._turns.attach(key, a.conversation.body.get(MESSAGES_KEY[a.conversation.format]) or [], managed)
+                    self._turns.attach(key, conv.body.get(MESSAGES_KEY[conv.format]) or [], managed)
         except Exception:
             log.exception("speculative condensation failed (the request was not affected)")
 

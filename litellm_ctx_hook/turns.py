@@ -4,9 +4,9 @@ Most requests repeat the previous turn's messages with one or two new ones at th
 conversation the engine keeps (in process, ``CONTEXT_CACHE_SIZE`` conversations for
 ``CONTEXT_ANALYSIS_CACHE_TTL`` seconds) a :class:`Turn`: a copy of the last request's messages,
 their token counts, and — when that turn was managed by putting cached summaries in place of its
-older messages — the messages that stood for them (:class:`Managed`). A conversation is known by
-its first ``HEAD`` messages, its deployment model, limit, tenant scope and summariser
-(:func:`memo_key`).
+older messages, or by clearing old tool output — the messages that stood for them
+(:class:`Managed`). A conversation is known by its first ``HEAD`` messages, its deployment
+model, limit, tenant scope and summariser (:func:`memo_key`).
 
 :meth:`TurnMemo.recall` compares a new request with that copy, message by message (equality of
 plain JSON data, which Python does in C): the messages up to the first difference keep their
@@ -16,9 +16,11 @@ parsed and counted. The request's count is then exactly what the full analysis w
 * below WARNING, the request passes unchanged (:meth:`Recalled.count`);
 * at WARNING and above, if the last turn was managed and its cut messages are unchanged, the
   managed request is the remembered prefix followed by the new request's messages from the cut
-  on (:meth:`Recalled.managed_messages`), provided it stays below WARNING. That is what reusing
-  the same cached summaries gives, without parsing the history again: the prefix is the one
-  verified on the turn that made it, and what follows it is the client's own messages, verbatim.
+  on (:meth:`Recalled.managed_messages`), provided it stays below WARNING (summaries) or at most
+  at the target (cleared output). That is what the full analysis gives — it reuses the same
+  cached summaries below WARNING, and clears the same oldest parts while they reach the target —
+  without parsing the history again: the prefix is the one verified on the turn that made it,
+  and what follows it is the client's own messages, verbatim.
 
 Anything else — a conversation not seen, an edited history, more new messages, a prefix that no
 longer keeps the request below WARNING — is analysed in full, and that turn is remembered.
@@ -80,12 +82,15 @@ def memo_key(fmt: Format, raws: Sequence[Any], *parts: object) -> str | None:
 
 @dataclass(frozen=True, slots=True)
 class Managed:
-    """A managed turn: ``prefix`` (output messages, copies) stood for the request's first ``cut`` messages."""
+    """A managed turn: ``prefix`` (output messages, copies) stood for the request's first ``cut``
+    messages; the turns that send it again report ``actions`` and ``summaries`` (none when the
+    turn cleared old tool output instead)."""
 
     cut: int
     prefix: tuple[Any, ...]
     prefix_counts: tuple[int, ...]
-    summaries: tuple[Mapping[str, Any], ...]  # the summary insertions, as the metadata reports them
+    actions: tuple[str, ...]
+    summaries: tuple[Mapping[str, Any], ...]
 
 
 @dataclass(slots=True)
@@ -203,11 +208,12 @@ def managed_from(
     result: Sequence[Message],
     rendered: Sequence[Any],
     counts: Sequence[int],
+    actions: Sequence[str],
     summaries: Sequence[Mapping[str, Any]],
 ) -> Managed | None:
-    """The :class:`Managed` prefix of a result made of summaries and untouched messages: ``result``
-    (rendered as ``rendered``, counted as ``counts``) ends with the original's last messages, the
-    very same objects; everything before them is the prefix."""
+    """The :class:`Managed` prefix of a result that ends with the original's last messages, the
+    very same objects (``rendered`` and ``counts`` are the result's); everything before them is
+    the prefix."""
     tail = 0
     while tail < min(len(original), len(result)) and result[-1 - tail] is original[-1 - tail]:
         tail += 1
@@ -218,5 +224,6 @@ def managed_from(
         len(original) - tail,
         tuple(json_copy(m) for m in rendered[:keep]),
         tuple(counts[:keep]),
+        tuple(actions),
         tuple(dict(s) for s in summaries),
     )

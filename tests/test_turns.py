@@ -218,3 +218,25 @@ async def test_the_same_in_every_format(fmt: Format) -> None:
         assert (out.tokens_before, out.tokens_after, out.risk) == (full.tokens_before, full.tokens_after, full.risk)
         managed += out.changed and eng.stats.turn_memo_hits > hits
     assert managed > 10
+
+
+async def test_a_cleared_prefix_is_sent_again_while_the_same_clearing_reaches_the_target() -> None:
+    eng = engine(context_speculative_condensation=False)
+
+    def grow(k: int) -> dict[str, Any]:  # long old tool output, then a chat: the same clearing holds a while
+        chat = [{"role": "assistant" if i % 2 else "user", "content": f"Short turn {i}."} for i in range(2 * k)]
+        return {"model": "gpt-4o", "messages": openai_chat(12, words=200) + chat}
+
+    limit = int(eng.analyze(grow(0), Format.OPENAI, "gpt-4o").count.total / 0.85)
+    kinds = []
+    for k in range(0, 40):
+        body = grow(k)
+        hits = eng.stats.turn_memo_hits
+        out = await eng.manage(copy.deepcopy(body), Format.OPENAI, "gpt-4o", limit=limit)
+        eng._turns.clear()
+        full = await eng.manage(copy.deepcopy(body), Format.OPENAI, "gpt-4o", limit=limit)
+        assert dump(out.body) == dump(full.body)
+        if eng.stats.turn_memo_hits > hits and out.changed:  # the full analysis did the same again
+            assert out.metadata["actions"] == full.metadata["actions"]
+            kinds.append(out.metadata["actions"][0].split(":")[0])
+    assert kinds.count("clear") >= 5
