@@ -31,7 +31,7 @@ are rendered in their original order, the index last::
     …
     [tool result get_reservation_details] reservation_id=4WQ150 user_id=mia_li_3668 origin=JFK
     [assistant] ...
-    [also mentioned] HAT136, 2024-05-20, credit_card_4421486
+    [also mentioned] HAT136 2024-05-20 credit_card_4421486
 
 When everything fits, everything is kept, and there is no index.
 """
@@ -418,9 +418,10 @@ def _scored(raw: Sequence[_Raw]) -> list[_Unit]:
 def _index(
     units: Sequence[_Unit], chosen: Sequence[int], fields: set[str], room: int, count: Callable[[str], int]
 ) -> str:
-    """``[also mentioned] a, b, …``: the key tokens of ``units`` that the ``chosen`` ones do not
+    """``[also mentioned] a b …``: the key tokens of ``units`` that the ``chosen`` ones do not
     quote, most frequent first (then in order of appearance), as many as ``room`` tokens hold.
-    JSON field names are schema, not facts: they are left out."""
+    Separated by spaces (a key token has none; ", " would cost a token each). JSON field names
+    are schema, not facts: they are left out."""
     quoted: set[str] = set(fields)
     for k in chosen:
         signals = units[k].signals
@@ -437,11 +438,11 @@ def _index(
     lo, hi = 0, len(missing)  # the most keys whose line fits (counted, log2(n) times)
     while lo < hi:
         mid = (lo + hi + 1) // 2
-        if count(f"{INDEX_LABEL} " + ", ".join(missing[:mid])) <= room:
+        if count(f"{INDEX_LABEL} " + " ".join(missing[:mid])) <= room:
             lo = mid
         else:
             hi = mid - 1
-    return f"{INDEX_LABEL} " + ", ".join(missing[:lo]) if lo else ""
+    return f"{INDEX_LABEL} " + " ".join(missing[:lo]) if lo else ""
 
 
 def condense(segments: Sequence[Segment], budget_tokens: int, count: Callable[[str], int]) -> str:

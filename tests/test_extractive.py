@@ -41,7 +41,7 @@ def check_output(segments: Sequence[Segment], out: str) -> None:
     lines = out.split("\n") if out else []
     if lines and lines[-1].startswith(INDEX_LABEL + " "):  # the index: facts quoted verbatim from the source
         source = "\n".join(readable(s.text) for s in segments)
-        assert all(key in source for key in lines.pop()[len(INDEX_LABEL) + 1 :].split(", "))
+        assert all(key in source for key in lines.pop()[len(INDEX_LABEL) + 1 :].split(" "))
     for line in lines:
         if line == GAP:
             continue
@@ -466,7 +466,7 @@ def test_the_index_names_the_facts_the_lines_left_out() -> None:
     index = out.split("\n")[-1]
     assert index.startswith(INDEX_LABEL + " ")
     lines = out.split("\n")[:-1]
-    listed = index[len(INDEX_LABEL) + 1 :].split(", ")
+    listed = index[len(INDEX_LABEL) + 1 :].split(" ")
     assert not set(listed) & key_tokens("\n".join(lines))  # only what the lines do not quote
     # many more ids survive than the lines alone could hold, and the same input gives the same text
     assert fact_retention(tickets, out) > 2 * fact_retention(tickets, "\n".join(lines))
