@@ -32,7 +32,7 @@ copies (containers copied, strings shared), and the prefix is copied again into 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .adapters import adapter_for
@@ -93,7 +93,7 @@ class Managed:
     summaries: tuple[Mapping[str, Any], ...]
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Turn:
     raws: list[Any]  # copies of the request's messages
     counts: list[int]  # their token counts
@@ -164,14 +164,15 @@ class TurnMemo:
         return Recalled(key, turn, raws, same, counts, count)
 
     def advance(self, recalled: Recalled) -> None:
-        """Make the recalled request the conversation's last turn (copying only its new messages)."""
+        """Make the recalled request the conversation's last turn (copying only its new messages).
+        Turns are replaced, never changed in place: a request being compared with the old one
+        (from another thread, say) still sees it whole."""
         turn, same = recalled.turn, recalled.same
-        del turn.raws[same:]
-        turn.raws.extend(json_copy(m) for m in recalled.raws[same:])
-        turn.counts[:] = recalled.counts
-        if turn.managed is not None and same < turn.managed.cut:
-            turn.managed = None
-        self._turns.put(recalled.key, turn, self._ttl_s)
+        raws = turn.raws[:same] + [json_copy(m) for m in recalled.raws[same:]]
+        managed = turn.managed if turn.managed is not None and same >= turn.managed.cut else None
+        self._turns.put(
+            recalled.key, replace(turn, raws=raws, counts=list(recalled.counts), managed=managed), self._ttl_s
+        )
 
     def remember(
         self,
@@ -197,10 +198,10 @@ class TurnMemo:
         """Give the conversation's last turn a managed prefix made from an earlier request of it
         (a speculative summary), if that request's cut messages are still the remembered ones."""
         turn = self._turns.get(key)
-        if turn is None or turn.managed is not None or len(turn.raws) < managed.cut:
+        if turn is None or turn.managed is not None or len(turn.raws) < managed.cut or len(raws) < managed.cut:
             return
         if all(a == b for a, b in zip(turn.raws[: managed.cut], raws[: managed.cut], strict=True)):
-            turn.managed = managed
+            self._turns.put(key, replace(turn, managed=managed), self._ttl_s)
 
 
 def managed_from(
