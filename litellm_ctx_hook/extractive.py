@@ -18,7 +18,8 @@ sample) is first ranked by a cheap byte-level prescore (fact-like characters per
 halved), and only the best ``SCORED_SHARE`` budgets of it are scored: at a 20× compression the
 full scoring of every line cost four times the tokenizer's time and kept no more facts.
 
-Selection is greedy by score, within three quarters of the budget (``INDEX_SHARE``). Every unit
+Selection is greedy by score, within three quarters of the budget (``INDEX_SHARE``; half of it
+when the budget is a tenth of the span or less, :func:`index_share`). Every unit
 is counted once, labels and the ``…`` gap marker once each, and the exact cost change of adding
 a unit (its line, a label when the speaker changes, a gap marker when units between were
 dropped) keeps a running total; the rendered text is then counted once and trimmed (lowest
@@ -64,7 +65,8 @@ SAMPLE_UNITS = 256
 PRESCORE_FACT_CAP = 8
 _FACT_BYTES = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_/.@\\:"
 _FOLD = bytes.maketrans(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ", b"0" * 10 + b"abcdefghijklmnopqrstuvwxyz")
-INDEX_SHARE = 0.25  # of the budget kept for the index of facts the selected lines do not quote
+INDEX_SHARE = 0.25  # of the budget kept for the index of facts the selected lines do not quote …
+INDEX_SHARE_MAX = 0.5  # … up to this at ten times compression and more
 INDEX_LABEL = "[also mentioned]"
 _MAX_FILL_ROUNDS = 3
 _SLOW_TRIM_ROUNDS = 8
@@ -415,6 +417,17 @@ def _scored(raw: Sequence[_Raw]) -> list[_Unit]:
     return units
 
 
+def index_share(compression: float) -> float:
+    """The share of the budget kept for the index, given the budget as a share of the span:
+    ``INDEX_SHARE`` down to a quarter of the span; growing to ``INDEX_SHARE_MAX`` at a tenth and
+    below, where few lines fit and exact values are worth more than more of them."""
+    if compression >= 0.25:
+        return INDEX_SHARE
+    if compression <= 0.1:
+        return INDEX_SHARE_MAX
+    return INDEX_SHARE_MAX - (compression - 0.1) / 0.15 * (INDEX_SHARE_MAX - INDEX_SHARE)
+
+
 def _index(
     units: Sequence[_Unit], chosen: Sequence[int], fields: set[str], room: int, count: Callable[[str], int]
 ) -> str:
@@ -471,7 +484,8 @@ def condense(segments: Sequence[Segment], budget_tokens: int, count: Callable[[s
 
     sel.chosen = []
     order = sorted(range(len(units)), key=lambda k: (-units[k].score, k))
-    lines_budget = budget_tokens - int(INDEX_SHARE * budget_tokens)
+    compression = budget_tokens * chars_per_token / max(1, sum(len(text) for _, text, _ in raw))
+    lines_budget = budget_tokens - int(index_share(compression) * budget_tokens)
     sel.select(lines_budget)
     text = sel.render()
     used = count(text) if sel.chosen else 0

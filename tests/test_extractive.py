@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Sequence
+from itertools import pairwise
 
 import pytest
 from hypothesis import HealthCheck, given
@@ -15,7 +16,18 @@ from support import needs_evaldata
 from bench import evaldata
 from litellm_ctx_hook.adapters import adapter_for
 from litellm_ctx_hook.conversation import ImageRef, Message, Part, PartKind, Role
-from litellm_ctx_hook.extractive import GAP, INDEX_LABEL, Segment, condense, fact_retention, readable, segments_of
+from litellm_ctx_hook.extractive import (
+    GAP,
+    INDEX_LABEL,
+    INDEX_SHARE,
+    INDEX_SHARE_MAX,
+    Segment,
+    condense,
+    fact_retention,
+    index_share,
+    readable,
+    segments_of,
+)
 from litellm_ctx_hook.salience import key_tokens
 from litellm_ctx_hook.tokenizers import bpe_counter
 
@@ -471,3 +483,9 @@ def test_the_index_names_the_facts_the_lines_left_out() -> None:
     # many more ids survive than the lines alone could hold, and the same input gives the same text
     assert fact_retention(tickets, out) > 2 * fact_retention(tickets, "\n".join(lines))
     assert condense(segments, budget, simple) == out
+
+
+def test_the_index_grows_as_the_budget_shrinks() -> None:
+    shares = [index_share(c / 100) for c in range(0, 101)]
+    assert shares[0] == shares[10] == INDEX_SHARE_MAX and shares[25] == shares[100] == INDEX_SHARE
+    assert all(a >= b for a, b in pairwise(shares))  # never more index for more budget
