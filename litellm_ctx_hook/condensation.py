@@ -29,7 +29,7 @@ from .atoms import Atom
 from .cache.entries import SummaryEntry
 from .cache.keys import chain_digests, chain_salt
 from .cache.memory import MemoryLRU
-from .conversation import Conversation, Message
+from .conversation import Conversation, Message, Part, PartKind, Role
 from .counting import OFF_LOOP_CHARS, RequestCount, TokenCounter
 from .edits import replace_spans, summary_text
 from .extractive import Segment, condense, segments_of
@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 
 SUMMARY_MIN_TOKENS = 100
 SUMMARY_MAX_TOKENS = 4000  # what a summariser model is asked to write at most
-SUMMARY_FRAME_TOKENS = 60  # the <conversation_summary> wrapper around each summary
+FRAME_MARGIN_TOKENS = 2  # the summary joined to its wrapper may tokenise a little differently
 
 
 @dataclass(frozen=True)
@@ -192,9 +192,15 @@ class Condenser:
         """Tokens each summary may use: the room the target leaves, shared in proportion to span size,
         never more than half of a span (a summary must shrink it)."""
         sizes = [sum(req.count.messages[first:last]) for first, last, _ in spans]
-        room = target_tokens - (req.count.total - sum(sizes)) - SUMMARY_FRAME_TOKENS * len(spans)
+        frames = sum(self._frame_tokens(req, last - first) for first, last, _ in spans)
+        room = target_tokens - (req.count.total - sum(sizes)) - frames
         total = max(1, sum(sizes))
         return [max(SUMMARY_MIN_TOKENS, min(size // 2, room * size // total)) for size in sizes]
+
+    def _frame_tokens(self, req: Request, messages_condensed: int) -> int:
+        """What a summary message costs besides its summary: the wrapper and the message framing."""
+        frame = Message(Role.USER, (Part(PartKind.TEXT, summary_text("", messages_condensed)),))
+        return self.counter.count_message(frame, req.count.family) + FRAME_MARGIN_TOKENS
 
     # -- condensing ----------------------------------------------------------------------------
     async def condense(

@@ -41,10 +41,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SUMMARY_MIN_TOKENS = 100
-SUMMARY_MAX_TOKENS = 4000  # what a summariser model is asked to write at most
-SUMMARY_FRAME_TOKENS = 60  # the <conversation_summary> wrapper around each summary
-
 
 @dataclass(frozen=True)
 class Outcome:
