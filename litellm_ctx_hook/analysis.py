@@ -46,6 +46,17 @@ class _Measured:
     result: ContextAnalysisResult
 
 
+@dataclass(frozen=True)
+class _Pending:
+    """A parsed request not in the analysis cache, waiting for its count."""
+
+    key: str
+    conv: Conversation
+    target: ModelTarget
+    budget: Budget
+    started: float
+
+
 class Analyzer:
     """Counts and classifies requests for one engine (sharing its counter and statistics)."""
 
@@ -84,13 +95,10 @@ class Analyzer:
         is_vision: bool = False,
         image_descriptions: Mapping[int, str] | None = None,
     ) -> Analysis:
-        started = time.perf_counter()
-        conv, key, cached = self.parse(body, fmt, model, limit, is_vision, image_descriptions)
-        if cached is not None:
-            return cached
-        target = self.target(model, router, limit, is_vision)
-        count = self.counter.count(conv, target.model, image_descriptions)
-        return self._record(key, conv, target, self.budget(body, fmt, target, limit), count, started)
+        pending = self._begin(body, fmt, model, router, limit, is_vision, image_descriptions)
+        if isinstance(pending, Analysis):
+            return pending
+        return self._record(pending, self.counter.count(pending.conv, pending.target.model, image_descriptions))
 
     async def analyze_async(
         self,
@@ -104,31 +112,32 @@ class Analyzer:
         image_descriptions: Mapping[int, str] | None = None,
     ) -> Analysis:
         """Like :meth:`analyze`; counting a large uncached request runs off the event loop."""
-        started = time.perf_counter()
-        conv, key, cached = self.parse(body, fmt, model, limit, is_vision, image_descriptions)
-        if cached is not None:
-            return cached
-        target = self.target(model, router, limit, is_vision)
-        count = await self.counter.count_async(conv, target.model, image_descriptions)
-        return self._record(key, conv, target, self.budget(body, fmt, target, limit), count, started)
+        pending = self._begin(body, fmt, model, router, limit, is_vision, image_descriptions)
+        if isinstance(pending, Analysis):
+            return pending
+        count = await self.counter.count_async(pending.conv, pending.target.model, image_descriptions)
+        return self._record(pending, count)
 
-    def parse(
+    def _begin(
         self,
         body: Mapping[str, Any],
         fmt: Format,
         model: str,
+        router: RouterLike | None,
         limit: int | None,
         is_vision: bool,
         descriptions: Mapping[int, str] | None,
-    ) -> tuple[Conversation, str, Analysis | None]:
-        """The parsed conversation, its analysis-cache key, and the cached analysis if there is one."""
+    ) -> Analysis | _Pending:
+        """The cached analysis of this request, or what its count is still missing for one."""
+        started = time.perf_counter()
         conv = adapter_for(fmt).parse(body)
         key = self._analysis_key(conv, model, limit, is_vision, descriptions)
         cached = self._analyses.get(key)
-        if cached is None:
-            return conv, key, None
-        self.stats.bump("analysis_hits")
-        return conv, key, Analysis(conv, cached.target, cached.budget, cached.count, cached.result)
+        if cached is not None:
+            self.stats.bump("analysis_hits")
+            return Analysis(conv, cached.target, cached.budget, cached.count, cached.result)
+        target = self.target(model, router, limit, is_vision)
+        return _Pending(key, conv, target, self.budget(body, fmt, target, limit), started)
 
     def target(self, model: str, router: RouterLike | None, limit: int | None, is_vision: bool) -> ModelTarget:
         if limit is not None and router is None:  # the caller gave the limit: no window to look up
@@ -180,11 +189,10 @@ class Analyzer:
             metadata=meta,
         )
 
-    def _record(
-        self, key: str, conv: Conversation, target: ModelTarget, budget: Budget, count: RequestCount, started: float
-    ) -> Analysis:
-        result = self.result(conv.format, len(conv.messages), target, budget, count, started)
-        analysis = Analysis(conv, target, budget, count, result)
+    def _record(self, p: _Pending, count: RequestCount) -> Analysis:
+        result = self.result(p.conv.format, len(p.conv.messages), p.target, p.budget, count, p.started)
         self.stats.bump("analysis_misses")
-        self._analyses.put(key, _Measured(target, budget, count, result), self.settings.context_analysis_cache_ttl)
-        return analysis
+        self._analyses.put(
+            p.key, _Measured(p.target, p.budget, count, result), self.settings.context_analysis_cache_ttl
+        )
+        return Analysis(p.conv, p.target, p.budget, count, result)

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .adapters import adapter_for, wrap_request
+from .adapters import MESSAGES_KEY, adapter_for, wrap_request
 from .conversation import Format
 from .engine import ContextEngine
 from .risk import ContextAnalysisResult, ContextManagementStrategy, ContextRiskLevel
@@ -148,7 +148,7 @@ def get_context_management_strategy(
 def _processed(original: Messages, body: Mapping[str, Any], fmt: Format) -> Any:
     if isinstance(original, Mapping):
         return body
-    return body.get("input" if fmt is Format.RESPONSES else "messages")
+    return body.get(MESSAGES_KEY[fmt])
 
 
 async def apply_intelligent_context_management(

@@ -19,12 +19,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .adapters import adapter_for
+from .adapters import MESSAGES_KEY, adapter_for
 from .analysis import Analysis, Analyzer
 from .cache.keys import scope_for
 from .condensation import Condenser, Request
 from .conversation import Format, Message
-from .counting import TokenCounter
+from .counting import RequestCount, TokenCounter
 from .errors import ContextHookError, ContextWindowExceededError
 from .limits import RouterLike
 from .plan import regions
@@ -33,7 +33,7 @@ from .settings import ManagementMode, Settings
 from .stats import EngineStats
 from .summarizer import LiteLLMSummarizer, Summarizer
 from .tiers import Work, clear_old, truncate
-from .turns import MESSAGES_KEY, Managed, TurnMemo, managed_from, memo_key
+from .turns import Managed, TurnMemo, managed_from, memo_key
 from .verify import problems
 
 if TYPE_CHECKING:
@@ -285,8 +285,7 @@ class ContextEngine:
         raws = rendered.get(MESSAGES_KEY[conv.format])
         if not isinstance(raws, list):
             return None
-        counts = self.counter.count(conv.with_messages(work.messages), a.target.model).messages
-        return managed_from(conv.messages, work.messages, raws, counts, actions, summaries)
+        return managed_from(conv.messages, work.messages, raws, self._measure(a, work).messages, actions, summaries)
 
     def _unchanged(
         self,
@@ -445,7 +444,7 @@ class ContextEngine:
     def _text_counter_of(self, a: Analysis) -> Callable[[str], int]:
         return lambda text: self.counter.count_text(text, a.count.family)
 
-    def _tokens(self, a: Analysis, work: Work) -> int:
+    def _measure(self, a: Analysis, work: Work) -> RequestCount:
         """The count of ``work.messages``, counted once however often it is asked for (the same
         message objects in the same order; holding them keeps their identities unique)."""
         last = work.counted
@@ -454,8 +453,12 @@ class ContextEngine:
             or len(last[0]) != len(work.messages)
             or any(x is not y for x, y in zip(last[0], work.messages, strict=True))
         ):
-            last = work.counted = (tuple(work.messages), self._count(a, work.messages))
+            count = self.counter.count(a.conversation.with_messages(work.messages), a.target.model)
+            last = work.counted = (tuple(work.messages), count)
         return last[1]
+
+    def _tokens(self, a: Analysis, work: Work) -> int:
+        return self._measure(a, work).total
 
     def _problems(self, a: Analysis, work: Work) -> list[str]:
         conv = a.conversation

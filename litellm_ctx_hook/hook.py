@@ -19,6 +19,7 @@ from typing import Any
 from fastapi import HTTPException
 from litellm.integrations.custom_logger import CustomLogger
 
+from .adapters import MESSAGES_KEY
 from .cache.store import SummaryCache
 from .conversation import Format
 from .engine import ContextEngine, Outcome
@@ -114,10 +115,8 @@ class ContextHook(CustomLogger):
             scope=self.engine.scope_for(getattr(user, "team_id", None), getattr(user, "api_key", None)),
             observe_only=bool(server_history),
         )
-        if outcome.changed:
-            for field in ("messages", "input"):
-                if field in outcome.body:
-                    data[field] = outcome.body[field]
+        if outcome.changed and MESSAGES_KEY[fmt] in outcome.body:
+            data[MESSAGES_KEY[fmt]] = outcome.body[MESSAGES_KEY[fmt]]
         self._report(data, key, fmt, outcome, time.perf_counter() - started)
         return data
 

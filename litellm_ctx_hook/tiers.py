@@ -34,7 +34,7 @@ class Work:
     cut: set[int] = field(default_factory=set)
     cache: str = "none"
     summary: dict[str, Any] | None = None
-    counted: tuple[tuple[Message, ...], int] | None = None  # messages last counted, and their count
+    counted: tuple[tuple[Message, ...], RequestCount] | None = None  # messages last counted, and their count
 
 
 # -- tier 1 ----------------------------------------------------------------------------------

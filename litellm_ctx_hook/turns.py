@@ -35,14 +35,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .adapters import adapter_for
+from .adapters import MESSAGES_KEY, adapter_for
 from .cache.memory import MemoryLRU
 from .conversation import Conversation, Format, Message, Part
 from .counting import RequestCount, TokenCounter
 from .errors import ContextHookError
 from .tokenizers import family_for_model
 
-MESSAGES_KEY = {Format.OPENAI: "messages", Format.ANTHROPIC: "messages", Format.RESPONSES: "input"}
 # What a count depends on besides the messages (the budget's max_tokens is in the memo key).
 CONTEXT_KEYS = {
     Format.OPENAI: ("tools",),

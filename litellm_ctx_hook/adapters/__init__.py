@@ -12,6 +12,8 @@ from .base import Adapter
 from .openai_chat import OpenAIChatAdapter
 from .responses import ResponsesAdapter
 
+MESSAGES_KEY = {Format.OPENAI: "messages", Format.ANTHROPIC: "messages", Format.RESPONSES: "input"}  # the turns
+
 _ADAPTERS: dict[Format, Adapter] = {
     Format.OPENAI: OpenAIChatAdapter(),
     Format.ANTHROPIC: AnthropicMessagesAdapter(),
