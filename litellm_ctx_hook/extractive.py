@@ -39,7 +39,6 @@ When everything fits, everything is kept, and there is no index.
 
 from __future__ import annotations
 
-import json
 import re
 from bisect import bisect_left, insort
 from collections.abc import Callable, Sequence
@@ -47,6 +46,7 @@ from dataclasses import dataclass
 from heapq import heapify, heappop, heappush
 
 from .conversation import Message, PartKind
+from .readable import readable
 from .salience import LENGTH_NORM, REPEAT_FACTOR, KeyScanner, LineSignals, fact_retention, shape, signals
 
 __all__ = ["Segment", "condense", "fact_retention", "readable", "segments_of"]
@@ -55,7 +55,6 @@ LONG_LINE = 240
 PIECE = 200
 MAX_UNIT = 400
 ALL_FIT_SHARE = 1.5  # units estimated at more than this many budgets: not all fit
-MAX_JSON_CHARS = 1_000_000  # larger JSON is taken line by line as text
 FIRST_BONUS = 0.5
 USER_BONUS = 0.5
 RECENT_BONUS = 0.5
@@ -141,56 +140,6 @@ def _slices(text: str, breaks: re.Pattern[str], target: int) -> list[str]:
         prev = cut
     out.append(text[start:].strip())
     return [p for p in out if p]
-
-
-def _scalar(value: object) -> str:
-    if isinstance(value, str):
-        return value
-    return json.dumps(value)  # numbers, true/false/null as JSON writes them
-
-
-def _flatten(value: object, path: str, out: list[str], fields: set[str]) -> None:
-    """One line per JSON object or list: its scalar members as ``key=value``, nested ones after it.
-    The objects' field names go into ``fields``."""
-    if isinstance(value, dict):
-        items, nested = [], []
-        for k, v in value.items():
-            fields.add(str(k))
-            if isinstance(v, dict | list) and v:
-                nested.append((f"{path}.{k}" if path else str(k), v))
-            else:
-                items.append(f"{k}={_scalar(v) if not isinstance(v, dict | list) else json.dumps(v)}")
-        if items:
-            out.append(f"{path}: {' '.join(items)}" if path else " ".join(items))
-        for sub, v in nested:
-            _flatten(v, sub, out, fields)
-    elif isinstance(value, list):
-        if all(not isinstance(v, dict | list) for v in value):
-            scalars = ", ".join(_scalar(v) for v in value)
-            out.append(f"{path}={scalars}" if path else scalars)
-        else:
-            for i, v in enumerate(value):  # "flights[0]", or "#0" at the top (a line never starts with "[")
-                _flatten(v, f"{path}[{i}]" if path else f"#{i}", out, fields)
-    else:
-        out.append(f"{path}={_scalar(value)}" if path else _scalar(value))
-
-
-def readable(text: str, fields: set[str] | None = None) -> str:
-    """The text units are cut from: a JSON document (a typical tool result) as ``key=value`` lines,
-    one per object, anything else as it is. JSON's quotes, braces and commas are about a quarter of
-    its tokens and carry no facts. The JSON's field names are added to ``fields``."""
-    stripped = text.strip()
-    if not stripped or stripped[0] not in "{[" or len(stripped) > MAX_JSON_CHARS:
-        return text
-    out: list[str] = []
-    try:
-        value = json.loads(stripped)
-        if not isinstance(value, dict | list):
-            return text
-        _flatten(value, "", out, set() if fields is None else fields)
-    except (ValueError, RecursionError):  # not JSON, or nested too deep to walk: read it as text
-        return text
-    return "\n".join(out)
 
 
 def _units(text: str, fields: set[str]) -> list[str]:
@@ -385,18 +334,18 @@ def _chars_per_token(raw: Sequence[_Raw], count: Callable[[str], int]) -> float:
     return len(sample) / max(1, count(sample))
 
 
-def _prefilter(raw: list[_Raw], max_chars: float) -> list[_Raw]:
-    """The units worth scoring: all of them if they hold at most ``max_chars`` characters, else
-    the best by :func:`_prescores` up to that size, in span order."""
-    if sum(len(text) for _, text, _ in raw) <= max_chars:
+def _prefilter(raw: list[_Raw], chars: int, max_chars: float) -> list[_Raw]:
+    """The units worth scoring: all of them if they hold (``chars``) at most ``max_chars``
+    characters, else the best by :func:`_prescores` up to that size, in span order."""
+    if chars <= max_chars:
         return raw
     keep: list[int] = []
-    chars = 0
+    kept = 0
     for k in sorted(range(len(raw)), key=_prescores(raw).__getitem__, reverse=True):  # stable: ties in order
-        if chars >= max_chars:
+        if kept >= max_chars:
             break
         keep.append(k)
-        chars += len(raw[k][1])
+        kept += len(raw[k][1])
     return [raw[k] for k in sorted(keep)]
 
 
@@ -473,8 +422,9 @@ def condense(segments: Sequence[Segment], budget_tokens: int, count: Callable[[s
         return ""
     # Units more than SCORED_SHARE budgets long are prescored first; more than ALL_FIT_SHARE
     # budgets long surely do not all fit (estimated; exact for spans of up to SAMPLE_UNITS units).
+    chars = sum(len(text) for _, text, _ in raw)
     chars_per_token = _chars_per_token(raw, count)
-    units = _scored(_prefilter(raw, SCORED_SHARE * budget_tokens * chars_per_token))
+    units = _scored(_prefilter(raw, chars, SCORED_SHARE * budget_tokens * chars_per_token))
     sel = _Selection(units, segments, count)
     if sum(len(u.text) for u in units) <= ALL_FIT_SHARE * budget_tokens * chars_per_token:
         sel.chosen = list(range(len(units)))
@@ -484,7 +434,7 @@ def condense(segments: Sequence[Segment], budget_tokens: int, count: Callable[[s
 
     sel.chosen = []
     order = sorted(range(len(units)), key=lambda k: (-units[k].score, k))
-    compression = budget_tokens * chars_per_token / max(1, sum(len(text) for _, text, _ in raw))
+    compression = budget_tokens * chars_per_token / max(1, chars)
     lines_budget = budget_tokens - int(index_share(compression) * budget_tokens)
     sel.select(lines_budget)
     text = sel.render()

@@ -92,3 +92,15 @@ def responses_body(turns: int, words: int = 50) -> dict[str, Any]:
         )
     items.append({"role": "user", "content": [{"type": "input_text", "text": "Now summarise."}]})
     return {"model": "gpt-4.1", "instructions": "You are a coding agent.", "input": items}
+
+
+def reservation_doc() -> dict[str, Any]:
+    """A tool result as JSON: scalars, a list of objects, a list of scalars, a multi-line string."""
+    return {
+        "reservation_id": "4WQ150",
+        "insurance": False,
+        "flights": [{"flight_number": "HAT136", "price": 152.5}, {"flight_number": "HAT039", "price": 103}],
+        "tags": ["a", 1, None],
+        "note": "line one\nline two",
+        "empty": {},
+    }
