@@ -61,6 +61,7 @@ RECENT_BONUS = 0.5
 GAP = "…"
 SCORED_SHARE = 2  # units estimated at more than this many budgets are prescored, that much scored
 SAMPLE_UNITS = 256
+MAX_DENSITY = 2  # a line is taken to hold at most this many times the span's characters per token
 PRESCORE_FACT_CAP = 8
 _FACT_BYTES = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_/.@\\:"
 _FOLD = bytes.maketrans(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ", b"0" * 10 + b"abcdefghijklmnopqrstuvwxyz")
@@ -177,14 +178,22 @@ class _Unit:
 class _Selection:
     """The selected units (sorted positions) and the estimated token cost of their rendering."""
 
-    def __init__(self, units: list[_Unit], segments: Sequence[Segment], count: Callable[[str], int]) -> None:
+    def __init__(
+        self, units: list[_Unit], segments: Sequence[Segment], count: Callable[[str], int], chars_per_token: float
+    ) -> None:
         self.units = units
         self.segments = segments
         self.count = count
+        self._max_chars_per_token = MAX_DENSITY * chars_per_token
         self.chosen: list[int] = []
         self.trailer = ""  # a last line after the selected units (the index of facts)
         self._labels: dict[str, int] = {}
         self._gap = count(GAP) + 1
+
+    def _may_fit(self, k: int, room: int) -> bool:
+        """Whether unit ``k`` could fit in ``room`` tokens at all: a unit more than ``MAX_DENSITY``
+        times the span's characters per token too long is not counted to find out."""
+        return len(self.units[k].text) <= room * self._max_chars_per_token
 
     def _line(self, k: int) -> int:
         unit = self.units[k]
@@ -253,6 +262,8 @@ class _Selection:
                 if now < -neg:  # stale: queue it again with what it is worth now
                     heappush(heap, (-now, k))
                     continue
+            if not self._may_fit(k, budget - used):
+                continue
             d = self.delta(k)
             if used + d <= budget:
                 insort(self.chosen, k)
@@ -267,7 +278,7 @@ class _Selection:
         for k in order:
             if budget - used <= 0:
                 break
-            if k in chosen:
+            if k in chosen or not self._may_fit(k, budget - used):
                 continue
             d = self.delta(k)
             if used + d <= budget:
@@ -425,7 +436,7 @@ def condense(segments: Sequence[Segment], budget_tokens: int, count: Callable[[s
     chars = sum(len(text) for _, text, _ in raw)
     chars_per_token = _chars_per_token(raw, count)
     units = _scored(_prefilter(raw, chars, SCORED_SHARE * budget_tokens * chars_per_token))
-    sel = _Selection(units, segments, count)
+    sel = _Selection(units, segments, count, chars_per_token)
     if sum(len(u.text) for u in units) <= ALL_FIT_SHARE * budget_tokens * chars_per_token:
         sel.chosen = list(range(len(units)))
         text = sel.render()
