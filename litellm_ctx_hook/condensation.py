@@ -139,7 +139,7 @@ class Condenser:
     # -- reuse -----------------------------------------------------------------------------------
     async def reuse(self, req: Request, reg: Regions, summarizer: Summarizer | None) -> Condensed | None:
         """The request with each run's longest cached prefix replaced by its summary (no model call)."""
-        method = _method_name(summarizer)
+        method = method_name(summarizer)
         replacements, details = [], []
         for run in reg.runs:
             hit = await self._lookup(req, self._digests(req, reg, run, method))
@@ -210,7 +210,7 @@ class Condenser:
         spans = self.spans(req, reg, target_tokens)
         if not spans:
             return None
-        method = _method_name(summarizer)
+        method = method_name(summarizer)
         messages = req.conversation.messages
         replacements, details, actions = [], [], []
         all_hits = True
@@ -389,5 +389,6 @@ def content_digest(messages: Iterable[Message]) -> bytes:
     return h.digest()
 
 
-def _method_name(summarizer: Summarizer | None) -> str:
+def method_name(summarizer: Summarizer | None) -> str:
+    """How summaries are made: part of every summary-cache key."""
     return f"summarizer:{summarizer.model}" if summarizer is not None else "extractive"

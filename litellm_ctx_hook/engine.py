@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from .adapters import MESSAGES_KEY, adapter_for
 from .analysis import Analysis, Analyzer
 from .cache.keys import scope_for
-from .condensation import Condenser, Request
+from .condensation import Condenser, Request, method_name
 from .conversation import Format, Message
 from .counting import RequestCount, TokenCounter
 from .errors import ContextHookError, ContextWindowExceededError
@@ -200,8 +200,7 @@ class ContextEngine:
             if target.disabled:
                 return None, None
             budget = self.analyzer.budget(body, fmt, target, limit)
-            method = summarizer.model if summarizer is not None else "extractive"
-            key = memo_key(fmt, raws, target.model, budget.limit, scope, is_vision, method)
+            key = memo_key(fmt, raws, target.model, budget.limit, scope, is_vision, method_name(summarizer))
             recalled = self._turns.recall(key, body, fmt, target.model, self.counter) if key else None
         except ContextHookError:
             return None, None  # the full analysis says what is wrong
