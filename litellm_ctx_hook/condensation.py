@@ -23,6 +23,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from .atoms import Atom
@@ -34,11 +35,18 @@ from .counting import OFF_LOOP_CHARS, RequestCount, TokenCounter
 from .edits import replace_spans, summary_text
 from .extractive import Segment, condense, segments_of
 from .plan import Regions, aggressive_span, light_span
-from .quality import quality_score
+from .quality import clean, fit, mend_room, review
 from .risk import ContextRiskLevel
 from .settings import CondensationStrategyName, Settings
 from .stats import EngineStats
-from .summarizer import PROMPT_VERSION, Summarizer, SummarizerError, SummaryRequest
+from .summarizer import (
+    PROMPT_VERSION,
+    Summarizer,
+    SummarizerError,
+    SummaryRequest,
+    prompt_overhead,
+    summarizer_window,
+)
 
 if TYPE_CHECKING:
     from .cache.store import SummaryCache
@@ -48,6 +56,10 @@ log = logging.getLogger(__name__)
 SUMMARY_MIN_TOKENS = 100
 SUMMARY_MAX_TOKENS = 4000  # what a summariser model is asked to write at most
 FRAME_MARGIN_TOKENS = 2  # the summary joined to its wrapper may tokenise a little differently
+EXTRACTIVE_RESERVE_S = 1.0  # of a request's time budget, kept for the extractive fallback …
+EXTRACTIVE_RESERVE_SHARE = 0.25  # … or this share of the budget when that is less
+WINDOW_SHARE = 0.8  # of the summariser's own window used per call (its tokenizer is not ours)
+MIN_PIECE_TOKENS = 256  # a summariser whose window leaves less than this per piece is not used
 
 
 @dataclass(frozen=True)
@@ -95,6 +107,7 @@ class Condenser:
         self._gate = asyncio.Semaphore(settings.condensation_parallel_requests)
         self._local: MemoryLRU[SummaryEntry] = MemoryLRU(settings.context_cache_size)
         self._atom_digests: MemoryLRU[bytes] = MemoryLRU(max(1000, settings.tiktoken_cache_size))
+        self._background: dict[str, asyncio.Task[SummaryEntry | None]] = {}  # model summaries under way
 
     # -- digests -------------------------------------------------------------------------------
     def _atom_payloads(self, conv: Conversation, atoms: Sequence[Atom]) -> list[bytes]:
@@ -148,9 +161,7 @@ class Condenser:
             k, entry = hit
             first, last = run[0].start, run[k].end
             replacements.append((first, last, summary_text(entry.summary, last - first)))
-            details.append(
-                {"span": [first, last], "messages_condensed": last - first, "method": entry.model, "cache": "hit"}
-            )
+            details.append(_detail(first, last, entry, "hit"))
         if not replacements:
             return None
         messages, insertions = replace_spans(req.conversation.format, req.conversation.messages, replacements)
@@ -222,18 +233,18 @@ class Condenser:
             if hit is not None and hit[0] >= end_atom:
                 k, entry = hit  # a longer cached span than planned: use it as it is
                 last = run[k].end
-                summary, how = entry.summary, "hit"
+                how = "hit"
             else:
                 all_hits = False
                 made = await self._make(req, run, hit, end_atom, digests[end_atom], budget, summarizer)
                 if made is None:
                     self.stats.bump("condensation_failures")
                     continue
-                summary, how = made
-            replacements.append((run[0].start, last, summary_text(summary, last - run[0].start)))
+                entry, how = made
+            replacements.append((run[0].start, last, summary_text(entry.summary, last - run[0].start)))
             verb = "condense" if hit is None else "extend"  # extend: a cached prefix was found and grown
-            actions.append(f"{verb}:{tier}:{how}:{last - run[0].start}")
-            details.append({"span": [run[0].start, last], "messages_condensed": last - run[0].start, "method": how})
+            actions.append(f"{verb}:{tier}:{'hit' if how == 'hit' else entry.model}:{last - run[0].start}")
+            details.append(_detail(run[0].start, last, entry, how))
             self.stats.bump("condensations")
         if not replacements:
             return None
@@ -251,28 +262,27 @@ class Condenser:
         digest: str,
         budget: int,
         summarizer: Summarizer | None,
-    ) -> tuple[str, str] | None:
-        """A new summary of ``run[0..end_atom]``, extending the cached prefix when there is one."""
+    ) -> tuple[SummaryEntry, str] | None:
+        """A new summary of ``run[0..end_atom]``, extending the cached prefix when there is one,
+        and how it was had: ``computed``, ``waited`` (another caller made it) or ``hit``."""
         messages = req.conversation.messages
         start_atom = hit[0] + 1 if hit is not None else 0
         previous = hit[1].summary if hit is not None else None
-        new = list(messages[run[start_atom].start : run[end_atom].end])
-
-        async def compute() -> SummaryEntry | None:
-            made = await self._summarize(req, new, previous, budget, summarizer)
+        job = _Job(req.scope, digest, list(messages[run[start_atom].start : run[end_atom].end]), previous, end_atom + 1)
+        if self._uses_model(summarizer):
+            assert summarizer is not None
+            entry = await self._model_summary(req, job, budget, summarizer)
+            if entry is not None:
+                return entry, "computed"
+            self.stats.bump("fallbacks")
+            made = await self._extractive_entry(req, job, budget, provisional=self._pending(job.key))
             if made is None:
                 return None
-            text, how = made
-            family = req.count.family
-            return SummaryEntry(
-                summary=text,
-                atoms_covered=end_atom + 1,
-                strategy=self.settings.condensation_default_strategy.value,
-                model=how,
-                prompt_version=PROMPT_VERSION,
-                tokens=self.counter.count_text(text, family),
-                created_at=time.time(),
-            )
+            await self._store_unless_final(req.scope, digest, made)
+            return made, "computed"
+
+        async def compute() -> SummaryEntry | None:
+            return await self._extractive_entry(req, job, budget, provisional=False)
 
         remaining = max(0.05, req.remaining_s)
         if self.cache is not None:
@@ -281,87 +291,247 @@ class Condenser:
             entry, how = await compute(), "computed"
             if entry is not None:
                 await self._store(req, digest, entry)
-        if entry is None:
-            return None
-        return entry.summary, entry.model if how != "hit" else "hit"
+        return (entry, how) if entry is not None else None
 
-    async def _summarize(
-        self,
-        req: Request,
-        span: Sequence[Message],
-        previous: str | None,
-        budget: int,
-        summarizer: Summarizer | None,
-    ) -> tuple[str, str] | None:
-        """Summary text of a span (extending ``previous``) and how it was made."""
-        family = req.count.family
-        segments = segments_of(span)
-        if (
+    def _uses_model(self, summarizer: Summarizer | None) -> bool:
+        return (
             summarizer is not None
             and self.settings.condensation_default_strategy is not CondensationStrategyName.EXTRACTIVE
-        ):
-            transcript = "\n".join(f"[{s.speaker}] {s.text}" for s in segments)
-            span_tokens = sum(self.counter.count_message(m, family) for m in span)
-            if previous:
-                span_tokens += self.counter.count_text(previous, family)
-            text = await self._ai_summary(
-                req, summarizer, transcript, previous, min(budget, SUMMARY_MAX_TOKENS), span_tokens
-            )
-            if text is not None:
-                return _fit(
-                    text, budget, lambda t: self.counter.count_text(t, family)
-                ), f"summarizer:{summarizer.model}"
-            self.stats.bump("fallbacks")
-        if previous:
-            segments = [Segment("summary of earlier turns", previous), *segments]
+        )
+
+    def _entry(self, req: Request, job: _Job, text: str, how: str, *, provisional: bool = False) -> SummaryEntry:
+        return SummaryEntry(
+            summary=text,
+            atoms_covered=job.atoms_covered,
+            strategy=self.settings.condensation_default_strategy.value,
+            model=how,
+            prompt_version=PROMPT_VERSION,
+            tokens=self.counter.count_text(text, req.count.family),
+            created_at=time.time(),
+            provisional=provisional,
+        )
+
+    async def _extractive_entry(
+        self, req: Request, job: _Job, budget: int, *, provisional: bool
+    ) -> SummaryEntry | None:
+        family = req.count.family
+        segments = segments_of(job.span)
+        if job.previous:
+            segments = [Segment("summary of earlier turns", job.previous), *segments]
         count = self.counter.count_text
         if sum(len(seg.text) for seg in segments) > OFF_LOOP_CHARS:  # keep the event loop free
             text = await asyncio.to_thread(condense, segments, budget, lambda t: count(t, family))
         else:
             text = condense(segments, budget, lambda t: count(t, family))
-        return (text, "extractive") if text.strip() else None
+        return self._entry(req, job, text, "extractive", provisional=provisional) if text.strip() else None
 
-    async def _ai_summary(
-        self,
-        req: Request,
-        summarizer: Summarizer,
-        transcript: str,
-        previous: str | None,
-        budget: int,
-        span_tokens: int,
-    ) -> str | None:
-        timeout = min(self.settings.condensation_timeout, req.remaining_s)
-        if timeout <= 0.05:
+    async def _store_unless_final(self, scope: str, digest: str, entry: SummaryEntry) -> None:
+        """Store a fallback summary, unless the model's own summary landed in the meantime."""
+        if self.cache is not None:
+            found = await self.cache.get(scope, digest)
+            if found is None or found.provisional:
+                await self.cache.put(scope, digest, entry)
+            return
+        found = self._local.get(f"{scope}:{digest}")
+        if found is None or found.provisional:
+            self._local.put(f"{scope}:{digest}", entry, float(self.settings.condensation_cache_ttl))
+
+    # -- the summariser model -------------------------------------------------------------------
+    def _pending(self, key: str) -> bool:
+        """Whether this process is making the model's summary of ``key`` in the background."""
+        task = self._background.get(key)
+        return task is not None and not task.done()
+
+    async def _model_summary(self, req: Request, job: _Job, budget: int, summarizer: Summarizer) -> SummaryEntry | None:
+        """The model's summary if it is ready within the request's time budget (less the time the
+        extractive fallback needs); else ``None`` while it goes on in the background (bounded,
+        single-flight across replicas), to be verified, cached and used by the following turns."""
+        task = self._background.get(job.key)
+        if task is None:
+            if len(self._background) >= max(1, 2 * self.settings.condensation_parallel_requests):
+                self.stats.bump("background_skipped")
+                return None
+            task = asyncio.get_running_loop().create_task(self._model_flight(req, job, budget, summarizer))
+            self._background[job.key] = task
+            task.add_done_callback(partial(self._finished, job.key))
+        reserve = min(EXTRACTIVE_RESERVE_S, EXTRACTIVE_RESERVE_SHARE * req.budget_s)
+        wait = req.remaining_s - reserve
+        if wait > 0 and not task.done():
+            await asyncio.wait({task}, timeout=wait)  # never cancels the task
+        if not task.done():
+            self.stats.bump("summaries_in_background")
             return None
-        strategy = self.settings.condensation_default_strategy
-        call = SummaryRequest(transcript, strategy, budget, previous_summary=previous, metadata=dict(req.caller))
-        self.stats.bump("summarizer_calls")
+        return task.result() if not task.cancelled() else None
+
+    def _finished(self, key: str, task: asyncio.Task[SummaryEntry | None]) -> None:
+        self._background.pop(key, None)
+
+    async def _model_flight(self, req: Request, job: _Job, budget: int, summarizer: Summarizer) -> SummaryEntry | None:
+        """Make (or wait for another replica to make) the model's summary, within CONDENSATION_TIMEOUT."""
+        timeout = self.settings.condensation_timeout
+
+        async def compute() -> SummaryEntry | None:
+            return await self._model_entry(req, job, budget, summarizer, time.perf_counter() + timeout)
+
         try:
-            async with self._gate:
-                text = await summarizer.summarize(call, timeout)
-        except SummarizerError as exc:
-            self.stats.bump("summarizer_failures")
-            log.warning("summariser failed, using the extractive condenser: %s", exc)
+            if self.cache is not None:
+                entry, how = await self.cache.single_flight(
+                    job.scope, job.digest, compute, timeout, accept=lambda e: not e.provisional
+                )
+            else:
+                try:
+                    async with asyncio.timeout(timeout):
+                        entry, how = await compute(), "computed"
+                except TimeoutError:
+                    entry, how = None, "timeout"
+                if entry is not None:
+                    self._local.put(job.key, entry, float(self.settings.condensation_cache_ttl))
+            if how == "timeout":
+                self.stats.bump("summarizer_failures")
+                log.warning("summariser %r: no summary within CONDENSATION_TIMEOUT (%.0fs)", summarizer.model, timeout)
+            return entry
+        except Exception:
+            log.exception("background summary of span %s failed", job.digest[:12])
             return None
+
+    async def _model_entry(
+        self, req: Request, job: _Job, budget: int, summarizer: Summarizer, deadline: float
+    ) -> SummaryEntry | None:
+        """The model's summary of the job's span, made in pieces when the span exceeds the
+        summariser's own window, reviewed by the quality gate; ``None`` when it failed."""
         family = req.count.family
-        source = f"{previous}\n{transcript}" if previous else transcript
-        score = quality_score(source, text, span_tokens, self.counter.count_text(text, family))
-        if score < self.settings.condensation_quality_threshold:
+        segments = segments_of(job.span)
+        lines = [f"[{seg.speaker}] {seg.text}" for seg in segments]
+        ask = max(SUMMARY_MIN_TOKENS // 2, min(budget - mend_room(budget), SUMMARY_MAX_TOKENS))
+        span_tokens = sum(self.counter.count_message(m, family) for m in job.span)
+        if job.previous:
+            span_tokens += self.counter.count_text(job.previous, family)
+
+        def count(text: str) -> int:
+            return self.counter.count_text(text, family)
+
+        caller = dict(req.caller)
+        strategy = self.settings.condensation_default_strategy
+        pieces = self._pieces(lines, job.previous, ask, summarizer, count, strategy)
+        if pieces is None:
             self.stats.bump("summarizer_failures")
-            log.warning("summary quality %.2f below threshold, using the extractive condenser", score)
+            log.warning("summariser %r: its window is too small for one piece of the span", summarizer.model)
             return None
-        return text
+        summary = job.previous
+        for n, piece in enumerate(pieces):
+            call = SummaryRequest("\n".join(piece), strategy, ask, previous_summary=summary, metadata=caller)
+            remaining = deadline - time.perf_counter()
+            if remaining <= 0.05:
+                self.stats.bump("summarizer_failures")
+                return None
+            self.stats.bump("summarizer_calls")
+            try:
+                async with self._gate:
+                    text = await summarizer.summarize(call, deadline - time.perf_counter())
+            except SummarizerError as exc:
+                self.stats.bump("summarizer_failures")
+                log.warning("summariser failed, using the extractive condenser: %s", exc)
+                return None
+            summary = text if n == len(pieces) - 1 else fit(clean(text), ask, count)
+        assert summary is not None
+        source = "\n".join([job.previous, *lines] if job.previous else lines)
+        verdict = review(
+            source,
+            summary,
+            span_tokens=span_tokens,
+            budget=budget,
+            threshold=self.settings.condensation_quality_threshold,
+            count=count,
+        )
+        if verdict.text is None:
+            self.stats.bump("summarizer_failures")
+            log.warning(
+                "summary rejected (%s, score %.2f): using the extractive condenser", verdict.reason, verdict.score
+            )
+            return None
+        if verdict.mended_facts:
+            self.stats.bump("summaries_mended")
+        return self._entry(req, job, verdict.text, f"summarizer:{summarizer.model}")
+
+    def _pieces(
+        self,
+        lines: Sequence[str],
+        previous: str | None,
+        ask: int,
+        summarizer: Summarizer,
+        count: Callable[[str], int],
+        strategy: CondensationStrategyName,
+    ) -> list[list[str]] | None:
+        """The transcript lines in pieces that each fit the summariser's own window with the prompt,
+        the summary so far and the answer (one piece when the window is unknown or large enough);
+        ``None`` when not even a small piece fits."""
+        window = summarizer_window(summarizer)
+        if window is None:
+            return [list(lines)]
+        overhead = count(prompt_overhead(SummaryRequest("", strategy, ask, previous_summary="x")))
+        carried = max(ask, count(previous)) if previous else 0
+        first_room = int(window * WINDOW_SHARE) - overhead - ask - carried
+        room = int(window * WINDOW_SHARE) - overhead - ask - max(ask, carried)
+        if min(first_room, room) < MIN_PIECE_TOKENS:
+            return None
+        pieces: list[list[str]] = [[]]
+        used = 0
+        for line in lines:
+            for part in _split_line(line, room, count):
+                n = count(part) + 1
+                limit = first_room if len(pieces) == 1 else room
+                if pieces[-1] and used + n > limit:
+                    pieces.append([])
+                    used = 0
+                pieces[-1].append(part)
+                used += n
+        return pieces
+
+    async def drain(self) -> None:
+        """Wait for the summaries being made in the background (tests, shutdown)."""
+        while self._background:
+            await asyncio.gather(*list(self._background.values()), return_exceptions=True)
 
 
-def _fit(text: str, budget: int, count: Callable[[str], int]) -> str:
-    """A summary longer than asked for, cut at a line boundary (models overshoot max_tokens in words)."""
-    if count(text) <= budget:
-        return text
-    lines = text.splitlines()
-    while len(lines) > 1 and count("\n".join(lines)) > budget:
-        lines.pop()
-    kept = "\n".join(lines)
-    return kept if count(kept) <= budget else kept[: budget * 3]
+@dataclass(frozen=True)
+class _Job:
+    """One summary to make: the span of messages (after ``previous``, the cached summary it extends)."""
+
+    scope: str
+    digest: str
+    span: list[Message]
+    previous: str | None
+    atoms_covered: int
+
+    @property
+    def key(self) -> str:
+        return f"{self.scope}:{self.digest}"
+
+
+def _detail(first: int, last: int, entry: SummaryEntry, how: str) -> dict[str, Any]:
+    """What the request's report says of one summary (``provisional``: the extractive condenser's,
+    used until the model's summary is ready)."""
+    detail: dict[str, Any] = {"span": [first, last], "messages_condensed": last - first, "method": entry.model}
+    if how == "hit":
+        detail["cache"] = "hit"
+    if entry.provisional:
+        detail["provisional"] = True
+    return detail
+
+
+def _split_line(line: str, room: int, count: Callable[[str], int]) -> list[str]:
+    """``line`` as it is if it fits ``room`` tokens, else cut into pieces that do."""
+    if count(line) <= room:
+        return [line]
+    out = []
+    rest = line
+    while rest:
+        part = fit(rest, room, count)
+        if not part:
+            part = rest[: max(1, room)]
+        out.append(part)
+        rest = rest[len(part) :]
+    return out
 
 
 def content_digest(messages: Iterable[Message]) -> bytes:

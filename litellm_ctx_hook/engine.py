@@ -71,7 +71,7 @@ class ContextEngine:
         self.counter = counter or TokenCounter(settings)
         self.cache = cache
         if summarizer is None and settings.summarizer_enabled and settings.condensation_model:
-            summarizer = LiteLLMSummarizer(settings.condensation_model)
+            summarizer = LiteLLMSummarizer(settings.condensation_model, settings=settings)
         self.summarizer = summarizer
         self.stats = EngineStats()
         self.condenser = Condenser(settings, self.counter, self.stats, cache)
@@ -273,6 +273,8 @@ class ContextEngine:
         """The prefix the next turns can send again: a result of summaries (reused on those turns)
         or of cleared old output, followed by untouched messages; ``None`` for anything else."""
         kinds = {x.split(":", 1)[0] for x in work.actions}
+        if work.summary is not None and any(d.get("provisional") for d in work.summary["summaries"]):
+            return None  # the model's summary replaces it once ready: look it up on the next turn
         if work.summary is not None and kinds <= _SUMMARY_ACTIONS:
             summaries = tuple({**d, "cache": "hit"} for d in work.summary["summaries"])
             actions = tuple(f"reuse:{d['messages_condensed']}" for d in summaries)
@@ -429,9 +431,11 @@ class ContextEngine:
             log.exception("speculative condensation failed (the request was not affected)")
 
     async def drain(self) -> None:
-        """Wait for background (speculative) work to finish; for tests and shutdown."""
+        """Wait for background work (speculative summaries, model summaries) to finish; for tests
+        and shutdown."""
         while self._speculating:
             await asyncio.gather(*list(self._speculating), return_exceptions=True)
+        await self.condenser.drain()
 
     # -- verification ------------------------------------------------------------------------
     def _count(self, a: Analysis, messages: Sequence[Message]) -> int:

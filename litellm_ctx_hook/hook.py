@@ -59,6 +59,7 @@ class ContextHook(CustomLogger):
         self.settings = settings or default_settings()
         self.engine = engine or ContextEngine(self.settings, cache=SummaryCache.from_settings(self.settings))
         self.metrics = Metrics()
+        self._summarizers: dict[str, LiteLLMSummarizer] = {}  # per-model summariser aliases
         if self.settings.context_metrics_port:
             serve(self.settings.context_metrics_port)
 
@@ -104,7 +105,7 @@ class ContextHook(CustomLogger):
         server_history = fmt is Format.RESPONSES and (data.get("previous_response_id") or data.get("conversation"))
         router = _router()
         target = self.engine.resolve(model, router)
-        summarizer = LiteLLMSummarizer(target.summarizer) if target.summarizer else None
+        summarizer = self._summarizer(target.summarizer) if target.summarizer else None
         outcome = await self.engine.manage(
             data,
             fmt,
@@ -119,6 +120,12 @@ class ContextHook(CustomLogger):
             data[MESSAGES_KEY[fmt]] = outcome.body[MESSAGES_KEY[fmt]]
         self._report(data, key, fmt, outcome, time.perf_counter() - started)
         return data
+
+    def _summarizer(self, alias: str) -> LiteLLMSummarizer:
+        """The summariser of a per-model alias (one per alias: it remembers what it logged)."""
+        if alias not in self._summarizers:
+            self._summarizers[alias] = LiteLLMSummarizer(alias, settings=self.settings)
+        return self._summarizers[alias]
 
     def _report(self, data: dict[str, Any], key: str, fmt: Format, o: Outcome, seconds: float) -> None:
         report = {

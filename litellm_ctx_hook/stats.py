@@ -21,6 +21,9 @@ class EngineStats:
         self.summarizer_failures = 0
         self.fallbacks = 0
         self.speculative_condensations = 0
+        self.summaries_in_background = 0  # requests served before the model's summary was ready
+        self.background_skipped = 0  # model summaries not started: too many under way
+        self.summaries_mended = 0  # model summaries completed with the facts they missed
         self.tokens_saved_total = 0
         self.managed = 0
         self.analysis_hits = 0
@@ -56,6 +59,9 @@ class EngineStats:
                 "summarizer_failures": self.summarizer_failures,
                 "fallbacks": self.fallbacks,
                 "speculative_condensations": self.speculative_condensations,
+                "summaries_in_background": self.summaries_in_background,
+                "background_skipped": self.background_skipped,
+                "summaries_mended": self.summaries_mended,
                 "avg_tokens_saved": self.tokens_saved_total / self.managed if self.managed else 0.0,
                 "avg_processing_time_ms": sum(times) / len(times) if times else 0.0,
                 "p95_processing_time_ms": times[int(0.95 * (len(times) - 1))] if times else 0.0,

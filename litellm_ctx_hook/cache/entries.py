@@ -43,6 +43,9 @@ class SummaryEntry(VersionedEntry):
     prompt_version: str
     tokens: int = Field(ge=0)
     created_at: float  # wall-clock seconds (time.time()) when the summary was made
+    # Made by the extractive condenser in place of a summariser model that had not answered in
+    # time: used until the model's summary (made in the background) replaces it.
+    provisional: bool = False
 
 
 class AnalysisEntry(VersionedEntry):

@@ -32,6 +32,15 @@ from .redis_store import RedisStore
 log = logging.getLogger("litellm_ctx_hook.cache")
 
 Compute = Callable[[], Awaitable[SummaryEntry | None]]
+Accept = Callable[[SummaryEntry], bool]
+
+#: In-process lifetime of a provisional summary (seconds): another replica's model summary,
+#: stored in Redis under the same key, is seen within this time.
+PROVISIONAL_L1_TTL_S = 5.0
+
+
+def _any(entry: SummaryEntry) -> bool:
+    return True
 
 
 class SummaryCache:
@@ -64,11 +73,13 @@ class SummaryCache:
 
     async def get(self, scope: str, digest: str) -> SummaryEntry | None:
         key = cache_key(KIND_SUMMARY, scope, digest)
-        return await self._read(key, "summary", self._summaries, SummaryEntry, self.settings.condensation_cache_ttl)
+        return await self._read(
+            key, "summary", self._summaries, SummaryEntry, self.settings.condensation_cache_ttl, self._l1_ttl
+        )
 
     async def put(self, scope: str, digest: str, entry: SummaryEntry) -> None:
         key = cache_key(KIND_SUMMARY, scope, digest)
-        await self._write(key, self._summaries, entry, self.settings.condensation_cache_ttl)
+        await self._write(key, self._summaries, entry, self.settings.condensation_cache_ttl, self._l1_ttl(entry))
 
     async def longest_prefix(self, scope: str, digests: Sequence[str]) -> tuple[int, SummaryEntry] | None:
         """The largest ``i`` whose ``digests[i]`` (atoms ``0..i``) has a valid summary, with it.
@@ -99,24 +110,25 @@ class SummaryCache:
             entry = self._decode(raws[j], SummaryEntry, keys[start + j])
             if entry is not None:
                 self._stats.hit("summary", "l2")
-                self._summaries.put(keys[start + j], entry, self.settings.condensation_cache_ttl)
+                self._summaries.put(keys[start + j], entry, self._l1_ttl(entry))
                 return start + j, entry
         self._stats.miss("summary", "l2")
         return best
 
     async def single_flight(
-        self, scope: str, digest: str, compute: Compute, budget_s: float
+        self, scope: str, digest: str, compute: Compute, budget_s: float, accept: Accept = _any
     ) -> tuple[SummaryEntry | None, str]:
         """Get the summary of ``digest``, computing it at most once across callers and replicas.
 
         Returns ``(entry, how)``: ``hit`` (already cached), ``computed`` (this caller computed and
         stored it), ``waited`` (another caller did), ``timeout`` (``budget_s`` ran out, computing or
         waiting; a computation is cancelled), ``error`` (``compute`` raised or returned ``None``,
-        or the holder gave up without a result). Never raises (except on cancellation).
+        or the holder gave up without a result). Never raises (except on cancellation). A cached
+        entry that ``accept`` refuses (a provisional one) counts as absent.
         """
         deadline = self._clock() + budget_s
         entry = await self.get(scope, digest)
-        if entry is not None:
+        if entry is not None and accept(entry):
             return self._flown(entry, "hit")
         if budget_s <= 0:
             return self._flown(None, "timeout")
@@ -131,7 +143,7 @@ class SummaryCache:
         if mine:
             entry, how = await self._compute(scope, digest, compute, deadline, lock, token, on_redis)
         else:
-            entry, how = await self._wait(scope, digest, deadline, lock, on_redis)
+            entry, how = await self._wait(scope, digest, deadline, lock, on_redis, accept)
         return self._flown(entry, how)
 
     async def _compute(
@@ -160,31 +172,38 @@ class SummaryCache:
                 self._locks.release(lock, token)
 
     async def _wait(
-        self, scope: str, digest: str, deadline: float, lock: str, on_redis: bool
+        self, scope: str, digest: str, deadline: float, lock: str, on_redis: bool, accept: Accept
     ) -> tuple[SummaryEntry | None, str]:
         key = cache_key(KIND_SUMMARY, scope, digest)
-        ttl = self.settings.condensation_cache_ttl
+
+        def usable(entry: SummaryEntry | None) -> SummaryEntry | None:
+            return entry if entry is not None and accept(entry) else None
+
         while (remaining := deadline - self._clock()) > 0:
             await asyncio.sleep(min(self._poll_s, remaining))
-            entry = self._summaries.get(key)
+            entry = usable(self._summaries.get(key))
             if entry is not None:
                 return entry, "waited"
             if on_redis and self.redis is not None:
                 raws = await self.redis.mget([key, lock])
                 if raws is None:
                     continue  # Redis unavailable now: keep polling until the deadline
-                entry = self._decode(raws[0], SummaryEntry, key)
+                entry = usable(self._decode(raws[0], SummaryEntry, key))
                 if entry is None and raws[1] is None:  # lock gone: re-read in case of a non-atomic MGET
-                    entry = self._decode(await self.redis.get(key), SummaryEntry, key)
+                    entry = usable(self._decode(await self.redis.get(key), SummaryEntry, key))
                     if entry is None:
                         return None, "error"  # the holder finished without a result, or died
                 if entry is not None:
-                    self._summaries.put(key, entry, ttl)
+                    self._summaries.put(key, entry, self._l1_ttl(entry))
                     return entry, "waited"
             elif not self._locks.is_held(lock):
-                entry = self._summaries.get(key)
+                entry = usable(self._summaries.get(key))
                 return (entry, "waited") if entry is not None else (None, "error")
         return None, "timeout"
+
+    def _l1_ttl(self, entry: SummaryEntry) -> float:
+        ttl = float(self.settings.condensation_cache_ttl)
+        return min(ttl, PROVISIONAL_L1_TTL_S) if entry.provisional else ttl
 
     def _flown(self, entry: SummaryEntry | None, how: str) -> tuple[SummaryEntry | None, str]:
         self._stats.flight(how)
@@ -248,7 +267,15 @@ class SummaryCache:
 
     # -- tier plumbing ------------------------------------------------------------------------------
 
-    async def _read(self, key: str, kind: str, l1: MemoryLRU[E], cls: type[E], ttl: int) -> E | None:
+    async def _read(
+        self,
+        key: str,
+        kind: str,
+        l1: MemoryLRU[E],
+        cls: type[E],
+        ttl: int,
+        l1_ttl: Callable[[E], float] | None = None,
+    ) -> E | None:
         found = l1.get(key)
         if found is not None:
             self._stats.hit(kind, "l1")
@@ -261,11 +288,11 @@ class SummaryCache:
             self._stats.miss(kind, "l2")
             return None
         self._stats.hit(kind, "l2")
-        l1.put(key, found, ttl)
+        l1.put(key, found, l1_ttl(found) if l1_ttl is not None else ttl)
         return found
 
-    async def _write(self, key: str, l1: MemoryLRU[E], entry: E, ttl: int) -> None:
-        l1.put(key, entry, ttl)
+    async def _write(self, key: str, l1: MemoryLRU[E], entry: E, ttl: int, l1_ttl: float | None = None) -> None:
+        l1.put(key, entry, ttl if l1_ttl is None else l1_ttl)
         if self.redis is None:
             return
         try:
