@@ -11,7 +11,7 @@ from cache_support import CountingClient, FakeClock, digest, make_entry, make_se
 from pydantic import ValidationError
 
 from litellm_ctx_hook.cache import SummaryCache, cache_key, encode
-from litellm_ctx_hook.cache.entries import canonical_json
+from litellm_ctx_hook.cache.entries import SummaryEntry, canonical_json
 
 Factory = Callable[..., SummaryCache]
 A, B = "team-a", "team-b"
@@ -258,3 +258,30 @@ async def test_cached_entries_are_immutable(cache_factory: Factory) -> None:
     with pytest.raises(ValidationError):
         got.summary = "changed"  # type: ignore[misc]
     assert (await cache.get(A, digest(1))) == got
+
+
+async def test_a_provisional_entry_is_kept_briefly_in_l1_and_replaced_by_the_final_one(cache_factory: Factory) -> None:
+    clock = FakeClock()
+    writer, reader = cache_factory(clock=clock), cache_factory(clock=clock)  # two replicas, one Redis
+    await writer.put(A, digest(1), make_entry("extractive stand-in", provisional=True))
+    assert (await reader.get(A, digest(1))).provisional  # type: ignore[union-attr]
+    await writer.put(A, digest(1), make_entry("the model's summary"))
+    clock.advance(10)  # the reader's L1 copy of a provisional entry lives seconds, not the cache TTL
+    found = await reader.longest_prefix(A, [digest(0), digest(1)])
+    assert found is not None and found[1].summary == "the model's summary"
+
+
+async def test_single_flight_computes_over_an_entry_it_does_not_accept(cache_factory: Factory) -> None:
+    cache = cache_factory()
+    await cache.put(A, digest(1), make_entry("extractive stand-in", provisional=True))
+    calls = 0
+
+    async def compute() -> SummaryEntry:
+        nonlocal calls
+        calls += 1
+        return make_entry("the model's summary")
+
+    entry, how = await cache.single_flight(A, digest(1), compute, 5.0, accept=lambda e: not e.provisional)
+    assert (how, calls) == ("computed", 1) and entry is not None and entry.summary == "the model's summary"
+    again, how = await cache.single_flight(A, digest(1), compute, 5.0, accept=lambda e: not e.provisional)
+    assert (how, calls) == ("hit", 1)
