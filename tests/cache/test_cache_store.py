@@ -283,5 +283,5 @@ async def test_single_flight_computes_over_an_entry_it_does_not_accept(cache_fac
 
     entry, how = await cache.single_flight(A, digest(1), compute, 5.0, accept=lambda e: not e.provisional)
     assert (how, calls) == ("computed", 1) and entry is not None and entry.summary == "the model's summary"
-    again, how = await cache.single_flight(A, digest(1), compute, 5.0, accept=lambda e: not e.provisional)
+    _, how = await cache.single_flight(A, digest(1), compute, 5.0, accept=lambda e: not e.provisional)
     assert (how, calls) == ("hit", 1)
