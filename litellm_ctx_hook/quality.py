@@ -78,7 +78,7 @@ def fit(text: str, budget: int, count: Callable[[str], int]) -> str:
     """``text`` cut at a line boundary to at most ``budget`` tokens (one long line: by characters)."""
     if count(text) <= budget:
         return text
-    lines = text.splitlines()
+    lines = text.split("\n")
     lo, hi = 0, len(lines)  # the most whole lines that fit
     while lo < hi:
         mid = (lo + hi + 1) // 2
