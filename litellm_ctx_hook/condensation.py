@@ -47,6 +47,7 @@ from .summarizer import (
     prompt_overhead,
     summarizer_window,
 )
+from .tokenizers import Family
 
 if TYPE_CHECKING:
     from .cache.store import SummaryCache
@@ -397,29 +398,47 @@ class Condenser:
     async def _model_entry(
         self, req: Request, job: _Job, budget: int, summarizer: Summarizer, deadline: float
     ) -> SummaryEntry | None:
-        """The model's summary of the job's span, made in pieces when the span exceeds the
-        summariser's own window, reviewed by the quality gate; ``None`` when it failed."""
-        family = req.count.family
-        segments = segments_of(job.span)
+        text = await self.model_summary(
+            job.span, budget, summarizer, req.count.family, previous=job.previous, caller=req.caller, deadline=deadline
+        )
+        return self._entry(req, job, text, f"summarizer:{summarizer.model}") if text is not None else None
+
+    async def model_summary(
+        self,
+        span: Sequence[Message],
+        budget: int,
+        summarizer: Summarizer,
+        family: Family,
+        *,
+        previous: str | None = None,
+        caller: Mapping[str, Any] | None = None,
+        deadline: float | None = None,
+    ) -> str | None:
+        """The model's summary of ``span`` (extending ``previous``) within ``budget`` tokens of
+        ``family``: made in pieces when the span exceeds the summariser's own window, reviewed and
+        mended by the quality gate; ``None`` when it failed (the caller falls back)."""
+        if deadline is None:
+            deadline = time.perf_counter() + self.settings.condensation_timeout
+        segments = segments_of(span)
         lines = [f"[{seg.speaker}] {seg.text}" for seg in segments]
         ask = max(SUMMARY_MIN_TOKENS // 2, min(budget - mend_room(budget), SUMMARY_MAX_TOKENS))
-        span_tokens = sum(self.counter.count_message(m, family) for m in job.span)
-        if job.previous:
-            span_tokens += self.counter.count_text(job.previous, family)
+        span_tokens = sum(self.counter.count_message(m, family) for m in span)
+        if previous:
+            span_tokens += self.counter.count_text(previous, family)
 
         def count(text: str) -> int:
             return self.counter.count_text(text, family)
 
-        caller = dict(req.caller)
+        metadata = dict(caller or {})
         strategy = self.settings.condensation_default_strategy
-        pieces = self._pieces(lines, job.previous, ask, summarizer, count, strategy)
+        pieces = self._pieces(lines, previous, ask, summarizer, count, strategy)
         if pieces is None:
             self.stats.bump("summarizer_failures")
             log.warning("summariser %r: its window is too small for one piece of the span", summarizer.model)
             return None
-        summary = job.previous
+        summary = previous
         for n, piece in enumerate(pieces):
-            call = SummaryRequest("\n".join(piece), strategy, ask, previous_summary=summary, metadata=caller)
+            call = SummaryRequest("\n".join(piece), strategy, ask, previous_summary=summary, metadata=metadata)
             remaining = deadline - time.perf_counter()
             if remaining <= 0.05:
                 self.stats.bump("summarizer_failures")
@@ -434,7 +453,7 @@ class Condenser:
                 return None
             summary = text if n == len(pieces) - 1 else fit(clean(text), ask, count)
         assert summary is not None
-        source = "\n".join([job.previous, *lines] if job.previous else lines)
+        source = "\n".join([previous, *lines] if previous else lines)
         verdict = review(
             source,
             summary,
@@ -451,7 +470,7 @@ class Condenser:
             return None
         if verdict.mended_facts:
             self.stats.bump("summaries_mended")
-        return self._entry(req, job, verdict.text, f"summarizer:{summarizer.model}")
+        return verdict.text
 
     def _pieces(
         self,

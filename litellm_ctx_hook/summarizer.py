@@ -88,9 +88,11 @@ def build_messages(req: SummaryRequest) -> list[dict[str, str]]:
     else:
         intro = task
     words = max(20, req.max_tokens * 3 // 4)
+    # The length comes last: the prompt up to the transcript's end is the same for every length,
+    # so a server's prompt cache (llama.cpp's slots, providers' prefix caches) can reuse it.
     user = (
-        f"{intro}\nStay under {req.max_tokens} tokens (about {words} words).\n\n"
-        f"{TRANSCRIPT_OPEN}\n{req.transcript}\n{TRANSCRIPT_CLOSE}\n\n{_REMINDER}"
+        f"{intro}\n\n{TRANSCRIPT_OPEN}\n{req.transcript}\n{TRANSCRIPT_CLOSE}\n\n"
+        f"{_REMINDER} Stay under {req.max_tokens} tokens (about {words} words)."
     )
     return [{"role": "system", "content": _SYSTEM}, {"role": "user", "content": user}]
 
