@@ -23,7 +23,7 @@ from .adapters import MESSAGES_KEY
 from .cache.store import SummaryCache
 from .conversation import Format
 from .engine import ContextEngine, Outcome
-from .errors import ContextWindowExceededError
+from .errors import ContextWindowExceededError, InvalidRequestError
 from .metrics import Metrics, serve
 from .settings import Settings, default_settings
 from .summarizer import LiteLLMSummarizer
@@ -91,6 +91,10 @@ class ContextHook(CustomLogger):
             ) from None
         except HTTPException:
             raise
+        except InvalidRequestError as exc:  # the client's malformed body: not our fault, no stack trace
+            self.metrics.invalid.inc()
+            log.warning("request %s passed through unchanged: %s", request_id, exc)
+            return data
         except Exception:
             self.metrics.errors.inc()
             log.exception("litellm-ctx-hook failed on request %s; passing it through unchanged", request_id)

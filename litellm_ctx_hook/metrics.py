@@ -37,6 +37,7 @@ class Metrics:
         )
         self.errors = _metric(Counter, "litellm_ctx_errors", "Plugin faults (request passed unchanged)")
         self.rejected = _metric(Counter, "litellm_ctx_rejected", "Requests rejected as too large for the model")
+        self.invalid = _metric(Counter, "litellm_ctx_invalid_requests", "Malformed requests passed through unchanged")
 
     def observe(
         self, *, risk: str, route: str, strategy: str, before: int, after: int, cache: str, seconds: float

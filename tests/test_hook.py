@@ -1,0 +1,37 @@
+"""The hook class itself, driven as LiteLLM drives it (no proxy process)."""
+
+from __future__ import annotations
+
+import copy
+import logging
+from typing import Any
+
+import pytest
+from support import settings
+
+from litellm_ctx_hook.hook import ContextHook
+
+MALFORMED: list[tuple[str, dict[str, Any]]] = [
+    ("acompletion", {"model": "gpt-4o", "messages": "not a list"}),
+    ("acompletion", {"model": "gpt-4o", "messages": [{"role": "wizard", "content": "x"}]}),
+    ("acompletion", {"model": "gpt-4o", "messages": [{"role": "user", "content": [None]}]}),
+    ("aresponses", {"model": "gpt-4o", "input": "hi", "instructions": 5}),
+    ("anthropic_messages", {"model": "gpt-4o", "messages": [{"role": "user", "content": "x"}], "system": 3}),
+]
+
+
+@pytest.mark.parametrize(("call_type", "body"), MALFORMED)
+async def test_a_malformed_request_passes_unchanged_with_one_log_line(
+    call_type: str, body: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    hook = ContextHook(settings())
+    before = hook.metrics.invalid._value.get()
+    data = copy.deepcopy(body)
+    with caplog.at_level(logging.INFO, logger="litellm_ctx_hook"):
+        out = await hook.async_pre_call_hook(None, None, data, call_type)
+    assert out is data and data == body  # passed through, not a byte changed
+    records = [r for r in caplog.records if r.name.startswith("litellm_ctx_hook")]
+    assert len(records) == 1
+    assert records[0].levelno == logging.WARNING and records[0].exc_info is None  # no stack trace
+    assert "passed through unchanged" in records[0].getMessage()
+    assert hook.metrics.invalid._value.get() == before + 1
