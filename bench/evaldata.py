@@ -18,10 +18,17 @@ TAU = ROOT / "openai_agents" / "tau_bench_gpt-4o-airline.json"
 SWEGYM = ROOT / "openai_agents" / "swegym_openhands_gpt-4o_sample5.json"
 GEMINI = ROOT / "openai_agents" / "mini_swe_agent_gemini-3-pro_swebv_half.jsonl"
 GEMINI_TOOLS = ROOT / "openai_agents" / "mini_swe_agent_gemini-3-pro_swebv_half.openai_tool_calls.jsonl"
+BEAM = ROOT / "conversations" / "beam_100k.jsonl"
+REALTALK = ROOT / "conversations" / "realtalk"
 
 
 def available() -> bool:
     return CLAUDE.exists() and TAU.exists()
+
+
+def chats_available() -> bool:
+    """Whether the chat data sets (BEAM, REALTALK) are present."""
+    return BEAM.exists() and REALTALK.is_dir()
 
 
 @dataclass(frozen=True)
@@ -93,3 +100,14 @@ def all_samples() -> Iterator[Sample]:
     yield from swegym_runs()
     yield from gemini_runs()
     yield from gemini_runs(tool_calls=True)
+
+
+def beam_chats() -> Iterator[dict[str, Any]]:
+    """The BEAM 100k chats as stored: ``{id, topic, messages, questions}``."""
+    yield from _jsonl(BEAM)
+
+
+def realtalk_chats() -> Iterator[tuple[str, dict[str, Any]]]:
+    """The REALTALK chats as stored, with their file names (``Chat_1_Emi_Elise``, ...)."""
+    for path in sorted(REALTALK.glob("Chat_*.json")):
+        yield path.stem, json.loads(path.read_text())

@@ -46,10 +46,11 @@ from dataclasses import dataclass
 from heapq import heapify, heappop, heappush
 
 from .conversation import Message, PartKind
+from .rarity import mass, rarity_weights, words
 from .readable import readable
 from .salience import LENGTH_NORM, REPEAT_FACTOR, KeyScanner, LineSignals, fact_retention, shape, signals
 
-__all__ = ["Segment", "condense", "fact_retention", "readable", "segments_of"]
+__all__ = ["Segment", "condense", "fact_retention", "is_chat", "missing_facts_index", "readable", "segments_of"]
 
 LONG_LINE = 240
 PIECE = 200
@@ -59,6 +60,9 @@ FIRST_BONUS = 0.5
 USER_BONUS = 0.5
 RECENT_BONUS = 0.5
 GAP = "…"
+WORD_WEIGHT = 0.5  # per rare word (rarity 1; a word said everywhere adds 0)
+KEY_FLOOR = 0.5  # a key token said everywhere still weighs this much of KEY_WEIGHT
+HEADER_BONUS = 1.0  # a bracketed line with a digit (session and date headers)
 SCORED_SHARE = 2  # units estimated at more than this many budgets are prescored, that much scored
 SAMPLE_UNITS = 256
 MAX_DENSITY = 2  # a line is taken to hold at most this many times the span's characters per token
@@ -143,19 +147,36 @@ def _slices(text: str, breaks: re.Pattern[str], target: int) -> list[str]:
     return [p for p in out if p]
 
 
-def _units(text: str, fields: set[str]) -> list[str]:
-    units: list[str] = []
+def _units(text: str, fields: set[str]) -> list[tuple[str, str | None]]:
+    """The units of a segment's text, each with ``None`` if it starts a line, else what joins it to
+    the unit before it in that line (``" "`` or ``""``, as in the text)."""
+    units: list[tuple[str, str | None]] = []
     for raw in readable(text, fields).splitlines():
         line = raw.strip()
         if not line:
             continue
         if len(line) <= LONG_LINE:
-            units.append(line)
+            units.append((line, None))
             continue
-        for sentence in _slices(line, _SENTENCE_BREAK, 0):
-            pieces = [sentence] if len(sentence) <= LONG_LINE else _slices(sentence, _CLAUSE_BREAK, PIECE)
-            units.extend(_middle_cut(p) for p in pieces)
+        pieces = [
+            _middle_cut(p)
+            for sentence in _slices(line, _SENTENCE_BREAK, 0)
+            for p in ([sentence] if len(sentence) <= LONG_LINE else _slices(sentence, _CLAUSE_BREAK, PIECE))
+        ]
+        pos = 0
+        for n, piece in enumerate(pieces):
+            at = line.find(piece.split(f" {GAP} ", 1)[0], pos)
+            units.append((piece, None if n == 0 else " " if at > 0 and line[at - 1].isspace() else ""))
+            pos = max(pos, at)
     return units
+
+
+@dataclass(frozen=True, slots=True)
+class _Rarity:
+    """The span's rarity weights (:mod:`rarity`): of key tokens, floored at ``KEY_FLOOR``, and of words."""
+
+    keys: dict[str, float]
+    words: dict[bytes, float]
 
 
 @dataclass(slots=True)
@@ -165,14 +186,22 @@ class _Unit:
     signals: LineSignals | None  # None: boilerplate, scores 0
     factor: float  # REPEAT_FACTOR for a repeated shape, else 1
     bonus: float
+    place: int  # the next piece of the same line has place + 1
+    glue: str  # what joins it to the piece before it in its line
+    words: frozenset[bytes] = frozenset()
+    rarity: _Rarity | None = None
     score: float = 0.0
     tokens: int = -1  # counted lazily, once
 
-    def value(self, known: set[str]) -> float:
-        """The unit's score once the key tokens in ``known`` are kept by other units."""
+    def value(self, known: set[str], known_words: set[bytes]) -> float:
+        """The unit's score once the key tokens in ``known`` and the words in ``known_words`` are
+        kept by other units."""
         if self.signals is None:
             return 0.0
-        return self.signals.score(known) * self.factor + self.bonus
+        if self.rarity is None:
+            return self.signals.score(known) * self.factor + self.bonus
+        extra = WORD_WEIGHT * mass(self.words, self.rarity.words, known_words)
+        return self.signals.score(known, self.rarity.keys, extra) * self.factor + self.bonus
 
 
 class _Selection:
@@ -233,6 +262,10 @@ class _Selection:
         prev: int | None = None
         for k in self.chosen:
             unit = self.units[k]
+            if prev == k - 1 and unit.place == self.units[prev].place + 1:  # the rest of the same line
+                lines[-1] += unit.glue + unit.text
+                prev = k
+                continue
             if prev is not None and k - prev > 1:
                 lines.append(GAP)
             if prev is None or self.units[prev].seg != unit.seg:
@@ -253,12 +286,13 @@ class _Selection:
         heap = [(-u.score, k) for k, u in enumerate(self.units)]
         heapify(heap)
         known: set[str] = set()
+        known_words: set[bytes] = set()
         used = 0
         while heap and budget - used > 0:
             neg, k = heappop(heap)
             unit = self.units[k]
-            if known and unit.signals is not None and unit.signals.keys:
-                now = unit.value(known)
+            if (known or known_words) and unit.signals is not None and (unit.signals.keys or unit.words):
+                now = unit.value(known, known_words)
                 if now < -neg:  # stale: queue it again with what it is worth now
                     heappush(heap, (-now, k))
                     continue
@@ -270,6 +304,7 @@ class _Selection:
                 used += d
                 if unit.signals is not None:
                     known |= unit.signals.keys
+                    known_words |= unit.words
 
     def fill(self, order: Sequence[int], used: int, budget: int) -> list[int]:
         """Add units in ``order`` while the estimate stays within ``budget``; returns those added."""
@@ -303,7 +338,7 @@ class _Selection:
                 break
 
 
-_Raw = tuple[int, str, float]  # (segment, unit text, bonus)
+_Raw = tuple[int, str, float, int, str]  # (segment, text, bonus, place: +1 within a line, +2 across; glue)
 
 
 def _prescores(raw: Sequence[_Raw]) -> list[float]:
@@ -312,7 +347,7 @@ def _prescores(raw: Sequence[_Raw]) -> list[float]:
     and case fold to one seen before counts ``REPEAT_FACTOR`` as much; bytes work in C, no regex."""
     out = []
     seen: set[bytes] = set()
-    for _, text, bonus in raw:
+    for _, text, bonus, _, _ in raw:
         data = text.encode()
         facts = len(data) - len(data.translate(None, _FACT_BYTES))
         score = (1 + (facts if facts < PRESCORE_FACT_CAP else PRESCORE_FACT_CAP)) / (1 + len(text) / LENGTH_NORM)
@@ -330,18 +365,20 @@ def _raw_units(segments: Sequence[Segment], fields: set[str]) -> list[_Raw]:
     last = max(1, len(segments) - 1)
     raw: list[_Raw] = []
     seen_text: set[str] = set()
+    place = 0
     for s, seg in enumerate(segments):
         bonus = RECENT_BONUS * s / last + (USER_BONUS if seg.speaker == "user" else 0.0)
-        for n, text in enumerate(_units(seg.text, fields)):
+        for n, (text, glue) in enumerate(_units(seg.text, fields)):
+            place += 2 if glue is None else 1
             if text not in seen_text:
                 seen_text.add(text)
-                raw.append((s, text, bonus + (FIRST_BONUS if n == 0 else 0.0)))
+                raw.append((s, text, bonus + (FIRST_BONUS if n == 0 else 0.0), place, glue or ""))
     return raw
 
 
 def _chars_per_token(raw: Sequence[_Raw], count: Callable[[str], int]) -> float:
     """Characters per token of the units, from an even sample of ``SAMPLE_UNITS`` (all of a smaller span)."""
-    sample = "\n".join(text for _, text, _ in raw[:: max(1, len(raw) // SAMPLE_UNITS)])
+    sample = "\n".join(r[1] for r in raw[:: max(1, len(raw) // SAMPLE_UNITS)])
     return len(sample) / max(1, count(sample))
 
 
@@ -360,20 +397,42 @@ def _prefilter(raw: list[_Raw], chars: int, max_chars: float) -> list[_Raw]:
     return [raw[k] for k in sorted(keep)]
 
 
-def _scored(raw: Sequence[_Raw]) -> list[_Unit]:
+def _is_header(text: str) -> bool:
+    """A bracketed line with a digit: a session or date header such as ``[Session 3 — 2024-01-05]``."""
+    return text[0] == "[" and text[-1] == "]" and any(c.isdigit() for c in text)
+
+
+def is_chat(segments: Sequence[Segment]) -> bool:
+    """Whether a span is plain conversation: no tool calls nor tool results."""
+    return not any(seg.speaker.startswith("tool ") or seg.speaker == "tool" for seg in segments)
+
+
+def _scored(raw: Sequence[_Raw], chat: bool) -> list[_Unit]:
+    """The units with their signals and scores; in a ``chat`` span, weighed by rarity."""
     units: list[_Unit] = []
     seen_shape: set[str] = set()
     scan = KeyScanner()
-    for s, text, bonus in raw:
+    for s, text, bonus, place, glue in raw:
         found = signals(text, scan)
         factor = 1.0
         if found is not None:
             key = shape(text)
             factor = REPEAT_FACTOR if key in seen_shape else 1.0
             seen_shape.add(key)
-        unit = _Unit(s, text, found, factor, bonus)
-        unit.score = unit.value(set())
-        units.append(unit)
+            if _is_header(text):
+                bonus += HEADER_BONUS
+        found_words = words(text) if chat and found is not None else frozenset()
+        units.append(_Unit(s, text, found, factor, bonus, place, glue, found_words))
+    if chat:
+        live = [u for u in units if u.signals is not None]
+        key_weights = rarity_weights((u.signals.keys for u in live if u.signals is not None), len(live))
+        rarity = _Rarity(
+            {k: max(KEY_FLOOR, w) for k, w in key_weights.items()}, rarity_weights((u.words for u in live), len(live))
+        )
+        for unit in units:
+            unit.rarity = rarity
+    for unit in units:
+        unit.score = unit.value(set(), set())
     return units
 
 
@@ -408,14 +467,38 @@ def _index(
                 freq[key] = freq.get(key, 0) + 1
                 first.setdefault(key, i)
     missing = sorted((k for k in freq if k not in quoted), key=lambda k: (-freq[k], first[k], k))
-    lo, hi = 0, len(missing)  # the most keys whose line fits (counted, log2(n) times)
+    return _index_line(missing, room, count)
+
+
+def _index_line(keys: Sequence[str], room: int, count: Callable[[str], int]) -> str:
+    """``[also mentioned]`` and the first of ``keys`` that fit in ``room`` tokens ("" if none fits)."""
+    lo, hi = 0, len(keys)  # the most keys whose line fits (counted, log2(n) times)
     while lo < hi:
         mid = (lo + hi + 1) // 2
-        if count(f"{INDEX_LABEL} " + " ".join(missing[:mid])) <= room:
+        if count(f"{INDEX_LABEL} " + " ".join(keys[:mid])) <= room:
             lo = mid
         else:
             hi = mid - 1
-    return f"{INDEX_LABEL} " + " ".join(missing[:lo]) if lo else ""
+    return f"{INDEX_LABEL} " + " ".join(keys[:lo]) if lo else ""
+
+
+def missing_facts_index(source_text: str, summary: str, room_tokens: int, count: Callable[[str], int]) -> str:
+    """``[also mentioned] a b …``: the key tokens of ``source_text`` (ids, numbers, paths, names, as
+    the condenser's index has them) that ``summary`` does not contain, most frequent first (by the
+    lines holding them, then in order of appearance), as many as ``room_tokens`` hold; ``""`` when
+    none is missing or none fits. JSON field names are left out, as in the index. Used to mend a
+    summary (e.g. a summariser's) that dropped exact values."""
+    if room_tokens <= 0:
+        return ""
+    scan = KeyScanner()
+    fields: set[str] = set()
+    freq: dict[str, int] = {}
+    for line in readable(source_text, fields).splitlines():
+        for key in sorted(scan(line)):  # sorted: the order of first appearance is deterministic
+            freq[key] = freq.get(key, 0) + 1  # insertion order = first appearance
+    order = {k: i for i, k in enumerate(freq)}
+    missing = sorted((k for k in freq if k not in fields and k not in summary), key=lambda k: (-freq[k], order[k]))
+    return _index_line(missing, room_tokens, count)
 
 
 def condense(segments: Sequence[Segment], budget_tokens: int, count: Callable[[str], int]) -> str:
@@ -433,9 +516,9 @@ def condense(segments: Sequence[Segment], budget_tokens: int, count: Callable[[s
         return ""
     # Units more than SCORED_SHARE budgets long are prescored first; more than ALL_FIT_SHARE
     # budgets long surely do not all fit (estimated; exact for spans of up to SAMPLE_UNITS units).
-    chars = sum(len(text) for _, text, _ in raw)
+    chars = sum(len(r[1]) for r in raw)
     chars_per_token = _chars_per_token(raw, count)
-    units = _scored(_prefilter(raw, chars, SCORED_SHARE * budget_tokens * chars_per_token))
+    units = _scored(_prefilter(raw, chars, SCORED_SHARE * budget_tokens * chars_per_token), is_chat(segments))
     sel = _Selection(units, segments, count, chars_per_token)
     if sum(len(u.text) for u in units) <= ALL_FIT_SHARE * budget_tokens * chars_per_token:
         sel.chosen = list(range(len(units)))

@@ -43,9 +43,10 @@ already seen scores ``REPEAT_FACTOR`` times less, and exact duplicates are dropp
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
+from itertools import repeat
 
 __all__ = [
     "REPEAT_FACTOR",
@@ -264,11 +265,23 @@ class LineSignals:
     base: float  # 1 + question + decisions + error line
     length: int
 
-    def score(self, known: AbstractSet[str] = frozenset()) -> float:
-        """The line's score when the key tokens in ``known`` are already kept elsewhere."""
-        new = sum(1 for k in self.keys if k not in known) if known else len(self.keys)
-        raw = self.base + KEY_WEIGHT * new + KNOWN_KEY_WEIGHT * (len(self.keys) - new)
-        if self.length < SHORT_LINE and not self.keys:
+    def score(
+        self, known: AbstractSet[str] = frozenset(), weights: Mapping[str, float] | None = None, extra: float = 0.0
+    ) -> float:
+        """The line's score when the key tokens in ``known`` are already kept elsewhere.
+
+        ``weights`` scales each key token (default 1: a caller may weigh them by rarity, see
+        :mod:`rarity`); ``extra`` is added to the raw score before the length normalisation."""
+        if weights is None:
+            new = sum(1 for k in self.keys if k not in known) if known else len(self.keys)
+            raw = self.base + KEY_WEIGHT * new + KNOWN_KEY_WEIGHT * (len(self.keys) - new)
+        else:
+            get = weights.get
+            total = sum(map(get, self.keys, repeat(1.0)))
+            fresh = sum(get(k, 1.0) for k in self.keys if k not in known) if known else total
+            raw = self.base + KEY_WEIGHT * fresh + KNOWN_KEY_WEIGHT * (total - fresh)
+        raw += extra
+        if self.length < SHORT_LINE and not self.keys and not extra:
             raw *= SHORT_FACTOR
         return raw / (1.0 + self.length / LENGTH_NORM)
 
