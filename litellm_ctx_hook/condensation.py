@@ -61,6 +61,7 @@ EXTRACTIVE_RESERVE_S = 1.0  # of a request's time budget, kept for the extractiv
 EXTRACTIVE_RESERVE_SHARE = 0.25  # … or this share of the budget when that is less
 WINDOW_SHARE = 0.8  # of the summariser's own window used per call (its tokenizer is not ours)
 MIN_PIECE_TOKENS = 256  # a summariser whose window leaves less than this per piece is not used
+PACE_WEIGHT = 0.3  # of the newest summary in a model's remembered pace
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,7 @@ class Condenser:
         self._local: MemoryLRU[SummaryEntry] = MemoryLRU(settings.context_cache_size)
         self._atom_digests: MemoryLRU[bytes] = MemoryLRU(max(1000, settings.tiktoken_cache_size))
         self._background: dict[str, asyncio.Task[SummaryEntry | None]] = {}  # model summaries under way
+        self._pace: dict[str, float] = {}  # per summariser model: recent seconds per span token (EWMA)
 
     # -- digests -------------------------------------------------------------------------------
     def _atom_payloads(self, conv: Conversation, atoms: Sequence[Atom]) -> list[bytes]:
@@ -346,7 +348,8 @@ class Condenser:
     async def _model_summary(self, req: Request, job: _Job, budget: int, summarizer: Summarizer) -> SummaryEntry | None:
         """The model's summary if it is ready within the request's time budget (less the time the
         extractive fallback needs); else ``None`` while it goes on in the background (bounded,
-        single-flight across replicas), to be verified, cached and used by the following turns."""
+        single-flight across replicas), to be verified, cached and used by the following turns.
+        A model whose recent pace says it cannot finish in that time is not waited for at all."""
         task = self._background.get(job.key)
         if task is None:
             if len(self._background) >= max(1, 2 * self.settings.condensation_parallel_requests):
@@ -357,8 +360,13 @@ class Condenser:
             task.add_done_callback(partial(self._finished, job.key))
         reserve = min(EXTRACTIVE_RESERVE_S, EXTRACTIVE_RESERVE_SHARE * req.budget_s)
         wait = req.remaining_s - reserve
+        pace = self._pace.get(summarizer.model)  # a model known to be slower than the wait: no wait
+        span_tokens = sum(self.counter.count_message(m, req.count.family) for m in job.span)
         if wait > 0 and not task.done():
-            await asyncio.wait({task}, timeout=wait)  # never cancels the task
+            if pace is None or pace * span_tokens <= wait:
+                await asyncio.wait({task}, timeout=wait)  # never cancels the task
+            else:
+                self.stats.bump("model_waits_skipped")
         if not task.done():
             self.stats.bump("summaries_in_background")
             return None
@@ -437,6 +445,7 @@ class Condenser:
             log.warning("summariser %r: its window is too small for one piece of the span", summarizer.model)
             return None
         summary = previous
+        started = time.perf_counter()
         for n, piece in enumerate(pieces):
             call = SummaryRequest("\n".join(piece), strategy, ask, previous_summary=summary, metadata=metadata)
             remaining = deadline - time.perf_counter()
@@ -453,6 +462,9 @@ class Condenser:
                 return None
             summary = text if n == len(pieces) - 1 else fit(clean(text), ask, count)
         assert summary is not None
+        pace = (time.perf_counter() - started) / max(1, span_tokens)
+        before = self._pace.get(summarizer.model)
+        self._pace[summarizer.model] = pace if before is None else before + PACE_WEIGHT * (pace - before)
         source = "\n".join([previous, *lines] if previous else lines)
         verdict = review(
             source,

@@ -23,6 +23,7 @@ class EngineStats:
         self.speculative_condensations = 0
         self.summaries_in_background = 0  # requests served before the model's summary was ready
         self.background_skipped = 0  # model summaries not started: too many under way
+        self.model_waits_skipped = 0  # requests that did not wait for a model known to be too slow
         self.summaries_mended = 0  # model summaries completed with the facts they missed
         self.tokens_saved_total = 0
         self.managed = 0
@@ -61,6 +62,7 @@ class EngineStats:
                 "speculative_condensations": self.speculative_condensations,
                 "summaries_in_background": self.summaries_in_background,
                 "background_skipped": self.background_skipped,
+                "model_waits_skipped": self.model_waits_skipped,
                 "summaries_mended": self.summaries_mended,
                 "avg_tokens_saved": self.tokens_saved_total / self.managed if self.managed else 0.0,
                 "avg_processing_time_ms": sum(times) / len(times) if times else 0.0,

@@ -90,6 +90,20 @@ async def test_a_slow_model_is_served_extractive_then_its_summary(cache: bool) -
     assert second.tokens_after <= LIMIT
 
 
+async def test_a_model_known_to_be_too_slow_is_not_waited_for() -> None:
+    model = SlowModel(delay_s=0.5)
+    eng = engine_with(model, cache=True, max_context_processing_time=400)
+    await eng.manage({"messages": openai_chat(30)}, Format.OPENAI, "gpt-4o", limit=LIMIT)
+    await eng.drain()  # its pace is now known: 0.5 s for this size, more than the 0.3 s wait
+    assert eng.stats.model_waits_skipped == 0
+    other = [{**m, "content": m["content"].replace("Option", "Choice")} for m in openai_chat(30)]
+    out = await eng.manage({"messages": other}, Format.OPENAI, "gpt-4o", limit=LIMIT)
+    assert eng.stats.model_waits_skipped == 1
+    assert [(s["method"], s.get("provisional")) for s in summaries(out)] == [("extractive", True)]
+    await eng.drain()
+    assert len(model.requests) == 2  # its summary is still made, in the background
+
+
 async def test_a_model_ready_in_time_is_used_at_once() -> None:
     model = SlowModel(delay_s=0.05)
     eng = engine_with(model, cache=True)
