@@ -72,6 +72,7 @@ from .condensation import fit_trim
 MODEL = "gpt-4o"
 FRACTIONS = (0.10, 0.25, 0.50)
 METHODS = ("trim", "compaction", "ours")
+MERGE_TURNS = False
 
 STOP_WORDS = frozenset(
     str.split(
@@ -206,8 +207,9 @@ def _sessions(chat: dict[str, Any]) -> list[list[dict[str, Any]]]:
     return [chat[f"session_{n}"] for n in numbers if chat[f"session_{n}"]]
 
 
-def realtalk_conversation(chat: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, str]]:
-    """The chat as OpenAI messages, and each turn's text by ``dia_id``."""
+def realtalk_conversation(chat: dict[str, Any], merge: bool = True) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """The chat as OpenAI messages, and each turn's text by ``dia_id``. ``merge``: consecutive
+    turns of one speaker within a session are one message (else each turn is a message)."""
     first = chat["name"]["speaker_1"]
     out: list[dict[str, Any]] = []
     turns: dict[str, str] = {}
@@ -221,7 +223,7 @@ def realtalk_conversation(chat: dict[str, Any]) -> tuple[list[dict[str, Any]], d
                 continue
             turns[turn["dia_id"]] = text
             who = "user" if turn["speaker"] == first else "assistant"
-            if who != role and role is not None and lines:
+            if (who != role or not merge) and role is not None and lines:
                 out.append({"role": role, "content": "\n".join(lines)})
                 lines = []
             role = who
@@ -252,7 +254,7 @@ def load_cases(dataset: str) -> list[Case]:
             cases.append(Case(chat["id"], "beam", messages, beam_facts(chat, text_of(messages))))
     elif dataset == "realtalk":
         for name, chat in evaldata.realtalk_chats():
-            messages, turns = realtalk_conversation(chat)
+            messages, turns = realtalk_conversation(chat, MERGE_TURNS)
             cases.append(Case(name, "realtalk", messages, realtalk_facts(chat, turns)))
     else:
         raise ValueError(f"unknown data set {dataset!r}: beam or realtalk")

@@ -63,6 +63,7 @@ GAP = "…"
 WORD_WEIGHT = 0.5  # per rare word (rarity 1; a word said everywhere adds 0)
 KEY_FLOOR = 0.5  # a key token said everywhere still weighs this much of KEY_WEIGHT
 HEADER_BONUS = 1.0  # a bracketed line with a digit (session and date headers)
+SELF_BONUS = 2.0  # in a chat, a line in the first person
 SCORED_SHARE = 2  # units estimated at more than this many budgets are prescored, that much scored
 SAMPLE_UNITS = 256
 MAX_DENSITY = 2  # a line is taken to hold at most this many times the span's characters per token
@@ -402,6 +403,15 @@ def _is_header(text: str) -> bool:
     return text[0] == "[" and text[-1] == "]" and any(c.isdigit() for c in text)
 
 
+_SELF = (" i ", " i'm ", " i’m ", " i've ", " i’ve ", " i'd ", " i’d ", " my ", " me ", " we ", " our ", " im ", " ive ")
+
+
+def _speaks_of_self(text: str) -> bool:
+    """Whether a line speaks in the first person (where a chat keeps its facts about the speakers)."""
+    padded = f" {text.lower()} "
+    return any(p in padded for p in _SELF)
+
+
 def is_chat(segments: Sequence[Segment]) -> bool:
     """Whether a span is plain conversation: no tool calls nor tool results."""
     return not any(seg.speaker.startswith("tool ") or seg.speaker == "tool" for seg in segments)
@@ -421,6 +431,8 @@ def _scored(raw: Sequence[_Raw], chat: bool) -> list[_Unit]:
             seen_shape.add(key)
             if _is_header(text):
                 bonus += HEADER_BONUS
+            elif chat and _speaks_of_self(text):
+                bonus += SELF_BONUS
         found_words = words(text) if chat and found is not None else frozenset()
         units.append(_Unit(s, text, found, factor, bonus, place, glue, found_words))
     if chat:
