@@ -8,10 +8,10 @@ Data (``../shared/evaldata/conversations``, read at run time):
   measured where the whole conversation keeps them by the rule below (a fact that no line of the
   chat states is not counted against anyone).
 - **REALTALK**: 5 chats between two people over 18–25 sessions. ``speaker_1`` is ``user``,
-  ``speaker_2`` is ``assistant``; consecutive turns of one speaker within a session are one
-  message (their texts one per line); a session's first message starts with the header
-  ``[Session k — 2023-12-28 20:02]`` (its first turn's date and time). Facts: the evidence turns
-  (``dia_id``) of the chat's questions, as their text.
+  ``speaker_2`` is ``assistant``; each turn (``dia_id``) is one message, as in the messaging app
+  (``MERGE_TURNS``: one message per run of a speaker's turns instead); a session's first message
+  starts with the header ``[Session k — 2023-12-28 20:02]`` (its first turn's date and time).
+  Facts: the evidence turns (``dia_id``) of the chat's questions, as their text.
 
 Each conversation ends with its last user message (later assistant turns are left out: a request
 ends with the user's turn). The same conversation goes to every method.
@@ -23,7 +23,9 @@ content words (all of them for facts of one or two words). Also reported: the le
 (``anywhere``: the content words may be spread over the whole output; on these chats it credits
 even ``trim_messages`` at 25% with two thirds of the REALTALK evidence, since words such as
 "going" or "friends" are everywhere) and, for REALTALK, the strict one (``verbatim``: the evidence
-turn's whole text appears in the output).
+turn's whole text appears in the output). Shares are pooled over the chats' facts; the facts of at
+least ``LONG_FACT`` content words are also reported apart (a one- or two-word fact such as "Three"
+or "250ms" is matched by chance by some line of almost any long text).
 
 Budgets: the conversation's tokens by our :class:`TokenCounter` for ``gpt-4o`` (system prompt, of
 which there is none, plus) 10%, 25% or 50%. Methods at the same budget:
@@ -73,6 +75,7 @@ MODEL = "gpt-4o"
 FRACTIONS = (0.10, 0.25, 0.50)
 METHODS = ("trim", "compaction", "ours")
 MERGE_TURNS = False
+LONG_FACT = 4  # facts of at least this many content words: a line matching them by chance is unlikely
 
 STOP_WORDS = frozenset(
     str.split(
@@ -345,8 +348,10 @@ def engine_for_budget() -> ContextEngine:
 
 def measure(case: Case, out: Output, count_text: Callable[[str], int]) -> dict[str, Any]:
     """The measures of one method's output, identical for every method."""
+    flags = kept_flags(case.facts, out.text)
     row: dict[str, Any] = {
-        "kept": facts_kept(case.facts, out.text),
+        "kept": sum(flags),
+        "kept_long": sum(k for f, k in zip(case.facts, flags, strict=True) if len(f.words) >= LONG_FACT),
         "anywhere": anywhere_kept(case.facts, out.text),
         "rejected": out.rejected,
     }
@@ -366,11 +371,12 @@ def run(dataset: str, limit: int | None = None) -> dict[str, Any]:
     for fraction in FRACTIONS:
         engine = engine_for_budget()
         totals: dict[str, dict[str, float]] = {m: {} for m in METHODS}
-        n_facts = 0
+        n_facts = n_long = 0
         t0 = time.perf_counter()
         for case in cases:
             budget = bench.budget(case, fraction)
             n_facts += len(case.facts)
+            n_long += sum(1 for f in case.facts if len(f.words) >= LONG_FACT)
             outs = {
                 "trim": bench.trim(case, budget, engine),
                 "compaction": bench.compaction(case, budget),
@@ -380,10 +386,13 @@ def run(dataset: str, limit: int | None = None) -> dict[str, Any]:
                 for key, value in measure(case, out, bench.count_text).items():
                     totals[method][key] = totals[method].get(key, 0) + value
         seconds = round(time.perf_counter() - t0, 1)
-        row: dict[str, Any] = {"conversations": len(cases), "facts": n_facts, "seconds": seconds}
+        row: dict[str, Any] = {"conversations": len(cases), "facts": n_facts, "long_facts": n_long, "seconds": seconds}
         for method in METHODS:
             t = totals[method]
-            entry: dict[str, Any] = {"kept": round(t.get("kept", 0) / n_facts, 4)}
+            entry: dict[str, Any] = {
+                "kept": round(t.get("kept", 0) / n_facts, 4),
+                "kept_long": round(t.get("kept_long", 0) / max(1, n_long), 4),
+            }
             for key in ("anywhere", "verbatim"):
                 if key in t:
                     entry[key] = round(t[key] / n_facts, 4)
@@ -395,6 +404,8 @@ def run(dataset: str, limit: int | None = None) -> dict[str, Any]:
         trim_kept = row["trim"]["kept"]
         row["ours_vs_trim"] = round(row["ours"]["kept"] / trim_kept, 2) if trim_kept else None
         row["compaction_vs_trim"] = round(row["compaction"]["kept"] / trim_kept, 2) if trim_kept else None
+        trim_long = row["trim"]["kept_long"]
+        row["ours_vs_trim_long"] = round(row["ours"]["kept_long"] / trim_long, 2) if trim_long else None
         report[f"{int(fraction * 100)}%"] = row
     return report
 
@@ -416,9 +427,9 @@ def table(out: dict[str, Any]) -> str:
     """The report as a Markdown table."""
     lines = [
         "| data @ budget | chats | facts | ours | `trim_messages` | compaction shape | ours / trim | "
-        "compaction / trim | anywhere: ours / trim | verbatim: ours / trim | facts per 1k summary tokens: "
-        "ours / compaction |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "compaction / trim | facts of ≥ 4 words: ours / trim (ratio) | anywhere: ours / trim | "
+        "verbatim: ours / trim | facts per 1k summary tokens: ours / compaction |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for dataset, rows in out.items():
         for budget, row in rows.items():
@@ -428,6 +439,7 @@ def table(out: dict[str, Any]) -> str:
             lines.append(
                 f"| {dataset} @ {budget} | {row['conversations']} | {row['facts']} | **{o['kept']:.3f}** | "
                 f"{t['kept']:.3f} | {c['kept']:.3f} | **{row['ours_vs_trim']}×** | {row['compaction_vs_trim']}× | "
+                f"{o['kept_long']:.3f} / {t['kept_long']:.3f} ({row['ours_vs_trim_long']}×) | "
                 f"{o['anywhere']:.3f} / {t['anywhere']:.3f} | {verbatim} | {density} |"
             )
     return "\n".join(lines)
