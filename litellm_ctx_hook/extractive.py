@@ -403,7 +403,7 @@ def _is_header(text: str) -> bool:
     return text[0] == "[" and text[-1] == "]" and any(c.isdigit() for c in text)
 
 
-_SELF = (" i ", " i'm ", " i’m ", " i've ", " i’ve ", " i'd ", " i’d ", " my ", " me ", " we ", " our ", " im ", " ive ")
+_SELF = tuple(f" {w} " for w in ("i", "i'm", "i’m", "i've", "i’ve", "i'd", "i’d", "im", "ive", "my", "me", "we", "our"))
 
 
 def _speaks_of_self(text: str) -> bool:

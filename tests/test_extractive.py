@@ -25,6 +25,8 @@ from litellm_ctx_hook.extractive import (
     condense,
     fact_retention,
     index_share,
+    is_chat,
+    missing_facts_index,
     readable,
     segments_of,
 )
@@ -471,3 +473,122 @@ def test_the_index_grows_as_the_budget_shrinks() -> None:
     shares = [index_share(c / 100) for c in range(0, 101)]
     assert shares[0] == shares[10] == INDEX_SHARE_MAX and shares[25] == shares[100] == INDEX_SHARE
     assert all(a >= b for a, b in pairwise(shares))  # never more index for more budget
+
+
+# -- chat -----------------------------------------------------------------------------------
+
+GREETINGS = ["Hey Nate! Long time no see!", "Good morning Nate!", "Hey Emma, how are you doing today?", "Haha yes Emma"]
+CHAT_FACTS = [
+    "I went skiing in Aspen with my cousins last weekend",
+    "My favourite dish is pho from the place near Union Square",
+    "I'm starting the new job at the bakery on Monday",
+    "We adopted a grey cat called Pickles",
+]
+
+
+def _chat() -> list[Segment]:
+    segments: list[Segment] = []
+    for day in range(12):
+        segments.append(Segment("user", f"[Session {day + 1} — 2024-01-{day + 1:02d} 20:00]\n{GREETINGS[day % 4]}"))
+        segments.append(Segment("assistant", GREETINGS[(day + 1) % 4]))
+        if day % 3 == 1:
+            segments.append(Segment("assistant" if day % 2 else "user", CHAT_FACTS[day // 3]))
+        segments.append(Segment("user", "Haha that's so true Nate"))
+    return segments
+
+
+def test_is_chat_means_no_tool_traffic() -> None:
+    assert is_chat(_chat())
+    assert not is_chat([*_chat(), Segment("tool result Bash", "ok")])
+    assert not is_chat([Segment("tool call search", "q=1")])
+
+
+def test_a_chat_keeps_the_facts_over_the_greetings_said_everywhere() -> None:
+    segments = _chat()
+    out = condense(segments, tokens_of(segments) // 3, simple)
+    check_output(segments, out)
+    kept_facts = sum(fact in out for fact in CHAT_FACTS)
+    kept_greetings = sum(line.endswith(tuple(GREETINGS)) for line in out.split("\n"))
+    assert kept_facts == len(CHAT_FACTS) and kept_greetings < len(CHAT_FACTS)
+    assert "[Session" in out  # dated headers are worth keeping
+
+
+def test_a_long_chat_line_keeps_its_sentences_on_one_line() -> None:
+    story = " ".join(
+        f"On day {d} we drove to Lisbon. The hotel lost booking {d}! So we slept at Ana's flat, number {d}."
+        for d in range(3)
+    )
+    segments = [Segment("user", story), *_chat()]
+    out = condense(segments, 10_000, simple)
+    assert out.split("\n")[0] == f"[user] {story}"
+
+
+chat_line = st.one_of(
+    st.lists(
+        st.sampled_from(
+            ["Hey", "Nate!", "I", "love", "pho", "Aspen", "2024-01-05", "20:00", "skiing", "my", "cat", "?"]
+        ),
+        max_size=30,
+    ).map(" ".join),
+    st.sampled_from(GREETINGS + CHAT_FACTS),
+    st.text(st.characters(blacklist_characters="[…", blacklist_categories=("Cs",)), max_size=60),
+)
+chat_segment = st.builds(
+    Segment,
+    st.sampled_from(["user", "assistant"]),
+    st.tuples(st.booleans(), st.lists(chat_line, min_size=1, max_size=6)).map(
+        lambda t: "\n".join((["[Session 2 — 2024-01-05 20:00]"] if t[0] else []) + t[1])
+    ),
+)
+
+
+@given(st.lists(chat_segment, max_size=16), st.integers(0, 400), st.sampled_from(sorted(counters)))
+@hsettings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_chat_guarantees(segments: list[Segment], budget: int, counter: str) -> None:
+    """In a chat too: within the budget, the same output every time, every line quoted verbatim from
+    the source (its sentences joined as they were), in the original order."""
+    count = counters[counter]
+    out = condense(segments, budget, count)
+    assert out == "" or count(out) <= budget
+    assert condense(list(segments), budget, count) == out
+    check_output(segments, out)
+
+
+# -- the index of missing facts, for mending a summary ----------------------------------------
+
+
+def test_missing_facts_index_lists_what_the_summary_lacks_most_frequent_first() -> None:
+    src = (
+        "[user] change HAT136 to HAT137 for mia_li_3668 on 2024-05-20\n"
+        "[tool result] HAT136 cancelled, refund to credit_card_4421486\n"
+        "[assistant] HAT136 is cancelled; HAT137 is booked"
+    )
+    out = missing_facts_index(src, "Mia moved to HAT137.", 100, simple)
+    listed = out[len(INDEX_LABEL) + 1 :].split(" ")
+    assert out.startswith(INDEX_LABEL + " ") and listed[0] == "HAT136"  # in three lines
+    assert set(listed) == {"HAT136", "mia_li_3668", "2024-05-20", "credit_card_4421486"}
+    assert missing_facts_index(src, "Mia moved to HAT137.", 100, simple) == out
+
+
+def test_missing_facts_index_fits_its_room_and_is_empty_when_nothing_is_missing() -> None:
+    src = " ".join(f"order ORD-{i:04d} shipped" for i in range(200))
+    for room in (0, 3, 8, 20, 60):
+        out = missing_facts_index(src, "", room, simple)
+        assert out == "" or simple(out) <= room
+    assert missing_facts_index(src, "", 8, simple).count("ORD-") >= 1
+    assert missing_facts_index("HAT136 and 2024-05-20", "HAT136 on 2024-05-20", 50, simple) == ""
+    assert missing_facts_index("nothing to see here", "", 50, simple) == ""
+
+
+def test_missing_facts_index_leaves_json_field_names_out() -> None:
+    src = json.dumps({"reservation_id": "4WQ150", "user_id": "mia_li_3668", "flight_number": "HAT136"})
+    out = missing_facts_index(src, "", 100, simple)
+    assert "reservation_id" not in out and "4WQ150" in out and "HAT136" in out
+
+
+@given(st.text(max_size=300), st.text(max_size=100), st.integers(-5, 80))
+@hsettings(max_examples=150, deadline=None)
+def test_missing_facts_index_properties(src: str, summary: str, room: int) -> None:
+    out = missing_facts_index(src, summary, room, simple)
+    assert out == "" or (out.startswith(INDEX_LABEL + " ") and simple(out) <= room)
+    assert all(key in src and key not in summary for key in out[len(INDEX_LABEL) + 1 :].split(" ") if out)

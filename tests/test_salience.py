@@ -203,3 +203,14 @@ def test_linear_on_adversarial_megabytes(name: str, fn: Callable[[str], object])
     fn(text)
     # Generous for a slow machine: catastrophic backtracking would take minutes, not seconds.
     assert time.perf_counter() - started < 5.0
+
+
+def test_score_weighs_keys_and_adds_extra_before_the_length_normalisation() -> None:
+    found = signals("rebook HAT136 and HAT137 for Nate")
+    assert found is not None
+    assert found.score(weights={}) == found.score()  # weights default to 1
+    assert found.score(weights={"Nate": 0.0}) < found.score()  # a name said everywhere adds nothing new
+    assert found.score(weights={"Nate": 0.0}, known={"HAT136"}) < found.score(weights={"Nate": 0.0})
+    assert found.score(extra=1.0) > found.score()
+    short = signals("ok pho")
+    assert short is not None and short.score(extra=0.5) > 2 * short.score()  # rare words: not filler
