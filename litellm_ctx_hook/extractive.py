@@ -11,8 +11,17 @@ readable text (or the middle cut of one).
 Each unit is scored with :func:`salience.line_score`; a unit whose :func:`salience.shape` was
 already seen scores ``REPEAT_FACTOR`` times less; exact duplicates are dropped (the first is
 kept). Units with a positive score get small bonuses: ``FIRST_BONUS`` for the first unit of a
-segment (what a message is about), ``USER_BONUS`` for the user's own words, and up to
-``RECENT_BONUS`` growing linearly with the segment's position (recent turns matter more).
+segment (what a message is about), ``USER_BONUS`` for the user's own words, up to
+``RECENT_BONUS`` growing linearly with the segment's position (recent turns matter more), and
+``HEADER_BONUS`` for a bracketed line with a digit (a session or date header).
+
+A span of plain conversation (:func:`is_chat`: no tool calls or results) is scored for chat, where
+every line carries the speakers' names and greetings: each key token counts by its
+:mod:`rarity` in the span (at least ``KEY_FLOOR``), each rare word (lower-cased, no stop-word)
+adds ``WORD_WEIGHT`` times its rarity, both counting less once a selected unit holds them, and a
+line in the first person gets ``SELF_BONUS`` (what the speakers say of themselves is what later
+turns ask about). Spans with tool traffic are scored as before: there the key tokens carry the
+facts and rarity measured no gain.
 A span estimated at more than ``SCORED_SHARE`` budgets (characters per token measured on a
 sample) is first ranked by a cheap byte-level prescore (fact-like characters per length, repeats
 halved), and only the best ``SCORED_SHARE`` budgets of it are scored: at a 20× compression the
@@ -26,7 +35,8 @@ dropped) keeps a running total; the rendered text is then counted once and trimm
 scores first) if the estimate was low. The rest of the budget goes to an index of the key tokens
 (ids, numbers, paths, names) of the scored units that no selected unit quotes, most frequent
 first, JSON field names left out; the slack, if any, goes back to more units. The selected units
-are rendered in their original order, the index last::
+are rendered in their original order (the kept sentences or clauses of one line on one line,
+joined as in the text), the index last::
 
     [user] I need to change reservation 4WQ150 ...
     …
@@ -39,27 +49,37 @@ When everything fits, everything is kept, and there is no index.
 
 from __future__ import annotations
 
-import re
 from bisect import bisect_left, insort
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from heapq import heapify, heappop, heappush
 
 from .conversation import Message, PartKind
+from .cutting import GAP, cut_units
+from .fact_index import INDEX_LABEL, INDEX_SHARE, INDEX_SHARE_MAX, index_line, index_share, missing_facts_index
+from .prescore import best_within
 from .rarity import mass, rarity_weights, words
 from .readable import readable
-from .salience import LENGTH_NORM, REPEAT_FACTOR, KeyScanner, LineSignals, fact_retention, shape, signals
+from .salience import REPEAT_FACTOR, KeyScanner, LineSignals, fact_retention, shape, signals
 
-__all__ = ["Segment", "condense", "fact_retention", "is_chat", "missing_facts_index", "readable", "segments_of"]
+__all__ = [
+    "INDEX_LABEL",
+    "INDEX_SHARE",
+    "INDEX_SHARE_MAX",
+    "Segment",
+    "condense",
+    "fact_retention",
+    "index_share",
+    "is_chat",
+    "missing_facts_index",
+    "readable",
+    "segments_of",
+]
 
-LONG_LINE = 240
-PIECE = 200
-MAX_UNIT = 400
 ALL_FIT_SHARE = 1.5  # units estimated at more than this many budgets: not all fit
 FIRST_BONUS = 0.5
 USER_BONUS = 0.5
 RECENT_BONUS = 0.5
-GAP = "…"
 WORD_WEIGHT = 0.5  # per rare word (rarity 1; a word said everywhere adds 0)
 KEY_FLOOR = 0.5  # a key token said everywhere still weighs this much of KEY_WEIGHT
 HEADER_BONUS = 1.0  # a bracketed line with a digit (session and date headers)
@@ -67,17 +87,8 @@ SELF_BONUS = 2.0  # in a chat, a line in the first person
 SCORED_SHARE = 2  # units estimated at more than this many budgets are prescored, that much scored
 SAMPLE_UNITS = 256
 MAX_DENSITY = 2  # a line is taken to hold at most this many times the span's characters per token
-PRESCORE_FACT_CAP = 8
-_FACT_BYTES = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_/.@\\:"
-_FOLD = bytes.maketrans(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ", b"0" * 10 + b"abcdefghijklmnopqrstuvwxyz")
-INDEX_SHARE = 0.25  # of the budget kept for the index of facts the selected lines do not quote …
-INDEX_SHARE_MAX = 0.5  # … up to this at ten times compression and more
-INDEX_LABEL = "[also mentioned]"
 _MAX_FILL_ROUNDS = 3
 _SLOW_TRIM_ROUNDS = 8
-
-_SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+")
-_CLAUSE_BREAK = re.compile(r"(?<=[,;])\s*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,50 +137,6 @@ def segments_of(messages: Sequence[Message]) -> list[Segment]:
                 out.append(Segment(f"tool result {name}".rstrip(), p.text))
             # THINKING (the model's own past reasoning) and OPAQUE parts are left out.
     return out
-
-
-def _middle_cut(unit: str) -> str:
-    if len(unit) <= MAX_UNIT:
-        return unit
-    half = (MAX_UNIT - 3) // 2
-    return f"{unit[:half].rstrip()} {GAP} {unit[-half:].lstrip()}"
-
-
-def _slices(text: str, breaks: re.Pattern[str], target: int) -> list[str]:
-    """``text`` cut at ``breaks`` into stripped pieces of at most ``target`` chars where possible."""
-    out: list[str] = []
-    start = prev = 0
-    for cut in [m.end() for m in breaks.finditer(text)] + [len(text)]:
-        if cut - start > target and prev > start:
-            out.append(text[start:prev].strip())
-            start = prev
-        prev = cut
-    out.append(text[start:].strip())
-    return [p for p in out if p]
-
-
-def _units(text: str, fields: set[str]) -> list[tuple[str, str | None]]:
-    """The units of a segment's text, each with ``None`` if it starts a line, else what joins it to
-    the unit before it in that line (``" "`` or ``""``, as in the text)."""
-    units: list[tuple[str, str | None]] = []
-    for raw in readable(text, fields).splitlines():
-        line = raw.strip()
-        if not line:
-            continue
-        if len(line) <= LONG_LINE:
-            units.append((line, None))
-            continue
-        pieces = [
-            _middle_cut(p)
-            for sentence in _slices(line, _SENTENCE_BREAK, 0)
-            for p in ([sentence] if len(sentence) <= LONG_LINE else _slices(sentence, _CLAUSE_BREAK, PIECE))
-        ]
-        pos = 0
-        for n, piece in enumerate(pieces):
-            at = line.find(piece.split(f" {GAP} ", 1)[0], pos)
-            units.append((piece, None if n == 0 else " " if at > 0 and line[at - 1].isspace() else ""))
-            pos = max(pos, at)
-    return units
 
 
 @dataclass(frozen=True, slots=True)
@@ -342,24 +309,6 @@ class _Selection:
 _Raw = tuple[int, str, float, int, str]  # (segment, text, bonus, place: +1 within a line, +2 across; glue)
 
 
-def _prescores(raw: Sequence[_Raw]) -> list[float]:
-    """A cheap guess at each unit's score: its fact-like characters (digits, capitals,
-    ``_/.@\\:``, at most ``PRESCORE_FACT_CAP``) stand in for key tokens, and a line whose digits
-    and case fold to one seen before counts ``REPEAT_FACTOR`` as much; bytes work in C, no regex."""
-    out = []
-    seen: set[bytes] = set()
-    for _, text, bonus, _, _ in raw:
-        data = text.encode()
-        facts = len(data) - len(data.translate(None, _FACT_BYTES))
-        score = (1 + (facts if facts < PRESCORE_FACT_CAP else PRESCORE_FACT_CAP)) / (1 + len(text) / LENGTH_NORM)
-        folded = data.translate(_FOLD)
-        if folded in seen:
-            score *= REPEAT_FACTOR
-        seen.add(folded)
-        out.append(score + bonus)
-    return out
-
-
 def _raw_units(segments: Sequence[Segment], fields: set[str]) -> list[_Raw]:
     """The span's distinct units in span order, with their position bonuses; the field names of
     its JSON go into ``fields``."""
@@ -369,7 +318,7 @@ def _raw_units(segments: Sequence[Segment], fields: set[str]) -> list[_Raw]:
     place = 0
     for s, seg in enumerate(segments):
         bonus = RECENT_BONUS * s / last + (USER_BONUS if seg.speaker == "user" else 0.0)
-        for n, (text, glue) in enumerate(_units(seg.text, fields)):
+        for n, (text, glue) in enumerate(cut_units(seg.text, fields)):
             place += 2 if glue is None else 1
             if text not in seen_text:
                 seen_text.add(text)
@@ -385,17 +334,10 @@ def _chars_per_token(raw: Sequence[_Raw], count: Callable[[str], int]) -> float:
 
 def _prefilter(raw: list[_Raw], chars: int, max_chars: float) -> list[_Raw]:
     """The units worth scoring: all of them if they hold (``chars``) at most ``max_chars``
-    characters, else the best by :func:`_prescores` up to that size, in span order."""
+    characters, else the best by :func:`prescore.prescores` up to that size, in span order."""
     if chars <= max_chars:
         return raw
-    keep: list[int] = []
-    kept = 0
-    for k in sorted(range(len(raw)), key=_prescores(raw).__getitem__, reverse=True):  # stable: ties in order
-        if kept >= max_chars:
-            break
-        keep.append(k)
-        kept += len(raw[k][1])
-    return [raw[k] for k in sorted(keep)]
+    return [raw[k] for k in best_within([r[1] for r in raw], [r[2] for r in raw], max_chars)]
 
 
 def _is_header(text: str) -> bool:
@@ -448,17 +390,6 @@ def _scored(raw: Sequence[_Raw], chat: bool) -> list[_Unit]:
     return units
 
 
-def index_share(compression: float) -> float:
-    """The share of the budget kept for the index, given the budget as a share of the span:
-    ``INDEX_SHARE`` down to a quarter of the span; growing to ``INDEX_SHARE_MAX`` at a tenth and
-    below, where few lines fit and exact values are worth more than more of them."""
-    if compression >= 0.25:
-        return INDEX_SHARE
-    if compression <= 0.1:
-        return INDEX_SHARE_MAX
-    return INDEX_SHARE_MAX - (compression - 0.1) / 0.15 * (INDEX_SHARE_MAX - INDEX_SHARE)
-
-
 def _index(
     units: Sequence[_Unit], chosen: Sequence[int], fields: set[str], room: int, count: Callable[[str], int]
 ) -> str:
@@ -479,38 +410,7 @@ def _index(
                 freq[key] = freq.get(key, 0) + 1
                 first.setdefault(key, i)
     missing = sorted((k for k in freq if k not in quoted), key=lambda k: (-freq[k], first[k], k))
-    return _index_line(missing, room, count)
-
-
-def _index_line(keys: Sequence[str], room: int, count: Callable[[str], int]) -> str:
-    """``[also mentioned]`` and the first of ``keys`` that fit in ``room`` tokens ("" if none fits)."""
-    lo, hi = 0, len(keys)  # the most keys whose line fits (counted, log2(n) times)
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if count(f"{INDEX_LABEL} " + " ".join(keys[:mid])) <= room:
-            lo = mid
-        else:
-            hi = mid - 1
-    return f"{INDEX_LABEL} " + " ".join(keys[:lo]) if lo else ""
-
-
-def missing_facts_index(source_text: str, summary: str, room_tokens: int, count: Callable[[str], int]) -> str:
-    """``[also mentioned] a b …``: the key tokens of ``source_text`` (ids, numbers, paths, names, as
-    the condenser's index has them) that ``summary`` does not contain, most frequent first (by the
-    lines holding them, then in order of appearance), as many as ``room_tokens`` hold; ``""`` when
-    none is missing or none fits. JSON field names are left out, as in the index. Used to mend a
-    summary (e.g. a summariser's) that dropped exact values."""
-    if room_tokens <= 0:
-        return ""
-    scan = KeyScanner()
-    fields: set[str] = set()
-    freq: dict[str, int] = {}
-    for line in readable(source_text, fields).splitlines():
-        for key in sorted(scan(line)):  # sorted: the order of first appearance is deterministic
-            freq[key] = freq.get(key, 0) + 1  # insertion order = first appearance
-    order = {k: i for i, k in enumerate(freq)}
-    missing = sorted((k for k in freq if k not in fields and k not in summary), key=lambda k: (-freq[k], order[k]))
-    return _index_line(missing, room_tokens, count)
+    return index_line(missing, room, count)
 
 
 def condense(segments: Sequence[Segment], budget_tokens: int, count: Callable[[str], int]) -> str:
