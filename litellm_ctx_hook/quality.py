@@ -48,6 +48,14 @@ _PREAMBLE = re.compile(
 _SIGN_OFF = re.compile(r"^\s*(let me know|i hope|feel free|if you (?:need|have|want))\b", re.IGNORECASE)
 _FENCE = re.compile(r"^\s*```[\w-]*\s*\n(.*?)\n\s*```\s*$", re.DOTALL)
 _FACTLIKE = re.compile(r"\d|/|_")
+_HEADING_LINE = re.compile(r"^\s*#{1,4}\s+\S")
+_EMPTY_SECTION = re.compile(  # "- No files or artifacts were read, created, or changed.", "None.", "N/A"
+    r"^\s*(?:[-*]\s*)?(?:(?:no|none of the)\s+(?:specific\s+|other\s+|new\s+)?"
+    r"(?:files?|artifacts?|documents?|errors?|fixes|issues|decisions|requests|changes|information|details|next steps?)"
+    r"(?:,?\s+(?:or|and)\s+\w+)*\s+(?:were|was|have been|has been)\s+"
+    r"(?:mentioned|made|read|created|changed|reported|found|given|discussed|provided)\b[^.]*|none|n/?a)\.?\s*$",
+    re.IGNORECASE,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,17 +69,27 @@ class Verdict:
 
 
 def clean(text: str) -> str:
-    """The summary without a wrapping code fence, a preamble line or a sign-off line."""
+    """The summary without a wrapping code fence, a preamble line, a sign-off line, lines that only
+    say a section is empty ("- No errors were mentioned.") and headings left with nothing under them."""
     text = text.strip()
     fenced = _FENCE.match(text)
     if fenced:
         text = fenced.group(1).strip()
-    lines = text.splitlines()
+    lines = [line for line in text.splitlines() if not _EMPTY_SECTION.match(line)]
     if len(lines) > 1 and _PREAMBLE.match(lines[0]):
         lines = lines[1:]
     while len(lines) > 1 and _SIGN_OFF.match(lines[-1]):
         lines.pop()
-    return "\n".join(lines).strip()
+    kept: list[str] = []
+    for line in lines:  # a heading followed by another heading (or nothing) has nothing under it
+        if kept and _HEADING_LINE.match(kept[-1]) and (_HEADING_LINE.match(line) or not line.strip()):
+            if _HEADING_LINE.match(line):
+                kept[-1] = line
+            continue
+        kept.append(line)
+    if kept and _HEADING_LINE.match(kept[-1]):
+        kept.pop()
+    return "\n".join(kept).strip()
 
 
 def fit(text: str, budget: int, count: Callable[[str], int]) -> str:

@@ -98,3 +98,16 @@ def test_fit_never_exceeds_its_budget_and_keeps_a_prefix(lines: list[str], budge
     out = fit(text, budget, lambda t: len(t.split()) + t.count("\n"))
     assert len(out.split()) + out.count("\n") <= budget
     assert text.startswith(out)
+
+
+def test_clean_drops_sections_that_only_say_they_are_empty() -> None:
+    raw = (
+        "## Goal\nUpgrade M20IZO.\n## Files and artifacts\n- No files or artifacts were read, created, or changed.\n"
+        "## Errors and fixes\n- No errors or fixes were mentioned.\n## Current state and next step\n- Charge $1,194.\n"
+        "## Notes\nNone."
+    )
+    assert clean(raw) == "## Goal\nUpgrade M20IZO.\n## Current state and next step\n- Charge $1,194."
+    assert clean("## Goal\n- No, the user declined the upgrade to business.") == (
+        "## Goal\n- No, the user declined the upgrade to business."
+    )
+    assert clean("## Decisions and facts\n- No refund was made.") == "## Decisions and facts\n- No refund was made."
