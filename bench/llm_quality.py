@@ -14,7 +14,8 @@ task) plus 10%, 25% or 50% of the rest by three methods:
   pinned recent turns would leave the summary next to no room, so the summary alone is compared);
 - ``llm``: the same shape with the model's summary, made as the engine makes it (structured prompt,
   pieces within the model's window, quality gate and mend; a rejected summary leaves the extractive
-  one, and is counted).
+  one, and is counted); ``llm_unmended`` is the same output without the ``[also mentioned]`` line
+  the gate appended, i.e. what the model wrote itself.
 
 Facts: BEAM rubric facts and REALTALK evidence turns by the content-word rule of
 ``bench.conversations``; tau-bench ids and numbers of tool results and Claude Code paths and
@@ -53,6 +54,7 @@ from litellm_ctx_hook.counting import TokenCounter
 from litellm_ctx_hook.edits import summary_text
 from litellm_ctx_hook.engine import ContextEngine
 from litellm_ctx_hook.extractive import condense, segments_of
+from litellm_ctx_hook.quality import MEND_LABEL
 from litellm_ctx_hook.settings import load_settings
 from litellm_ctx_hook.stats import EngineStats
 from litellm_ctx_hook.summarizer import LiteLLMSummarizer
@@ -260,6 +262,10 @@ class Methods:
         return condense(segments_of(span), room, self.bench.count_text)
 
 
+def _unmended(text: str) -> str:
+    return "\n".join(line for line in text.split("\n") if not line.startswith(MEND_LABEL))
+
+
 def _ending_with_user(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     last = max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=len(messages) - 1)
     return messages[: last + 1]
@@ -280,6 +286,9 @@ async def run_spans(spans: Sequence[Span], methods: Methods, with_llm: bool) -> 
                 started = time.perf_counter()
                 outs["llm"] = await methods.shape(span, budget, llm=True)
                 print(f"  {span.name} @ {fraction:.0%}: llm {time.perf_counter() - started:.0f}s", file=sys.stderr)
+            if "llm" in outs:  # the model's own text, before the gate appended the facts it missed
+                text, summary = outs["llm"]
+                outs["llm_unmended"] = (_unmended(text), _unmended(summary))
             t = totals.setdefault(span.dataset, {})
             for method, (text, summary) in outs.items():
                 m = t.setdefault(method, {})
