@@ -61,9 +61,16 @@ def cut_units(text: str, fields: set[str]) -> list[tuple[str, str | None]]:
             for sentence in _slices(line, _SENTENCE_BREAK, 0)
             for p in ([sentence] if len(sentence) <= LONG_LINE else _slices(sentence, _CLAUSE_BREAK, PIECE))
         ]
-        pos = 0
+        pos = 0  # where the previous piece ended in the line
         for n, piece in enumerate(pieces):
-            at = line.find(piece.split(f" {GAP} ", 1)[0], pos)
+            head, _, tail = piece.partition(f" {GAP} ")  # a middle-cut piece: its head, then its tail
+            at = line.find(head, pos)
+            if at < 0:  # not found (cannot happen: pieces are slices in order): a space, and go on
+                units.append((piece, None if n == 0 else " "))
+                continue
             units.append((piece, None if n == 0 else " " if at > 0 and line[at - 1].isspace() else ""))
-            pos = max(pos, at)
+            pos = at + len(head)
+            if tail:
+                end = line.find(tail, pos)
+                pos = end + len(tail) if end >= 0 else pos
     return units

@@ -592,3 +592,10 @@ def test_missing_facts_index_properties(src: str, summary: str, room: int) -> No
     out = missing_facts_index(src, summary, room, simple)
     assert out == "" or (out.startswith(INDEX_LABEL + " ") and simple(out) <= room)
     assert all(key in src and key not in summary for key in out[len(INDEX_LABEL) + 1 :].split(" ") if out)
+
+
+def test_pieces_of_a_line_are_joined_as_in_the_text() -> None:
+    for text in ("1,234.50 " + "x" * 300 + " . .", "a,b;" + "y" * 500 + ", z. " + "w" * 300 + "!Done."):
+        segments = [Segment("user", text)]
+        for budget in (20, 80, 10_000):
+            check_output(segments, condense(segments, budget, simple))
