@@ -54,10 +54,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from heapq import heapify, heappop, heappush
 
+from .chat import chat_prescores, is_header, speaks_of_self
 from .conversation import Message, PartKind
 from .cutting import GAP, cut_units
 from .fact_index import INDEX_LABEL, INDEX_SHARE, INDEX_SHARE_MAX, index_line, index_share, missing_facts_index
-from .prescore import best_within
+from .prescore import best_within, prescores
 from .rarity import mass, rarity_weights, words
 from .readable import readable
 from .salience import REPEAT_FACTOR, KeyScanner, LineSignals, fact_retention, shape, signals
@@ -332,26 +333,38 @@ def _chars_per_token(raw: Sequence[_Raw], count: Callable[[str], int]) -> float:
     return len(sample) / max(1, count(sample))
 
 
-def _prefilter(raw: list[_Raw], chars: int, max_chars: float) -> list[_Raw]:
-    """The units worth scoring: all of them if they hold (``chars``) at most ``max_chars``
-    characters, else the best by :func:`prescore.prescores` up to that size, in span order."""
+def _chat_bonus(text: str) -> float:
+    """What a chat adds to a unit's bonus: ``HEADER_BONUS`` for a header, else ``SELF_BONUS`` for
+    a line in the first person."""
+    return HEADER_BONUS if is_header(text) else SELF_BONUS if speaks_of_self(text) else 0.0
+
+
+def _prefilter(raw: list[_Raw], chars: int, max_chars: float, chat: _ChatWords | None) -> list[int]:
+    """The positions of the units worth scoring: all of them if they hold (``chars``) at most
+    ``max_chars`` characters, else the best up to that size (by :func:`prescore.prescores`, or in a
+    chat by :func:`chat.chat_prescores`), in span order."""
     if chars <= max_chars:
-        return raw
-    return [raw[k] for k in best_within([r[1] for r in raw], [r[2] for r in raw], max_chars)]
+        return list(range(len(raw)))
+    texts = [r[1] for r in raw]
+    if chat is None:
+        scores = prescores(texts, [r[2] for r in raw])
+    else:
+        bonuses = [r[2] + _chat_bonus(r[1]) for r in raw]
+        scores = chat_prescores(texts, bonuses, chat.words, chat.weights, WORD_WEIGHT)
+    return best_within(texts, scores, max_chars)
 
 
-def _is_header(text: str) -> bool:
-    """A bracketed line with a digit: a session or date header such as ``[Session 3 — 2024-01-05]``."""
-    return text[0] == "[" and text[-1] == "]" and any(c.isdigit() for c in text)
+@dataclass(frozen=True, slots=True)
+class _ChatWords:
+    """The words of each unit of a chat span, and their rarity over the span."""
 
+    words: list[frozenset[bytes]]
+    weights: dict[bytes, float]
 
-_SELF = tuple(f" {w} " for w in ("i", "i'm", "i’m", "i've", "i’ve", "i'd", "i’d", "im", "ive", "my", "me", "we", "our"))
-
-
-def _speaks_of_self(text: str) -> bool:
-    """Whether a line speaks in the first person (where a chat keeps its facts about the speakers)."""
-    padded = f" {text.lower()} "
-    return any(p in padded for p in _SELF)
+    @classmethod
+    def of(cls, raw: Sequence[_Raw]) -> _ChatWords:
+        found = [words(r[1]) for r in raw]
+        return cls(found, rarity_weights(found, len(found)))
 
 
 def is_chat(segments: Sequence[Segment]) -> bool:
@@ -359,30 +372,31 @@ def is_chat(segments: Sequence[Segment]) -> bool:
     return not any(seg.speaker.startswith("tool ") or seg.speaker == "tool" for seg in segments)
 
 
-def _scored(raw: Sequence[_Raw], chat: bool) -> list[_Unit]:
-    """The units with their signals and scores; in a ``chat`` span, weighed by rarity."""
+def _scored(raw: Sequence[_Raw], keep: Sequence[int], chat: _ChatWords | None) -> list[_Unit]:
+    """The units at the positions ``keep`` of ``raw`` with their signals and scores; in a ``chat``
+    span, weighed by the rarity of their words (over the span) and key tokens (over these units)."""
     units: list[_Unit] = []
     seen_shape: set[str] = set()
     scan = KeyScanner()
-    for s, text, bonus, place, glue in raw:
+    for k in keep:
+        s, text, bonus, place, glue = raw[k]
         found = signals(text, scan)
         factor = 1.0
+        found_words: frozenset[bytes] = frozenset()
         if found is not None:
             key = shape(text)
             factor = REPEAT_FACTOR if key in seen_shape else 1.0
             seen_shape.add(key)
-            if _is_header(text):
+            if chat is not None:
+                bonus += _chat_bonus(text)
+                found_words = chat.words[k]
+            elif is_header(text):
                 bonus += HEADER_BONUS
-            elif chat and _speaks_of_self(text):
-                bonus += SELF_BONUS
-        found_words = words(text) if chat and found is not None else frozenset()
         units.append(_Unit(s, text, found, factor, bonus, place, glue, found_words))
-    if chat:
-        live = [u for u in units if u.signals is not None]
-        key_weights = rarity_weights((u.signals.keys for u in live if u.signals is not None), len(live))
-        rarity = _Rarity(
-            {k: max(KEY_FLOOR, w) for k, w in key_weights.items()}, rarity_weights((u.words for u in live), len(live))
-        )
+    if chat is not None:
+        live = [u.signals.keys for u in units if u.signals is not None]
+        key_weights = {k: max(KEY_FLOOR, w) for k, w in rarity_weights(live, len(live)).items()}
+        rarity = _Rarity(key_weights, chat.weights)
         for unit in units:
             unit.rarity = rarity
     for unit in units:
@@ -430,7 +444,8 @@ def condense(segments: Sequence[Segment], budget_tokens: int, count: Callable[[s
     # budgets long surely do not all fit (estimated; exact for spans of up to SAMPLE_UNITS units).
     chars = sum(len(r[1]) for r in raw)
     chars_per_token = _chars_per_token(raw, count)
-    units = _scored(_prefilter(raw, chars, SCORED_SHARE * budget_tokens * chars_per_token), is_chat(segments))
+    chat = _ChatWords.of(raw) if is_chat(segments) else None
+    units = _scored(raw, _prefilter(raw, chars, SCORED_SHARE * budget_tokens * chars_per_token, chat), chat)
     sel = _Selection(units, segments, count, chars_per_token)
     if sum(len(u.text) for u in units) <= ALL_FIT_SHARE * budget_tokens * chars_per_token:
         sel.chosen = list(range(len(units)))

@@ -36,12 +36,12 @@ def prescores(texts: Sequence[str], bonuses: Sequence[float]) -> list[float]:
     return out
 
 
-def best_within(texts: Sequence[str], bonuses: Sequence[float], max_chars: float) -> list[int]:
-    """The positions of the best texts by :func:`prescores` (ties in order) until they hold
-    ``max_chars`` characters, in order."""
+def best_within(texts: Sequence[str], scores: Sequence[float], max_chars: float) -> list[int]:
+    """The positions of the best-scored ``texts`` (ties in order) until they hold ``max_chars``
+    characters, in order."""
     keep: list[int] = []
     kept = 0
-    for k in sorted(range(len(texts)), key=prescores(texts, bonuses).__getitem__, reverse=True):  # stable
+    for k in sorted(range(len(texts)), key=scores.__getitem__, reverse=True):  # stable: ties in order
         if kept >= max_chars:
             break
         keep.append(k)
