@@ -35,7 +35,7 @@ from .counting import OFF_LOOP_CHARS, RequestCount, TokenCounter
 from .edits import replace_spans, summary_text
 from .extractive import Segment, condense, segments_of
 from .plan import Regions, aggressive_span, light_span
-from .quality import clean, fit, mend_room, review
+from .quality import clean, fit, mend_room, review, without_cut_line
 from .risk import ContextRiskLevel
 from .settings import CondensationStrategyName, Settings
 from .stats import EngineStats
@@ -460,6 +460,7 @@ class Condenser:
                 self.stats.bump("summarizer_failures")
                 log.warning("summariser failed, using the extractive condenser: %s", exc)
                 return None
+            text = without_cut_line(text, ask, count)
             summary = text if n == len(pieces) - 1 else fit(clean(text), ask, count)
         assert summary is not None
         pace = (time.perf_counter() - started) / max(1, span_tokens)

@@ -32,6 +32,9 @@ INVENTED_LIMIT = 0.5  # reject when more than this share of a summary's ids and 
 INVENTED_MIN = 4  # … and at least this many are
 MEND_SHARE = 0.25  # of the budget, at most, for the appended index of missed facts
 MEND_LABEL = "[also mentioned]"
+CUT_SHARE = 0.9  # an answer this close to its max_tokens that ends mid-line was cut there
+_LINE_END = frozenset(".!?:;)]}\"'`*")
+_SENTENCE_END = re.compile(r"[.!?](?=\s)")
 
 _REFUSAL = re.compile(
     r"^\s*(I('m| am)? (sorry|unable|not able)|I can(no|')t|As an AI|I won't|I will not)",
@@ -90,6 +93,18 @@ def clean(text: str) -> str:
     if kept and _HEADING_LINE.match(kept[-1]):
         kept.pop()
     return "\n".join(kept).strip()
+
+
+def without_cut_line(text: str, asked: int, count: Callable[[str], int]) -> str:
+    """``text`` without the sentence the model was writing when it stopped at its ``max_tokens``
+    (``asked``): the last line up to its last full sentence, or without that line if it has none."""
+    lines = text.rstrip().split("\n")
+    last = lines[-1].rstrip()
+    if not last or last[-1] in _LINE_END or count(text) < CUT_SHARE * asked:
+        return text
+    ends = [m.end() for m in _SENTENCE_END.finditer(last)]
+    lines[-1] = last[: ends[-1]].rstrip() if ends else ""
+    return "\n".join(lines).rstrip()
 
 
 def fit(text: str, budget: int, count: Callable[[str], int]) -> str:

@@ -36,9 +36,9 @@ class SlowModel:
         self.requests.append(req)
         await asyncio.sleep(self.delay_s)
         words = [w.strip(".,") for w in req.transcript.split() if any(c.isdigit() or c in "/_" for c in w)]
-        facts = " ".join(dict.fromkeys(words))
+        facts = " ".join(list(dict.fromkeys(words))[: req.max_tokens // 4])
         earlier = f"{req.previous_summary}\n" if req.previous_summary else ""
-        return f"{earlier}## Decisions and facts\nThe model read {facts}"[: req.max_tokens * 3]
+        return f"{earlier}## Decisions and facts\nThe model read {facts}."
 
 
 def openai_chat(turns: int) -> list[dict[str, Any]]:

@@ -5,7 +5,16 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from litellm_ctx_hook.quality import MEND_LABEL, clean, fit, invented_share, missing_index, quality_score, review
+from litellm_ctx_hook.quality import (
+    MEND_LABEL,
+    clean,
+    fit,
+    invented_share,
+    missing_index,
+    quality_score,
+    review,
+    without_cut_line,
+)
 
 SPAN = "\n".join(
     [
@@ -111,3 +120,14 @@ def test_clean_drops_sections_that_only_say_they_are_empty() -> None:
         "## Goal\n- No, the user declined the upgrade to business."
     )
     assert clean("## Decisions and facts\n- No refund was made.") == "## Decisions and facts\n- No refund was made."
+
+
+def test_a_line_cut_by_max_tokens_is_dropped() -> None:
+    cut = "## Goal\nUpgrade M20IZO.\n- The user wants"
+    assert without_cut_line(cut, asked=8, count=words) == "## Goal\nUpgrade M20IZO."
+    assert without_cut_line(cut, asked=100, count=words) == cut  # far from max_tokens: the model stopped there
+    assert without_cut_line("## Goal\nUpgrade M20IZO.", asked=4, count=words) == "## Goal\nUpgrade M20IZO."
+    paragraph = "## Goal\nThe user upgraded M20IZO. They paid $1,194 with the card ending 7334. Then they asked"
+    assert without_cut_line(paragraph, asked=16, count=words) == (
+        "## Goal\nThe user upgraded M20IZO. They paid $1,194 with the card ending 7334."
+    )
