@@ -2,10 +2,8 @@
 
 The span is seen as :class:`Segment` s (who said what, :func:`segments_of`). :func:`condense`
 cuts every segment's :func:`readable` text (JSON as ``key=value`` lines, one per object; other
-text as it is) into *units*: its non-empty lines; a line longer than ``LONG_LINE`` characters
-is cut into sentences, and a sentence still that long (one-line JSON, minified code) into runs of
-comma/semicolon-separated clauses of about ``PIECE`` characters; a unit longer than ``MAX_UNIT``
-characters keeps its head and tail around `` … ``. Every unit is a stripped slice of its segment's
+text as it is) into *units* (:mod:`cutting`): its non-empty lines, long lines cut into sentences
+or clauses, very long units cut in the middle; every unit is a stripped slice of its segment's
 readable text (or the middle cut of one).
 
 Each unit is scored with :func:`salience.line_score`; a unit whose :func:`salience.shape` was
@@ -20,12 +18,15 @@ every line carries the speakers' names and greetings: each key token counts by i
 :mod:`rarity` in the span (at least ``KEY_FLOOR``), each rare word (lower-cased, no stop-word)
 adds ``WORD_WEIGHT`` times its rarity, both counting less once a selected unit holds them, and a
 line in the first person gets ``SELF_BONUS`` (what the speakers say of themselves is what later
-turns ask about). Spans with tool traffic are scored as before: there the key tokens carry the
-facts and rarity measured no gain.
+turns ask about; :mod:`chat`). Spans with tool traffic are scored without rarity: there the key
+tokens carry the facts, and rarity measured no gain.
+
 A span estimated at more than ``SCORED_SHARE`` budgets (characters per token measured on a
-sample) is first ranked by a cheap byte-level prescore (fact-like characters per length, repeats
-halved), and only the best ``SCORED_SHARE`` budgets of it are scored: at a 20× compression the
-full scoring of every line cost four times the tokenizer's time and kept no more facts.
+sample) is first ranked by a cheap prescore, and only the best ``SCORED_SHARE`` budgets of it
+are scored: at a 20× compression the full scoring of every line cost four times the tokenizer's
+time and kept no more facts. The prescore of a span with tool traffic counts fact-like bytes
+(:mod:`prescore`); that of a chat, the rarity of its words and the chat cues
+(:func:`chat.chat_prescores`).
 
 Selection is greedy by score, within three quarters of the budget (``INDEX_SHARE``; half of it
 when the budget is a tenth of the span or less, :func:`index_share`). Every unit
