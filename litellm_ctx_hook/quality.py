@@ -25,13 +25,14 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from .fact_index import INDEX_LABEL, missing_facts_index
 from .salience import fact_retention, key_tokens
 
 RAW_RETENTION_FLOOR = 0.1  # a text without headings must keep this share of the key tokens by itself
 INVENTED_LIMIT = 0.5  # reject when more than this share of a summary's ids and numbers are not in the span
 INVENTED_MIN = 4  # … and at least this many are
 MEND_SHARE = 0.25  # of the budget, at most, for the appended index of missed facts
-MEND_LABEL = "[also mentioned]"
+MEND_LABEL = INDEX_LABEL
 CUT_SHARE = 0.9  # an answer this close to its max_tokens that ends mid-line was cut there
 _LINE_END = frozenset(".!?:;)]}\"'`*")
 _SENTENCE_END = re.compile(r"[.!?](?=\s)")
@@ -141,24 +142,6 @@ def invented_share(source: str, summary: str) -> tuple[int, float]:
     return invented, invented / len(facts)
 
 
-def missing_index(source: str, summary: str, room: int, count: Callable[[str], int]) -> tuple[str, int]:
-    """``[also mentioned] a b …``: the key tokens of ``source`` not in ``summary``, most frequent
-    first (then in order of appearance), as many as ``room`` tokens hold; and how many."""
-    freq: dict[str, int] = {}
-    for line in source.splitlines():
-        for key in key_tokens(line):
-            freq[key] = freq.get(key, 0) + 1
-    missing = [k for k in sorted(freq, key=lambda k: -freq[k]) if k not in summary]
-    lo, hi = 0, len(missing)
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if count(f"{MEND_LABEL} " + " ".join(missing[:mid])) <= room:
-            lo = mid
-        else:
-            hi = mid - 1
-    return (f"{MEND_LABEL} " + " ".join(missing[:lo]), lo) if lo else ("", 0)
-
-
 def quality_score(span_text: str, summary: str, span_tokens: int, summary_tokens: int) -> float:
     """0 for an empty or refused summary or one not shorter than its span; else 0.5 + retention."""
     if not summary.strip() or _REFUSAL.match(summary):
@@ -193,8 +176,9 @@ def review(
     text = fit(text, budget - room, count)  # the summariser is asked for budget - room (mend_room)
     mended = 0
     if room:
-        index, mended = missing_index(span_text, text, budget - count(text) - 1, count)
+        index = missing_facts_index(span_text, text, budget - count(text) - 1, count)
         if index:
+            mended = len(index.split()) - len(MEND_LABEL.split())
             text = f"{text}\n{index}"
     score = quality_score(span_text, text, span_tokens, count(text))
     if score == 0.0:

@@ -10,7 +10,6 @@ from litellm_ctx_hook.quality import (
     clean,
     fit,
     invented_share,
-    missing_index,
     quality_score,
     review,
     without_cut_line,
@@ -90,14 +89,6 @@ def test_a_summary_not_shorter_than_its_span_fails() -> None:
     assert quality_score("a b", "a b c d", 2, 4) == 0.0
     verdict = review("HAT136 x", "## Goal\nHAT136 x y z w", span_tokens=2, budget=50, threshold=0.5, count=words)
     assert verdict.text is None and verdict.reason == "not shorter"
-
-
-def test_missing_index_lists_most_frequent_first_within_room() -> None:
-    source = "HAT136\nHAT136 and JFK\nHAT136 4WQ150\n4WQ150"
-    assert missing_index(source, "nothing", room=4, count=words) == (f"{MEND_LABEL} HAT136 4WQ150", 2)
-    assert missing_index(source, "nothing", room=3, count=words) == (f"{MEND_LABEL} HAT136", 1)
-    assert missing_index(source, "HAT136", room=9, count=words) == (f"{MEND_LABEL} 4WQ150 JFK", 2)
-    assert missing_index(source, source, room=50, count=words) == ("", 0)
 
 
 @settings(max_examples=60, deadline=None)
