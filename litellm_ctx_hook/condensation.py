@@ -112,6 +112,12 @@ class Condenser:
         self._background: dict[str, asyncio.Task[SummaryEntry | None]] = {}  # model summaries under way
         self._pace: dict[str, float] = {}  # per summariser model: recent seconds per span token (EWMA)
 
+    def clear(self) -> None:
+        """Forget the summaries, digests and model pace kept in process (background work goes on)."""
+        self._local.clear()
+        self._atom_digests.clear()
+        self._pace.clear()
+
     # -- digests -------------------------------------------------------------------------------
     def _atom_payloads(self, conv: Conversation, atoms: Sequence[Atom]) -> list[bytes]:
         """A content digest per atom (cached per message content within the process)."""

@@ -82,10 +82,13 @@ class ContextEngine:
         self._turns = TurnMemo(settings.context_cache_size, float(settings.context_analysis_cache_ttl))
 
     def clear_caches(self) -> None:
-        """Forget every in-process count, analysis and statistic."""
+        """Forget every in-process count, analysis, summary and statistic (Redis is left alone)."""
         self.counter.clear()
         self.analyzer.clear()
         self._turns.clear()
+        self.condenser.clear()
+        if self.cache is not None:
+            self.cache.clear_local()
         self.stats.reset()
 
     @property

@@ -144,3 +144,16 @@ async def test_redis_faults_never_fail_a_request(redis_server_factory: Any) -> N
     await asyncio.sleep(0)
     assert cache.stats()["breaker_opens"] >= 1
     await cache.aclose()
+
+
+async def test_clear_caches_forgets_the_summaries_kept_in_process() -> None:
+    for cache in (None, SummaryCache(settings())):
+        eng = ContextEngine(settings(context_speculative_condensation=False), cache=cache)
+        body = {"messages": chat(120)}
+        first = await eng.manage(body, Format.OPENAI, "gpt-4o", limit=LIMIT)
+        again = await eng.manage({"messages": chat(120)}, Format.OPENAI, "gpt-4o", limit=LIMIT)
+        assert (first.cache, again.cache) == ("miss", "hit")
+        eng.clear_caches()
+        fresh = await eng.manage({"messages": chat(120)}, Format.OPENAI, "gpt-4o", limit=LIMIT)
+        assert fresh.cache == "miss"  # made again: nothing of the first result was kept
+        assert fresh.body == first.body
