@@ -21,7 +21,10 @@ then moved (atomically) into the cache. Beside the file a stamp records its size
 time once verified; later runs trust a file whose size and mtime still match the stamp, without
 hashing 1 GB again (``check`` always re-hashes).
 
-On the 2-core development machine: about 57 prompt tokens/s and 9 generated tokens/s, 1.9 GB of RAM.
+On the 2-core development machine: about 57 prompt tokens/s and 9-12 generated tokens/s, 1.9 GB of
+RAM. With both cores, generation collapses (below 1.5 tokens/s) while another process keeps a core
+busy: run model jobs under ``flock /tmp/ctx-heavy.lock``, or set ``CTX_LOCAL_MODEL_THREADS=1``
+(about 35 prompt and 6 generated tokens/s, and much less sensitive to a busy core).
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ MODEL_SHA256 = "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046
 ALIAS = "qwen2.5-coder-1.5b-instruct"
 DEFAULT_CTX = 8192
 DIR_ENV = "CTX_LOCAL_MODEL_DIR"
+THREADS_ENV = "CTX_LOCAL_MODEL_THREADS"  # llama.cpp threads (default: every core)
 START_TIMEOUT_S = 180.0
 STOP_GRACE_S = 10.0
 CHUNK = 1 << 20
@@ -279,7 +283,7 @@ def serve(
     ``/v1/models`` answer. Stops it with SIGTERM, then SIGKILL after 10 s."""
     path = path or fetch()
     port = port or _free_port()
-    threads = threads or os.cpu_count() or 2
+    threads = threads or int(os.environ.get(THREADS_ENV) or 0) or os.cpu_count() or 2
     log = tempfile.NamedTemporaryFile(prefix="ctx-llama-", suffix=".log", delete=False)  # noqa: SIM115
     log_path = Path(log.name)
     cmd = [sys.executable, "-m", "bench.local_model", "_run", str(path), alias, str(port), str(ctx), str(threads)]
