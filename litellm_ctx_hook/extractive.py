@@ -156,8 +156,8 @@ class _Unit:
     signals: LineSignals | None  # None: boilerplate, scores 0
     factor: float  # REPEAT_FACTOR for a repeated shape, else 1
     bonus: float
-    place: int  # the next piece of the same line has place + 1
-    glue: str  # what joins it to the piece before it in its line
+    at: int  # its position among the span's distinct units
+    glue: str | None  # what joins it to the unit before it in its line (None: it starts a line)
     words: frozenset[bytes] = frozenset()
     rarity: _Rarity | None = None
     score: float = 0.0
@@ -232,7 +232,7 @@ class _Selection:
         prev: int | None = None
         for k in self.chosen:
             unit = self.units[k]
-            if prev == k - 1 and unit.place == self.units[prev].place + 1:  # the rest of the same line
+            if prev == k - 1 and unit.glue is not None and unit.at == self.units[prev].at + 1:  # same line
                 lines[-1] += unit.glue + unit.text
                 prev = k
                 continue
@@ -308,7 +308,7 @@ class _Selection:
                 break
 
 
-_Raw = tuple[int, str, float, int, str]  # (segment, text, bonus, place: +1 within a line, +2 across; glue)
+_Raw = tuple[int, str, float, str | None]  # (segment, text, bonus, glue to the unit before it in its line)
 
 
 def _raw_units(segments: Sequence[Segment], fields: set[str]) -> list[_Raw]:
@@ -317,14 +317,16 @@ def _raw_units(segments: Sequence[Segment], fields: set[str]) -> list[_Raw]:
     last = max(1, len(segments) - 1)
     raw: list[_Raw] = []
     seen_text: set[str] = set()
-    place = 0
     for s, seg in enumerate(segments):
         bonus = RECENT_BONUS * s / last + (USER_BONUS if seg.speaker == "user" else 0.0)
+        dropped = False  # the unit before was a duplicate: the next one cannot join it
         for n, (text, glue) in enumerate(cut_units(seg.text, fields)):
-            place += 2 if glue is None else 1
-            if text not in seen_text:
-                seen_text.add(text)
-                raw.append((s, text, bonus + (FIRST_BONUS if n == 0 else 0.0), place, glue or ""))
+            if text in seen_text:
+                dropped = True
+                continue
+            seen_text.add(text)
+            raw.append((s, text, bonus + (FIRST_BONUS if n == 0 else 0.0), None if dropped else glue))
+            dropped = False
     return raw
 
 
@@ -380,7 +382,7 @@ def _scored(raw: Sequence[_Raw], keep: Sequence[int], chat: _ChatWords | None) -
     seen_shape: set[str] = set()
     scan = KeyScanner()
     for k in keep:
-        s, text, bonus, place, glue = raw[k]
+        s, text, bonus, glue = raw[k]
         found = signals(text, scan)
         factor = 1.0
         found_words: frozenset[bytes] = frozenset()
@@ -393,7 +395,7 @@ def _scored(raw: Sequence[_Raw], keep: Sequence[int], chat: _ChatWords | None) -
                 found_words = chat.words[k]
             elif is_header(text):
                 bonus += HEADER_BONUS
-        units.append(_Unit(s, text, found, factor, bonus, place, glue, found_words))
+        units.append(_Unit(s, text, found, factor, bonus, k, glue, found_words))
     if chat is not None:
         live = [u.signals.keys for u in units if u.signals is not None]
         key_weights = {k: max(KEY_FLOOR, w) for k, w in rarity_weights(live, len(live)).items()}
