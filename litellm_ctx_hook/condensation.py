@@ -62,6 +62,7 @@ EXTRACTIVE_RESERVE_SHARE = 0.25  # … or this share of the budget when that is 
 WINDOW_SHARE = 0.8  # of the summariser's own window used per call (its tokenizer is not ours)
 MIN_PIECE_TOKENS = 256  # a summariser whose window leaves less than this per piece is not used
 PACE_WEIGHT = 0.3  # of the newest summary in a model's remembered pace
+MODEL_MIN_SPAN_TOKENS = 1000  # smaller spans are condensed extractively: a model call is not worth it
 
 
 @dataclass(frozen=True)
@@ -245,7 +246,7 @@ class Condenser:
                 how = "hit"
             else:
                 all_hits = False
-                made = await self._make(req, run, hit, end_atom, digests[end_atom], budget, summarizer)
+                made = await self._make(req, run, hit, end_atom, digests[: end_atom + 1], budget, summarizer)
                 if made is None:
                     self.stats.bump("condensation_failures")
                     continue
@@ -268,18 +269,28 @@ class Condenser:
         run: Sequence[Atom],
         hit: tuple[int, SummaryEntry] | None,
         end_atom: int,
-        digest: str,
+        digests: Sequence[str],
         budget: int,
         summarizer: Summarizer | None,
     ) -> tuple[SummaryEntry, str] | None:
-        """A new summary of ``run[0..end_atom]``, extending the cached prefix when there is one,
-        and how it was had: ``computed``, ``waited`` (another caller made it) or ``hit``."""
+        """A new summary of ``run[0..end_atom]`` (``digests``: the chain up to it), extending the
+        cached prefix when there is one, and how it was had: ``computed``, ``waited`` (another
+        caller made it) or ``hit``."""
         messages = req.conversation.messages
         start_atom = hit[0] + 1 if hit is not None else 0
         previous = hit[1].summary if hit is not None else None
-        job = _Job(req.scope, digest, list(messages[run[start_atom].start : run[end_atom].end]), previous, end_atom + 1)
-        if self._uses_model(summarizer):
+        span = list(messages[run[start_atom].start : run[end_atom].end])
+        digest = digests[end_atom]
+        job = _Job(req.scope, digest, span, previous, end_atom + 1)
+        new_tokens = sum(req.count.messages[run[start_atom].start : run[end_atom].end])
+        if self._uses_model(summarizer) and new_tokens >= MODEL_MIN_SPAN_TOKENS:
             assert summarizer is not None
+            if any(self._pending(f"{req.scope}:{d}") for d in digests[:end_atom]):
+                # The model is summarising a shorter prefix of this run: its summary, extended once
+                # it lands, serves the next turns; a second call for this longer span would not.
+                self.stats.bump("fallbacks")
+                made = await self._extractive_entry(req, job, budget, provisional=True)
+                return (made, "computed") if made is not None else None
             entry = await self._model_summary(req, job, budget, summarizer)
             if entry is not None:
                 return entry, "computed"

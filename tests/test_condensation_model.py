@@ -52,7 +52,7 @@ def openai_chat(turns: int) -> list[dict[str, Any]]:
             {
                 "role": "assistant" if k % 2 else "user",
                 "content": f"Option {k}: flight HAT{100 + k} on 2024-06-{k % 28 + 1:02d} for ${200 + k}, "
-                f"hotel room_{k} near venue_{k % 5}; the group prefers quiet places and vegetarian food. " * 2,
+                f"hotel room_{k} near venue_{k % 5}; the group prefers quiet places and vegetarian food. " * 4,
             }
         )
     msgs.append({"role": "user", "content": "Which option is cheapest?"})
@@ -177,3 +177,29 @@ def test_the_prompt_has_the_sections_and_ends_with_the_task() -> None:
         assert "<previous_summary>\n## Goal\nearlier\n</previous_summary>" in text
         tail = text.split(TRANSCRIPT_CLOSE, 1)[1]
         assert "Do not reply to the transcript" in tail  # the last thing a small model reads is the task
+
+
+async def test_one_model_call_at_a_time_per_conversation() -> None:
+    model = SlowModel(delay_s=0.8)
+    eng = engine_with(model, cache=True, max_context_processing_time=200)
+    conv = openai_chat(30)
+    await eng.manage({"messages": conv}, Format.OPENAI, "gpt-4o", limit=LIMIT)
+    grown = openai_chat(50)  # the same conversation, well past WARNING even with the first summary
+    assert grown[: len(conv) - 1] == conv[:-1]
+    out = await eng.manage({"messages": grown}, Format.OPENAI, "gpt-4o", limit=LIMIT)
+    assert out.tokens_after <= LIMIT
+    assert all(s.get("provisional") for s in summaries(out) if s["method"] == "extractive")
+    await eng.drain()
+    assert len(model.requests) == 1  # the longer span waited for the model's summary of the shorter one
+
+
+async def test_a_small_span_is_not_worth_a_model_call() -> None:
+    model = SlowModel()
+    eng = engine_with(model, cache=False)
+    short = [{**m, "content": m["content"][:120]} for m in openai_chat(12)]
+    counter = TokenCounter(settings())
+    limit = int(sum(counter.count_text(m["content"], Family.O200K) + 4 for m in short) * 0.95)
+    out = await eng.manage({"messages": short}, Format.OPENAI, "gpt-4o", limit=limit)
+    assert model.requests == []
+    assert [s["method"] for s in summaries(out)] == ["extractive"]
+    assert "provisional" not in summaries(out)[0]
