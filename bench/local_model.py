@@ -239,6 +239,7 @@ class LocalServer:
     n_ctx: int  # its context window (tokens): a LiteLLM model_info.max_input_tokens
     process: subprocess.Popen[bytes]
     log_path: Path
+    threads: int = 0  # llama.cpp threads
 
     @property
     def api_base(self) -> str:
@@ -297,7 +298,7 @@ def serve(
         cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
     )
     log.close()
-    server = LocalServer(f"http://127.0.0.1:{port}", alias, ctx, process, log_path)
+    server = LocalServer(f"http://127.0.0.1:{port}", alias, ctx, process, log_path, threads)
     try:
         _wait_ready(server, timeout_s)
         yield server

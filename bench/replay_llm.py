@@ -73,6 +73,7 @@ class CountingSummarizer:
         self.calls = 0
         self.failures = 0
         self.seconds: list[float] = []
+        self.reply_chars: list[int] = []
 
     def __getattr__(self, name: str) -> Any:  # context_window() and anything else the engine asks
         return getattr(self.inner, name)
@@ -81,7 +82,9 @@ class CountingSummarizer:
         self.calls += 1
         started = time.perf_counter()
         try:
-            return str(await self.inner.summarize(req, timeout))
+            text = str(await self.inner.summarize(req, timeout))
+            self.reply_chars.append(len(text))
+            return text
         except Exception:
             self.failures += 1
             raise
@@ -219,7 +222,9 @@ async def replay(
     drain_s = time.perf_counter() - drain_started
     if cache is not None:
         await cache.aclose()
-    return report(sample, turns, summarizer, window, settings, think_s, every, redis_url, drain_s, started)
+    result = report(sample, turns, summarizer, window, settings, think_s, every, redis_url, drain_s, started)
+    result["summarizer"] = f"{server.alias} (llama.cpp, Q4_K_M, n_ctx {server.n_ctx}, {server.threads} threads)"
+    return result
 
 
 def report(
@@ -278,6 +283,7 @@ def report(
             if summarizer.seconds
             else None
         ),
+        "summarizer_reply_chars": summarizer.reply_chars,
         "broken_requests": sum(1 for t in turns if t.broken),
         "broken_examples": [f"turn {t.index + 1}: {'; '.join(t.broken)}" for t in turns if t.broken][:5],
         "latency_s_p50_max": [round(statistics.median(latencies), 3), round(max(latencies), 3)] if turns else None,
