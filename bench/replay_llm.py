@@ -85,7 +85,7 @@ class CountingSummarizer:
             text = str(await self.inner.summarize(req, timeout))
             self.reply_chars.append(len(text))
             return text
-        except Exception:
+        except BaseException:  # errors, and the engine's timeout cancelling the call
             self.failures += 1
             raise
         finally:
