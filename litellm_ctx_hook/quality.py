@@ -4,7 +4,9 @@ what can be mended, reject the rest (the engine then falls back to the extractiv
 :func:`review` takes the model's text through these steps:
 
 1. *clean*: a wrapping code fence, a preamble line before the first heading ("Here is the
-   summary:") and a sign-off line ("Let me know if …") are removed;
+   summary:"), a sign-off line ("Let me know if …"), lines that only say a section is empty and
+   headings left with nothing under them are removed (:func:`without_cut_line`, applied by the
+   caller to each answer, drops the sentence a model was writing when its ``max_tokens`` ran out);
 2. *reject* an empty text, a refusal ("I'm sorry, I can't …"), or a *reply*: a text that uses
    none of the requested headings and keeps less than ``RAW_RETENTION_FLOOR`` of the span's key
    tokens on its own (it answered or obeyed the transcript instead of summarising it); and a text
