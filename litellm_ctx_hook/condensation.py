@@ -63,6 +63,8 @@ WINDOW_SHARE = 0.8  # of the summariser's own window used per call (its tokenize
 MIN_PIECE_TOKENS = 256  # a summariser whose window leaves less than this per piece is not used
 PACE_WEIGHT = 0.3  # of the newest summary in a model's remembered pace
 MODEL_MIN_SPAN_TOKENS = 1000  # smaller spans are condensed extractively: a model call is not worth it
+EXTENDED = "+extractive"  # a model's summary extended by the extractive condenser: "summarizer:x+extractive"
+MODEL_KEEP_ROOM = 0.25  # a model's summary is extended as it is while this share of the budget is left
 
 
 @dataclass(frozen=True)
@@ -281,7 +283,7 @@ class Condenser:
         previous = hit[1].summary if hit is not None else None
         span = list(messages[run[start_atom].start : run[end_atom].end])
         digest = digests[end_atom]
-        job = _Job(req.scope, digest, span, previous, end_atom + 1)
+        job = _Job(req.scope, digest, span, previous, end_atom + 1, hit[1].model if hit is not None else None)
         new_tokens = sum(req.count.messages[run[start_atom].start : run[end_atom].end])
         if self._uses_model(summarizer) and new_tokens >= MODEL_MIN_SPAN_TOKENS:
             assert summarizer is not None
@@ -334,16 +336,35 @@ class Condenser:
     async def _extractive_entry(
         self, req: Request, job: _Job, budget: int, *, provisional: bool
     ) -> SummaryEntry | None:
+        """The extractive condenser's summary of the job's span, extending ``job.previous``: a
+        model's summary is kept as it is, with the condensed new turns after it, while it leaves
+        them ``MODEL_KEEP_ROOM`` of the budget (its prefix stays byte-identical, and what the model
+        wrote is not cut into lines); an extractive one is condensed again with them."""
         family = req.count.family
+
+        def count(text: str) -> int:
+            return self.counter.count_text(text, family)
+
+        previous, how = job.previous, "extractive"
+        if previous and job.previous_method and job.previous_method.startswith("summarizer:"):
+            room = budget - count(previous) - 1
+            if room >= MODEL_KEEP_ROOM * budget:
+                added = await self._condense(segments_of(job.span), room, count)
+                text = f"{previous}\n{added}" if added.strip() else previous
+                if count(text) <= budget:
+                    how = job.previous_method.removesuffix(EXTENDED) + EXTENDED
+                    return self._entry(req, job, text, how, provisional=provisional)
         segments = segments_of(job.span)
-        if job.previous:
-            segments = [Segment("summary of earlier turns", job.previous), *segments]
-        count = self.counter.count_text
+        if previous:
+            segments = [Segment("summary of earlier turns", previous), *segments]
+        text = await self._condense(segments, budget, count)
+        return self._entry(req, job, text, how, provisional=provisional) if text.strip() else None
+
+    @staticmethod
+    async def _condense(segments: Sequence[Segment], budget: int, count: Callable[[str], int]) -> str:
         if sum(len(seg.text) for seg in segments) > OFF_LOOP_CHARS:  # keep the event loop free
-            text = await asyncio.to_thread(condense, segments, budget, lambda t: count(t, family))
-        else:
-            text = condense(segments, budget, lambda t: count(t, family))
-        return self._entry(req, job, text, "extractive", provisional=provisional) if text.strip() else None
+            return await asyncio.to_thread(condense, segments, budget, count)
+        return condense(segments, budget, count)
 
     async def _store_unless_final(self, scope: str, digest: str, entry: SummaryEntry) -> None:
         """Store a fallback summary, unless the model's own summary landed in the meantime."""
@@ -551,6 +572,7 @@ class _Job:
     span: list[Message]
     previous: str | None
     atoms_covered: int
+    previous_method: str | None = None  # how ``previous`` was made (SummaryEntry.model)
 
     @property
     def key(self) -> str:

@@ -203,3 +203,21 @@ async def test_a_small_span_is_not_worth_a_model_call() -> None:
     assert model.requests == []
     assert [s["method"] for s in summaries(out)] == ["extractive"]
     assert "provisional" not in summaries(out)[0]
+
+
+async def test_a_model_summary_is_extended_as_it_is_while_the_model_is_busy() -> None:
+    model = SlowModel(delay_s=0.0)
+    eng = engine_with(model, cache=True, max_context_processing_time=1500)
+    conv = openai_chat(30)
+    first = await eng.manage({"messages": conv}, Format.OPENAI, "gpt-4o", limit=LIMIT)
+    assert [s["method"] for s in summaries(first)] == ["summarizer:slow"]
+    written = first.body["messages"][summaries(first)[0]["index"]]["content"]
+    model_text = written.split("\n\n", 1)[1].rsplit("\n</conversation_summary>", 1)[0]
+    model.delay_s = 2.5  # the next summary will not be ready in time
+    out = await eng.manage({"messages": openai_chat(50)}, Format.OPENAI, "gpt-4o", limit=LIMIT)
+    assert out.tokens_after <= LIMIT
+    found = summaries(out)
+    assert [(s["method"], s.get("provisional")) for s in found] == [("summarizer:slow+extractive", True)]
+    extended = out.body["messages"][found[0]["index"]]["content"]
+    assert model_text.splitlines()[0] in extended  # what the model wrote is kept as it is, new turns after it
+    await eng.drain()
