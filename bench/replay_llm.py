@@ -16,7 +16,9 @@ summary the model makes in the background can land before later turns.
 
 Reported: managed turns (at or above WARNING, or changed); of the managed turns after the first,
 the share served with the model's summary (every summary of the request made by
-``summarizer:...``, fresh or from the cache) against the extractive condenser's; summariser calls
+``summarizer:...``, fresh or from the cache; ``summarizer:...+extractive``, the model's summary
+extended by the extractive condenser while the model is busy, counts as mixed) against the
+extractive condenser's; summariser calls
 (counted by a wrapper around the summariser) against the growth bound (one per
 (WARNING − target) × window of growth after the first condensation, plus one, as in
 :mod:`bench.replay`); broken requests (tool pairs broken or over the window: 0 expected); per-turn
@@ -243,13 +245,14 @@ def report(
     after_first = managed[1:]
     kinds: Counter[str] = Counter()
     for t in after_first:
+        pure = [m.startswith("summarizer:") and "+extractive" not in m for m in t.methods]
         if not t.methods:
             kinds["no summary (cleared or truncated)"] += 1
-        elif all(m.startswith("summarizer:") for m in t.methods):
+        elif all(pure):
             kinds["llm summary"] += 1
         elif all(m.startswith("extractive") for m in t.methods):
             kinds["extractive"] += 1
-        else:
+        else:  # some spans the model's, some extractive, or the model's extended extractively (+extractive)
             kinds["mixed"] += 1
     methods = Counter(m for t in managed for m in t.methods)
     first_summary = next((i for i, t in enumerate(turns) if t.methods), None)
