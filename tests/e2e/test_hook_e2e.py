@@ -18,7 +18,7 @@ from typing import Any
 import anthropic
 import openai
 import pytest
-from e2e.proxy import ProxyProcess, model_entry, start_proxy, upstream_config
+from e2e.proxy import DEFAULT_MODELS, ProxyProcess, model_entry, start_proxy, upstream_config
 
 from bench import evaldata
 from litellm_ctx_hook.adapters import adapter_for
@@ -55,8 +55,12 @@ class Env:
 def config(upstream: str) -> dict[str, Any]:
     return upstream_config(
         upstream,
+        models={alias: model for alias, model in DEFAULT_MODELS.items() if alias != "summarizer"},
         callbacks=["litellm_ctx_hook.proxy_handler_instance", "prometheus"],
         extra_models=[
+            # The summariser's own window, stated: "small" below is the same model with a smaller
+            # max_input_tokens, and LiteLLM lets that override leak into its model table (DESIGN §2).
+            model_entry("summarizer", "openai/gpt-4o-mini", upstream, model_info={"max_input_tokens": 128_000}),
             model_entry("small", "openai/gpt-4o-mini", upstream, model_info={"max_input_tokens": SMALL_WINDOW}),
             model_entry(
                 "claude-small",
