@@ -261,7 +261,7 @@ class Methods:
             assert self.condenser is not None and self.summarizer is not None
             started = time.perf_counter()
             calls = self.condenser.stats.summarizer_calls
-            text = await self.condenser.model_summary(span, room, self.summarizer, Family.O200K)
+            text = await self.condenser.writer.write(span, room, self.summarizer, Family.O200K)
             self.llm_seconds += time.perf_counter() - started
             self.llm_calls += self.condenser.stats.summarizer_calls - calls
             if text is not None:

@@ -35,33 +35,23 @@ from .counting import OFF_LOOP_CHARS, RequestCount, TokenCounter
 from .edits import replace_spans, summary_text
 from .extractive import Segment, condense, segments_of
 from .plan import Regions, aggressive_span, light_span
-from .quality import clean, fit, mend_room, review, without_cut_line
 from .risk import ContextRiskLevel
 from .settings import CondensationStrategyName, Settings
 from .stats import EngineStats
 from .summarizer import (
     PROMPT_VERSION,
     Summarizer,
-    SummarizerError,
-    SummaryRequest,
-    prompt_overhead,
-    summarizer_window,
 )
-from .tokenizers import Family
+from .summary_writer import SUMMARY_MIN_TOKENS, ModelWriter
 
 if TYPE_CHECKING:
     from .cache.store import SummaryCache
 
 log = logging.getLogger(__name__)
 
-SUMMARY_MIN_TOKENS = 100
-SUMMARY_MAX_TOKENS = 4000  # what a summariser model is asked to write at most
 FRAME_MARGIN_TOKENS = 2  # the summary joined to its wrapper may tokenise a little differently
 EXTRACTIVE_RESERVE_S = 1.0  # of a request's time budget, kept for the extractive fallback …
 EXTRACTIVE_RESERVE_SHARE = 0.25  # … or this share of the budget when that is less
-WINDOW_SHARE = 0.8  # of the summariser's own window used per call (its tokenizer is not ours)
-MIN_PIECE_TOKENS = 256  # a summariser whose window leaves less than this per piece is not used
-PACE_WEIGHT = 0.3  # of the newest summary in a model's remembered pace
 MODEL_MIN_SPAN_TOKENS = 1000  # smaller spans are condensed extractively: a model call is not worth it
 EXTENDED = "+extractive"  # a model's summary extended by the extractive condenser: "summarizer:x+extractive"
 MODEL_KEEP_ROOM = 0.25  # a model's summary is extended as it is while this share of the budget is left
@@ -94,13 +84,6 @@ class Condensed:
     cache: str = "miss"  # hit: every summary came from the cache
 
 
-@dataclass(frozen=True)
-class _Span:
-    first_atom: int  # index into the run
-    last_atom: int  # inclusive
-    tier: str
-
-
 class Condenser:
     def __init__(
         self, settings: Settings, counter: TokenCounter, stats: EngineStats, cache: SummaryCache | None = None
@@ -109,17 +92,16 @@ class Condenser:
         self.counter = counter
         self.stats = stats
         self.cache = cache
-        self._gate = asyncio.Semaphore(settings.condensation_parallel_requests)
+        self.writer = ModelWriter(settings, counter, stats)
         self._local: MemoryLRU[SummaryEntry] = MemoryLRU(settings.context_cache_size)
         self._atom_digests: MemoryLRU[bytes] = MemoryLRU(max(1000, settings.tiktoken_cache_size))
         self._background: dict[str, asyncio.Task[SummaryEntry | None]] = {}  # model summaries under way
-        self._pace: dict[str, float] = {}  # per summariser model: recent seconds per span token (EWMA)
 
     def clear(self) -> None:
         """Forget the summaries, digests and model pace kept in process (background work goes on)."""
         self._local.clear()
         self._atom_digests.clear()
-        self._pace.clear()
+        self.writer.pace.clear()
 
     # -- digests -------------------------------------------------------------------------------
     def _atom_payloads(self, conv: Conversation, atoms: Sequence[Atom]) -> list[bytes]:
@@ -398,7 +380,7 @@ class Condenser:
             task.add_done_callback(partial(self._finished, job.key))
         reserve = min(EXTRACTIVE_RESERVE_S, EXTRACTIVE_RESERVE_SHARE * req.budget_s)
         wait = req.remaining_s - reserve
-        pace = self._pace.get(summarizer.model)  # a model known to be slower than the wait: no wait
+        pace = self.writer.pace.get(summarizer.model)  # a model known to be slower than the wait: no wait
         span_tokens = sum(self.counter.count_message(m, req.count.family) for m in job.span)
         if wait > 0 and not task.done():
             if pace is None or pace * span_tokens <= wait:
@@ -444,118 +426,10 @@ class Condenser:
     async def _model_entry(
         self, req: Request, job: _Job, budget: int, summarizer: Summarizer, deadline: float
     ) -> SummaryEntry | None:
-        text = await self.model_summary(
+        text = await self.writer.write(
             job.span, budget, summarizer, req.count.family, previous=job.previous, caller=req.caller, deadline=deadline
         )
         return self._entry(req, job, text, f"summarizer:{summarizer.model}") if text is not None else None
-
-    async def model_summary(
-        self,
-        span: Sequence[Message],
-        budget: int,
-        summarizer: Summarizer,
-        family: Family,
-        *,
-        previous: str | None = None,
-        caller: Mapping[str, Any] | None = None,
-        deadline: float | None = None,
-    ) -> str | None:
-        """The model's summary of ``span`` (extending ``previous``) within ``budget`` tokens of
-        ``family``: made in pieces when the span exceeds the summariser's own window, reviewed and
-        mended by the quality gate; ``None`` when it failed (the caller falls back)."""
-        if deadline is None:
-            deadline = time.perf_counter() + self.settings.condensation_timeout
-        segments = segments_of(span)
-        lines = [f"[{seg.speaker}] {seg.text}" for seg in segments]
-        ask = max(SUMMARY_MIN_TOKENS // 2, min(budget - mend_room(budget), SUMMARY_MAX_TOKENS))
-        span_tokens = sum(self.counter.count_message(m, family) for m in span)
-        if previous:
-            span_tokens += self.counter.count_text(previous, family)
-
-        def count(text: str) -> int:
-            return self.counter.count_text(text, family)
-
-        metadata = dict(caller or {})
-        strategy = self.settings.condensation_default_strategy
-        pieces = self._pieces(lines, previous, ask, summarizer, count, strategy)
-        if pieces is None:
-            self.stats.bump("summarizer_failures")
-            log.warning("summariser %r: its window is too small for one piece of the span", summarizer.model)
-            return None
-        summary = previous
-        started = time.perf_counter()
-        for n, piece in enumerate(pieces):
-            call = SummaryRequest("\n".join(piece), strategy, ask, previous_summary=summary, metadata=metadata)
-            remaining = deadline - time.perf_counter()
-            if remaining <= 0.05:
-                self.stats.bump("summarizer_failures")
-                return None
-            self.stats.bump("summarizer_calls")
-            try:
-                async with self._gate:
-                    text = await summarizer.summarize(call, deadline - time.perf_counter())
-            except SummarizerError as exc:
-                self.stats.bump("summarizer_failures")
-                log.warning("summariser failed, using the extractive condenser: %s", exc)
-                return None
-            text = without_cut_line(text, ask, count)
-            summary = text if n == len(pieces) - 1 else fit(clean(text), ask, count)
-        assert summary is not None
-        pace = (time.perf_counter() - started) / max(1, span_tokens)
-        before = self._pace.get(summarizer.model)
-        self._pace[summarizer.model] = pace if before is None else before + PACE_WEIGHT * (pace - before)
-        source = "\n".join([previous, *lines] if previous else lines)
-        verdict = review(
-            source,
-            summary,
-            span_tokens=span_tokens,
-            budget=budget,
-            threshold=self.settings.condensation_quality_threshold,
-            count=count,
-        )
-        if verdict.text is None:
-            self.stats.bump("summarizer_failures")
-            log.warning(
-                "summary rejected (%s, score %.2f): using the extractive condenser", verdict.reason, verdict.score
-            )
-            return None
-        if verdict.mended_facts:
-            self.stats.bump("summaries_mended")
-        return verdict.text
-
-    def _pieces(
-        self,
-        lines: Sequence[str],
-        previous: str | None,
-        ask: int,
-        summarizer: Summarizer,
-        count: Callable[[str], int],
-        strategy: CondensationStrategyName,
-    ) -> list[list[str]] | None:
-        """The transcript lines in pieces that each fit the summariser's own window with the prompt,
-        the summary so far and the answer (one piece when the window is unknown or large enough);
-        ``None`` when not even a small piece fits."""
-        window = summarizer_window(summarizer)
-        if window is None:
-            return [list(lines)]
-        overhead = count(prompt_overhead(SummaryRequest("", strategy, ask, previous_summary="x")))
-        carried = max(ask, count(previous)) if previous else 0
-        first_room = int(window * WINDOW_SHARE) - overhead - ask - carried
-        room = int(window * WINDOW_SHARE) - overhead - ask - max(ask, carried)
-        if min(first_room, room) < MIN_PIECE_TOKENS:
-            return None
-        pieces: list[list[str]] = [[]]
-        used = 0
-        for line in lines:
-            for part in _split_line(line, room, count):
-                n = count(part) + 1
-                limit = first_room if len(pieces) == 1 else room
-                if pieces[-1] and used + n > limit:
-                    pieces.append([])
-                    used = 0
-                pieces[-1].append(part)
-                used += n
-        return pieces
 
     async def drain(self) -> None:
         """Wait for the summaries being made in the background (tests, shutdown)."""
@@ -588,21 +462,6 @@ def _detail(first: int, last: int, entry: SummaryEntry, how: str) -> dict[str, A
     if entry.provisional:
         detail["provisional"] = True
     return detail
-
-
-def _split_line(line: str, room: int, count: Callable[[str], int]) -> list[str]:
-    """``line`` as it is if it fits ``room`` tokens, else cut into pieces that do."""
-    if count(line) <= room:
-        return [line]
-    out = []
-    rest = line
-    while rest:
-        part = fit(rest, room, count)
-        if not part:
-            part = rest[: max(1, room)]
-        out.append(part)
-        rest = rest[len(part) :]
-    return out
 
 
 def content_digest(messages: Iterable[Message]) -> bytes:
