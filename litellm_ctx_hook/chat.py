@@ -16,7 +16,11 @@ from collections.abc import Mapping, Sequence
 from .rarity import mass
 from .salience import LENGTH_NORM, REPEAT_FACTOR
 
-__all__ = ["chat_prescores", "is_header", "speaks_of_self"]
+__all__ = ["CHAT_LENGTH_NORM", "chat_prescores", "is_header", "speaks_of_self"]
+
+# A chat's facts sit in short turns ("I love eating pho"): its lines are ranked by what they hold
+# per length more strictly than the lines of agent traces (``salience.LENGTH_NORM``, 200).
+CHAT_LENGTH_NORM = 50
 
 _SELF = tuple(f" {w} " for w in ("i", "i'm", "i’m", "i've", "i’ve", "i'd", "i’d", "im", "ive", "my", "me", "we", "our"))
 

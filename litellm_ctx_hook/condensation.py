@@ -34,7 +34,7 @@ from .conversation import Conversation, Message, Part, PartKind, Role
 from .counting import OFF_LOOP_CHARS, RequestCount, TokenCounter
 from .edits import replace_spans, summary_text
 from .extractive import Segment, condense, segments_of
-from .plan import Regions, aggressive_span, light_span
+from .plan import CHAT_RECENT_MESSAGES, Regions, aggressive_span, light_span
 from .risk import ContextRiskLevel
 from .settings import CondensationStrategyName, Settings
 from .stats import EngineStats
@@ -183,12 +183,17 @@ class Condenser:
             if span is not None:
                 return [(runs[0][span[0]].start, runs[0][span[1] - 1].end, "light")]
         # Aggressive: of what the target leaves for the middle, at least MIN_PRESERVATION_RATIO goes
-        # to the condensed history; recent atoms of the last run stay verbatim in the rest.
+        # to the condensed history; recent atoms of the last run stay verbatim in the rest (in a
+        # plain chat, at most CHAT_RECENT_MESSAGES of them).
         room = max(0, target_tokens - (req.count.total - middle_total))
         keep = int(room * (1 - self.settings.min_preservation_ratio))
         out = []
         for k, run in enumerate(runs):
-            span = aggressive_span(run, tokens(run), keep if k == len(runs) - 1 else 0, self.settings)
+            last = k == len(runs) - 1
+            chat = last and not any(at.has_tools for at in run)
+            span = aggressive_span(
+                run, tokens(run), keep if last else 0, self.settings, CHAT_RECENT_MESSAGES if chat else None
+            )
             if span is not None:
                 out.append((run[span[0]].start, run[span[1] - 1].end, "aggressive"))
         return out

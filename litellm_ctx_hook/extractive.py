@@ -55,7 +55,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from heapq import heapify, heappop, heappush
 
-from .chat import chat_prescores, is_header, speaks_of_self
+from .chat import CHAT_LENGTH_NORM, chat_prescores, is_header, speaks_of_self
 from .conversation import Message, PartKind
 from .cutting import GAP, cut_units
 from .fact_index import INDEX_LABEL, INDEX_SHARE, INDEX_SHARE_MAX, index_line, index_share, missing_facts_index
@@ -85,7 +85,7 @@ RECENT_BONUS = 0.5
 WORD_WEIGHT = 0.5  # per rare word (rarity 1; a word said everywhere adds 0)
 KEY_FLOOR = 0.5  # a key token said everywhere still weighs this much of KEY_WEIGHT
 HEADER_BONUS = 1.0  # a bracketed line with a digit (session and date headers)
-SELF_BONUS = 2.0  # in a chat, a line in the first person
+SELF_BONUS = 3.0  # in a chat, a line in the first person
 SCORED_SHARE = 2  # units estimated at more than this many budgets are prescored, that much scored
 SAMPLE_UNITS = 256
 MAX_DENSITY = 2  # a line is taken to hold at most this many times the span's characters per token
@@ -171,7 +171,7 @@ class _Unit:
         if self.rarity is None:
             return self.signals.score(known) * self.factor + self.bonus
         extra = WORD_WEIGHT * mass(self.words, self.rarity.words, known_words)
-        return self.signals.score(known, self.rarity.keys, extra) * self.factor + self.bonus
+        return self.signals.score(known, self.rarity.keys, extra, CHAT_LENGTH_NORM) * self.factor + self.bonus
 
 
 class _Selection:
@@ -311,14 +311,14 @@ class _Selection:
 _Raw = tuple[int, str, float, str | None]  # (segment, text, bonus, glue to the unit before it in its line)
 
 
-def _raw_units(segments: Sequence[Segment], fields: set[str]) -> list[_Raw]:
-    """The span's distinct units in span order, with their position bonuses; the field names of
-    its JSON go into ``fields``."""
+def _raw_units(segments: Sequence[Segment], fields: set[str], chat: bool) -> list[_Raw]:
+    """The span's distinct units in span order, with their position bonuses (none but
+    ``FIRST_BONUS`` in a ``chat``); the field names of its JSON go into ``fields``."""
     last = max(1, len(segments) - 1)
     raw: list[_Raw] = []
     seen_text: set[str] = set()
     for s, seg in enumerate(segments):
-        bonus = RECENT_BONUS * s / last + (USER_BONUS if seg.speaker == "user" else 0.0)
+        bonus = 0.0 if chat else RECENT_BONUS * s / last + (USER_BONUS if seg.speaker == "user" else 0.0)
         dropped = False  # the unit before was a duplicate: the next one cannot join it
         for n, (text, glue) in enumerate(cut_units(seg.text, fields)):
             if text in seen_text:
@@ -440,14 +440,15 @@ def condense(segments: Sequence[Segment], budget_tokens: int, count: Callable[[s
     if budget_tokens <= 0:
         return ""
     fields: set[str] = set()
-    raw = _raw_units(segments, fields)
+    plain = is_chat(segments)
+    raw = _raw_units(segments, fields, plain)
     if not raw:
         return ""
     # Units more than SCORED_SHARE budgets long are prescored first; more than ALL_FIT_SHARE
     # budgets long surely do not all fit (estimated; exact for spans of up to SAMPLE_UNITS units).
     chars = sum(len(r[1]) for r in raw)
     chars_per_token = _chars_per_token(raw, count)
-    chat = _ChatWords.of(raw) if is_chat(segments) else None
+    chat = _ChatWords.of(raw) if plain else None
     units = _scored(raw, _prefilter(raw, chars, SCORED_SHARE * budget_tokens * chars_per_token, chat), chat)
     sel = _Selection(units, segments, count, chars_per_token)
     if sum(len(u.text) for u in units) <= ALL_FIT_SHARE * budget_tokens * chars_per_token:

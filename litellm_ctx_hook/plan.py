@@ -17,6 +17,12 @@ from .conversation import Message, PartKind, Role
 from .edits import SUMMARY_OPEN
 from .settings import Settings
 
+# In a plain chat (no tool traffic) the condensed history keeps at most this many recent messages
+# verbatim besides the pinned tail: a chat's turns are short, so the token share that holds an
+# agent's recent tool results verbatim would hold dozens of turns there, whose facts the
+# condenser would otherwise weigh against the rest of the history.
+CHAT_RECENT_MESSAGES = 10
+
 
 @dataclass(frozen=True, slots=True)
 class Regions:
@@ -160,16 +166,22 @@ def aggressive_span(
     atom_tokens: Sequence[int],
     keep_tokens: int,
     settings: Settings,
+    keep_messages: int | None = None,
 ) -> tuple[int, int] | None:
-    """Everything in the middle except the most recent atoms that fit in ``keep_tokens``.
+    """Everything in the middle except the most recent atoms that fit in ``keep_tokens`` (and,
+    when given, in ``keep_messages`` messages).
 
     ``keep_tokens`` is ``MIN_PRESERVATION_RATIO`` of what the target leaves for the middle: recent
     turns stay verbatim as long as they fit, older ones are condensed.
     """
     end = len(middle)
-    kept = 0
+    kept = messages_kept = 0
     while end > 0 and kept + atom_tokens[end - 1] <= keep_tokens:
+        size = middle[end - 1].end - middle[end - 1].start
+        if keep_messages is not None and messages_kept + size > keep_messages:
+            break
         kept += atom_tokens[end - 1]
+        messages_kept += size
         end -= 1
     messages = sum(a.end - a.start for a in middle[:end])
     if end == 0 or messages < settings.condensation_min_messages:

@@ -266,12 +266,17 @@ class LineSignals:
     length: int
 
     def score(
-        self, known: AbstractSet[str] = frozenset(), weights: Mapping[str, float] | None = None, extra: float = 0.0
+        self,
+        known: AbstractSet[str] = frozenset(),
+        weights: Mapping[str, float] | None = None,
+        extra: float = 0.0,
+        length_norm: float = LENGTH_NORM,
     ) -> float:
         """The line's score when the key tokens in ``known`` are already kept elsewhere.
 
         ``weights`` scales each key token (default 1: a caller may weigh them by rarity, see
-        :mod:`rarity`); ``extra`` is added to the raw score before the length normalisation."""
+        :mod:`rarity`); ``extra`` is added to the raw score before the length normalisation, which
+        divides by ``1 + length / length_norm``."""
         if weights is None:
             new = sum(1 for k in self.keys if k not in known) if known else len(self.keys)
             raw = self.base + KEY_WEIGHT * new + KNOWN_KEY_WEIGHT * (len(self.keys) - new)
@@ -283,7 +288,7 @@ class LineSignals:
         raw += extra
         if self.length < SHORT_LINE and not self.keys and not extra:
             raw *= SHORT_FACTOR
-        return raw / (1.0 + self.length / LENGTH_NORM)
+        return raw / (1.0 + self.length / length_norm)
 
 
 def signals(line: str, scan: Callable[[str], frozenset[str]] = key_tokens) -> LineSignals | None:
