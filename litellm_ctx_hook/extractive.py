@@ -18,7 +18,9 @@ every line carries the speakers' names and greetings: each key token counts by i
 :mod:`rarity` in the span (at least ``KEY_FLOOR``), each rare word (lower-cased, no stop-word)
 adds ``WORD_WEIGHT`` times its rarity, both counting less once a selected unit holds them, and a
 line in the first person gets ``SELF_BONUS`` (what the speakers say of themselves is what later
-turns ask about; :mod:`chat`). Spans with tool traffic are scored without rarity: there the key
+turns ask about; :mod:`chat`). Its lines are normalised by length with ``CHAT_LENGTH_NORM``
+(a chat's facts sit in short turns), and neither speaker nor recency earns a bonus there: two
+people chatting are both worth hearing, and what is asked later reaches back to any day. Spans with tool traffic are scored without rarity: there the key
 tokens carry the facts, and rarity measured no gain.
 
 A span estimated at more than ``SCORED_SHARE`` budgets (characters per token measured on a

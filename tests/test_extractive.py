@@ -599,3 +599,26 @@ def test_pieces_of_a_line_are_joined_as_in_the_text() -> None:
         segments = [Segment("user", text)]
         for budget in (20, 80, 10_000):
             check_output(segments, condense(segments, budget, simple))
+
+
+def _swapped(segments: Sequence[Segment]) -> list[Segment]:
+    other = {"user": "assistant", "assistant": "user"}
+    return [Segment(other[s.speaker], s.text) for s in segments]
+
+
+def _same_label_cost(text: str) -> int:
+    """``simple`` with both speakers' labels costing the same."""
+    return simple(text.replace("[assistant] ", "[user] "))
+
+
+@given(st.lists(chat_segment, min_size=1, max_size=16), st.integers(0, 400))
+@hsettings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_in_a_chat_both_speakers_count_alike(segments: list[Segment], budget: int) -> None:
+    """Two people chatting: who said a line does not decide whether it is kept (swapping the
+    speakers keeps the same lines)."""
+    out = condense(segments, budget, _same_label_cost)
+    mirrored = condense(_swapped(segments), budget, _same_label_cost)
+    swap = {"[user] ": "[assistant] ", "[assistant] ": "[user] "}
+    assert mirrored == "\n".join(
+        next((swap[p] + line[len(p) :] for p in swap if line.startswith(p)), line) for line in out.split("\n")
+    )
