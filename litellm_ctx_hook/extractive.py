@@ -20,8 +20,9 @@ adds ``WORD_WEIGHT`` times its rarity, both counting less once a selected unit h
 line in the first person gets ``SELF_BONUS`` (what the speakers say of themselves is what later
 turns ask about; :mod:`chat`). Its lines are normalised by length with ``CHAT_LENGTH_NORM``
 (a chat's facts sit in short turns), and neither speaker nor recency earns a bonus there: two
-people chatting are both worth hearing, and what is asked later reaches back to any day. Spans with tool traffic are scored without rarity: there the key
-tokens carry the facts, and rarity measured no gain.
+people chatting are both worth hearing, and what is asked later reaches back to any day. Spans
+with tool traffic are scored without rarity: there the key tokens carry the facts, and rarity
+measured no gain.
 
 A span estimated at more than ``SCORED_SHARE`` budgets (characters per token measured on a
 sample) is first ranked by a cheap prescore, and only the best ``SCORED_SHARE`` budgets of it
