@@ -25,7 +25,7 @@ def prescores(texts: Sequence[str], bonuses: Sequence[float]) -> list[float]:
     out = []
     seen: set[bytes] = set()
     for text, bonus in zip(texts, bonuses, strict=True):
-        data = text.encode()
+        data = text.encode("utf-8", "surrogatepass")  # a lone surrogate is a byte run like any other
         facts = len(data) - len(data.translate(None, _FACT_BYTES))
         score = (1 + (facts if facts < PRESCORE_FACT_CAP else PRESCORE_FACT_CAP)) / (1 + len(text) / LENGTH_NORM)
         folded = data.translate(_FOLD)

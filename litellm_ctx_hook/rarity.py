@@ -54,7 +54,7 @@ STOP_WORDS = frozenset(
 
 def words(text: str) -> frozenset[bytes]:
     """The distinct words of ``text`` (see the module docstring), as bytes."""
-    found = set(text.encode().translate(_TABLE).split())
+    found = set(text.encode("utf-8", "surrogatepass").translate(_TABLE).split())
     found -= STOP_WORDS
     return frozenset(w for w in found if len(w) >= MIN_WORD)
 

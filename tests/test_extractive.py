@@ -622,3 +622,13 @@ def test_in_a_chat_both_speakers_count_alike(segments: list[Segment], budget: in
     assert mirrored == "\n".join(
         next((swap[p] + line[len(p) :] for p in swap if line.startswith(p)), line) for line in out.split("\n")
     )
+
+
+@pytest.mark.parametrize("speaker", ["user", "tool result Bash"])
+def test_a_lone_surrogate_is_condensed_like_any_other_text(speaker: str) -> None:
+    """A client's JSON may carry a lone surrogate (``"\\ud800"``): it is text to condense, not a fault,
+    in a chat (rarity of words) and in a long agent span (the byte-level prescore) alike."""
+    lines = [f"line {k} about HAT{k:03d} \ud800 and more words here" for k in range(400)]
+    segments = [Segment(speaker, "\n".join(lines))]
+    out = condense(segments, 200, simple)
+    assert out and simple(out) <= 200
