@@ -7,7 +7,7 @@ from typing import Any
 
 from ..conversation import Conversation, Format, ImageRef, Message, Part, PartKind, Role
 from ..errors import InvalidRequestError
-from .base import as_json, require_mapping, tools_of
+from .base import as_json, brief, require_mapping, tools_of
 
 _MESSAGE_ROLES = {
     "system": Role.SYSTEM,
@@ -39,7 +39,7 @@ def _content_parts(content: Any, where: str) -> tuple[Part, ...]:
     if isinstance(content, str):
         return (Part(PartKind.TEXT, content, raw=content),)
     if not isinstance(content, list):
-        raise InvalidRequestError(f"{where}.content must be a string or a list of content parts")
+        raise InvalidRequestError(f"{where}.content must be a string or a list of content parts", reason="bad_content")
     parts = []
     for k, block in enumerate(content):
         block = require_mapping(block, f"{where}.content[{k}]")
@@ -71,7 +71,10 @@ def parse_item(raw: Any, where: str) -> Message:
         role_name = item.get("role")
         role = _MESSAGE_ROLES.get(role_name) if isinstance(role_name, str) else None
         if role is None:
-            raise InvalidRequestError(f"{where}.role {role_name!r} is not one of {', '.join(sorted(_MESSAGE_ROLES))}")
+            raise InvalidRequestError(
+                f"{where}.role {brief(role_name)} is not one of {', '.join(sorted(_MESSAGE_ROLES))}",
+                reason="unknown_role",
+            )
         return Message(role, _content_parts(item.get("content"), where), raw=item)
     if kind in _CALLS:
         name = item.get("name") if isinstance(item.get("name"), str) else None
@@ -120,10 +123,10 @@ class ResponsesAdapter:
         elif raw_input is None:
             messages = ()
         else:
-            raise InvalidRequestError("input must be a string or a list of items")
+            raise InvalidRequestError("input must be a string or a list of items", reason="bad_content")
         instructions = body.get("instructions")
         if instructions is not None and not isinstance(instructions, str):
-            raise InvalidRequestError("instructions must be a string")
+            raise InvalidRequestError("instructions must be a string", reason="bad_field")
         system = (Part(PartKind.TEXT, instructions, raw=instructions),) if instructions else ()
         return Conversation(Format.RESPONSES, messages, system, tools_of(body), body)
 
