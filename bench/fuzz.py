@@ -33,6 +33,7 @@ from collections import Counter
 from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
@@ -176,12 +177,14 @@ def log_counts(text: str) -> tuple[int, int, int]:
     """(stack traces through the plugin's code, ERROR lines of its logger, its WARNING lines)."""
     blocks = _TRACEBACK.split(text)[1:]
     traces = sum(1 for b in blocks if "litellm_ctx_hook" in b.split("\n\n", 1)[0])
-    errors = len(re.findall(r"litellm-ctx-hook failed|^ERROR.*litellm_ctx_hook|litellm_ctx_hook.*\bERROR\b", text, re.M))
+    errors = len(
+        re.findall(r"litellm-ctx-hook failed|^ERROR.*litellm_ctx_hook|litellm_ctx_hook.*\bERROR\b", text, re.M)
+    )
     warnings = len(re.findall(r"malformed request \S+ on ", text))
     return traces, errors, warnings
 
 
-def run(n: int, seed: int, *, show: int = 10) -> Report:
+def run(n: int, seed: int, *, show: int = 10, log_dir: Path | None = None) -> Report:
     corpus = list(cases(n, seed))
     report = Report(bodies=len(corpus))
     started = time.monotonic()
@@ -202,6 +205,10 @@ def run(n: int, seed: int, *, show: int = 10) -> Report:
         report.seconds = time.monotonic() - started
         report.plugin_tracebacks, report.plugin_errors, report.plugin_warnings = log_counts(plugin.log_text())
         report.plain_tracebacks = len(_TRACEBACK.findall(plain.log_text()))
+        if log_dir is not None:
+            log_dir.mkdir(parents=True, exist_ok=True)
+            (log_dir / "plain.log").write_text(plain.log_text(), encoding="utf-8")
+            (log_dir / "plugin.log").write_text(plugin.log_text(), encoding="utf-8")
     for case in corpus:
         a, b = replies["plain"][case.index], replies["plugin"][case.index]
         assert a is not None and b is not None
@@ -212,7 +219,9 @@ def run(n: int, seed: int, *, show: int = 10) -> Report:
         report.managed += b.changed
         report.rejected_window += b.error == "context_window_exceeded"
         for what in findings_of(case, a, b):
-            report.findings.append({"index": case.index, "route": case.route, "mutations": case.mutations, "what": what})
+            report.findings.append(
+                {"index": case.index, "route": case.route, "mutations": case.mutations, "what": what}
+            )
     for f in report.findings[:show]:
         print("FINDING", f)
     return report
@@ -222,8 +231,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--bodies", type=int, default=10_002)
     parser.add_argument("--seed", type=int, default=SEED)
+    parser.add_argument("--log-dir", type=Path, help="keep both proxies' logs here")
     args = parser.parse_args(argv)
-    report = run(args.bodies, args.seed)
+    report = run(args.bodies, args.seed, log_dir=args.log_dir)
     print(f"# {platform.node()} ({os.cpu_count()} CPUs), {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
     print(f"# python -m bench.fuzz --bodies {args.bodies} --seed {args.seed}")
     print(json.dumps(report.summary(), indent=2))

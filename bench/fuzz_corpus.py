@@ -32,6 +32,7 @@ MODELS = {  # route -> (small-window alias, large-window alias): see bench.fuzz.
 MAX_SEED_CHARS = 300_000  # a valid body is a prefix of at most this much JSON (a few 10k tokens)
 HUGE_CHARS = 10_000_000
 DEEP = 3_000
+DEEP_MARK = "@@nested-3000-levels@@"  # replaced in the JSON text by DEEP nested objects
 
 
 @dataclass(frozen=True)
@@ -48,8 +49,10 @@ class Case:
         return ROUTES[self.route]
 
     def encode(self) -> bytes:
-        # ensure_ascii: lone surrogates travel as \\udXXX escapes, which is how a client sends them
-        return json.dumps(self.body, ensure_ascii=True).encode("ascii")
+        """The JSON text sent: lone surrogates as ``\\udXXX`` escapes (as a client sends them), and
+        nesting deeper than Python's encoder can write spliced in as text."""
+        text = json.dumps(self.body, ensure_ascii=True)
+        return text.replace(json.dumps(DEEP_MARK), '{"k":[' * DEEP + '"leaf"' + "]}" * DEEP).encode("ascii")
 
 
 # -- seed conversations (OpenAI chat format, plus native Anthropic sessions) ----------------------
@@ -79,7 +82,9 @@ def anthropic_from_openai(messages: list[dict[str, Any]]) -> list[dict[str, Any]
             ]
             role = "user"
         else:
-            blocks = [{"type": "text", "text": m["content"]}] if isinstance(m.get("content"), str) and m["content"] else []
+            blocks = (
+                [{"type": "text", "text": m["content"]}] if isinstance(m.get("content"), str) and m["content"] else []
+            )
             for call in m.get("tool_calls") or []:
                 try:
                     args = json.loads(call["function"]["arguments"])
@@ -287,7 +292,8 @@ def _huge(body: dict[str, Any], rng: random.Random) -> None:
 
 def _deep(body: dict[str, Any], rng: random.Random) -> None:
     if (m := _pick(body, rng)) is not None:
-        deep = _nested(rng.choice([50, 500, DEEP]))
+        depth = rng.choice([50, 400, DEEP])
+        deep = _nested(depth) if depth < DEEP else DEEP_MARK
         if rng.random() < 0.5:
             m["content"] = [{"type": "hologram", "data": deep}]
         else:
@@ -299,7 +305,9 @@ def _unknown_model(body: dict[str, Any], rng: random.Random) -> None:
 
 
 def _unknown_fields(body: dict[str, Any], rng: random.Random) -> None:
-    body[rng.choice(["frobnicate", "metadata", "litellm_metadata"])] = rng.choice([{"ctx_hook_disable": "maybe"}, 5, []])
+    body[rng.choice(["frobnicate", "metadata", "litellm_metadata"])] = rng.choice(
+        [{"ctx_hook_disable": "maybe"}, 5, []]
+    )
     if (m := _pick(body, rng)) is not None:
         m["x_unknown"] = {"nested": [1, 2, 3]}
 

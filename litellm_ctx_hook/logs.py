@@ -59,7 +59,9 @@ class InvalidRequestLog:
                 self._quiet[key] = self._quiet.get(key, 0) + 1
         extra = {"request_id": request_id, "route": route, "reason": exc.reason}
         if not loud:
-            self._log.debug("malformed request %s on %s passed through unchanged: %s", request_id, route, exc, extra=extra)
+            self._log.debug(
+                "malformed request %s on %s passed through unchanged: %s", request_id, route, exc, extra=extra
+            )
             return
         more = f" ({quiet} more of this kind since the last warning, at DEBUG)" if quiet else ""
         self._log.warning(

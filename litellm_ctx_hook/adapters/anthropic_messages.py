@@ -97,7 +97,9 @@ def parse_message(raw: Any, where: str) -> Message:
     role_name = msg.get("role")
     role = _ROLES.get(role_name) if isinstance(role_name, str) else None
     if role is None:
-        raise InvalidRequestError(f"{where}.role {brief(role_name)} must be 'user' or 'assistant'", reason="unknown_role")
+        raise InvalidRequestError(
+            f"{where}.role {brief(role_name)} must be 'user' or 'assistant'", reason="unknown_role"
+        )
     content = msg.get("content")
     if content is None:
         parts: tuple[Part, ...] = ()

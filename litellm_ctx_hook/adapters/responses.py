@@ -157,5 +157,7 @@ class ResponsesAdapter:
         msgs = conversation.messages
         if isinstance(body.get("input"), str) and len(msgs) == 1 and not msgs[0].edited:
             return body
+        if body.get("input") is None and not msgs:
+            return body
         body["input"] = [self.render_message(m) for m in msgs]
         return body
