@@ -29,7 +29,7 @@ MODELS = {  # route -> (small-window alias, large-window alias): see bench.fuzz.
     "messages": ("claude-small", "claude-sonnet"),
     "responses": ("small", "gpt-4o-mini"),
 }
-MAX_SEED_CHARS = 300_000  # a valid body is a prefix of at most this much JSON (a few 10k tokens)
+MAX_SEED_CHARS = 80_000  # a valid body is a prefix of at most this much JSON (up to ~20k tokens)
 HUGE_CHARS = 10_000_000
 DEEP = 3_000
 DEEP_MARK = "@@nested-3000-levels@@"  # replaced in the JSON text by DEEP nested objects
