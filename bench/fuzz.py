@@ -75,6 +75,7 @@ class Reply:
     error: str  # the error's type or code, "" on success
     forwarded: tuple[str, ...]  # digests of the bodies that reached the upstream (summariser calls aside)
     changed: bool  # the plugin reported tokens_after != tokens_before
+    shapes: tuple[str, ...] = ()  # per forwarded body: its top-level keys and turn count (to say what differed)
 
 
 @dataclass
@@ -146,8 +147,21 @@ def send(client: httpx.Client, upstream: FakeUpstream, case: Case) -> Reply:
     if resp.status_code == 400 and b"context_window_exceeded" in resp.content:
         error = "context_window_exceeded"
     before, after = resp.headers.get("x-ctx-tokens-before"), resp.headers.get("x-ctx-tokens-after")
-    forwarded = tuple(_digest(r.body) for r in upstream.requests if not is_summarizer_call(r.body))
-    return Reply(resp.status_code, error, forwarded, before is not None and before != after)
+    bodies = [r.body for r in upstream.requests if not is_summarizer_call(r.body)]
+    forwarded = tuple(_digest(b) for b in bodies)
+    shapes = tuple(_shape(b) for b in bodies)
+    return Reply(resp.status_code, error, forwarded, before is not None and before != after, shapes)
+
+
+def _shape(body: Any) -> str:
+    if not isinstance(body, dict):
+        return type(body).__name__
+    parts = []
+    for key in sorted(body):
+        value = body[key]
+        size = f"[{len(value)}]" if isinstance(value, list) else ""
+        parts.append(f"{key}{size}:{_digest(value)[:6]}")
+    return " ".join(parts)
 
 
 def run_lane(proxy: ProxyProcess, upstream: FakeUpstream, corpus: Sequence[Case], out: list[Reply | None]) -> None:
@@ -166,7 +180,7 @@ def findings_of(case: Case, plain: Reply, plugin: Reply) -> list[str]:
     if 400 <= plugin.status < 500 and plugin.status != plain.status and plugin.error != "context_window_exceeded":
         found.append(f"plugin {plugin.status} {plugin.error} where the plain proxy answered {plain.status}")
     if plugin.status < 400 and plain.status < 400 and plugin.forwarded != plain.forwarded and not plugin.changed:
-        found.append("forwarded a changed body without reporting a change")
+        found.append(f"forwarded a changed body without reporting a change: {plain.shapes} -> {plugin.shapes}")
     return found
 
 
@@ -174,13 +188,18 @@ _TRACEBACK = re.compile(r"^Traceback \(most recent call last\):$", re.M)
 
 
 def log_counts(text: str) -> tuple[int, int, int]:
-    """(stack traces through the plugin's code, ERROR lines of its logger, its WARNING lines)."""
+    """(stack traces through the plugin's code, ERROR lines of its logger, its WARNING lines about
+    malformed requests), from a log where the plugin writes JSON lines (``CONTEXT_LOG_FORMAT=json``)."""
     blocks = _TRACEBACK.split(text)[1:]
     traces = sum(1 for b in blocks if "litellm_ctx_hook" in b.split("\n\n", 1)[0])
-    errors = len(
-        re.findall(r"litellm-ctx-hook failed|^ERROR.*litellm_ctx_hook|litellm_ctx_hook.*\bERROR\b", text, re.M)
-    )
-    warnings = len(re.findall(r"malformed request \S+ on ", text))
+    errors = warnings = 0
+    for line in text.splitlines():
+        if not line.startswith("{") or '"logger": "litellm_ctx_hook' not in line:
+            continue
+        record = json.loads(line)
+        errors += record["level"] in ("ERROR", "CRITICAL")
+        traces += "Traceback (most recent call last)" in record["message"] or "exc_info" in record
+        warnings += record["level"] == "WARNING" and "reason" in record
     return traces, errors, warnings
 
 
@@ -192,7 +211,9 @@ def run(n: int, seed: int, *, show: int = 10, log_dir: Path | None = None) -> Re
         up_plain = stack.enter_context(FakeUpstream())
         up_plugin = stack.enter_context(FakeUpstream())
         plain = stack.enter_context(start_proxy(proxy_config(up_plain.url, plugin=False)))
-        plugin = stack.enter_context(start_proxy(proxy_config(up_plugin.url, plugin=True)))
+        plugin = stack.enter_context(
+            start_proxy(proxy_config(up_plugin.url, plugin=True), {"CONTEXT_LOG_FORMAT": "json"})
+        )
         replies: dict[str, list[Reply | None]] = {"plain": [None] * n, "plugin": [None] * n}
         lanes = [
             threading.Thread(target=run_lane, args=(plain, up_plain, corpus, replies["plain"])),

@@ -26,6 +26,7 @@ REASONS = {"not_object", "not_list", "unknown_role", "bad_content", "bad_field",
 KEYS = [
     "role", "content", "type", "text", "tool_calls", "tool_call_id", "id", "function", "name", "arguments",
     "tool_use_id", "input", "source", "data", "image_url", "url", "call_id", "output", "summary", "thinking",
+    "detail", "media_type",
 ]  # fmt: skip
 ROLES = ["system", "developer", "user", "assistant", "tool", "function", "wizard", ""]
 TYPES = [
@@ -38,6 +39,7 @@ TYPES = [
 texts = st.one_of(
     st.text(max_size=40),
     st.sampled_from(["\ud800", "a\udfffb", "data:image/png;base64,%%%", "data:image/png;base64,iVBORw0KGgo", ""]),
+    st.sampled_from(["detail", "image_url", "input_image", "high", "low"]),
 )
 scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True), texts)
 
@@ -87,6 +89,12 @@ def test_parse_reads_or_refuses_with_a_reason_and_renders_back_unchanged(fmt: Fo
         assert len(str(exc)) < 300  # says where and what, never the whole value
         return
     assert body == before  # parsing never changes the body
+    for part in (p for m in conv.messages for p in m.parts):  # typed values, whatever the JSON held
+        assert isinstance(part.text, str)
+        assert all(v is None or isinstance(v, str) for v in (part.tool_id, part.tool_name))
+        if part.image is not None:
+            fields = (part.image.url, part.image.data, part.image.media_type, part.image.detail)
+            assert all(v is None or isinstance(v, str) for v in fields)
     out = adapter.render(conv)
     assert out == before
     raws = body[MESSAGES_KEY[fmt]]

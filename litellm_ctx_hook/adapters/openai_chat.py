@@ -43,7 +43,9 @@ def _content_parts(content: Any, where: str) -> list[Part]:
                 Part(
                     PartKind.IMAGE,
                     raw=block,
-                    image=ImageRef(url=url if isinstance(url, str) else None, detail=detail),
+                    image=ImageRef(
+                        url=url if isinstance(url, str) else None, detail=detail if isinstance(detail, str) else None
+                    ),
                 )
             )
         elif kind == "file":

@@ -54,7 +54,9 @@ def _content_parts(content: Any, where: str) -> tuple[Part, ...]:
                 Part(
                     PartKind.IMAGE,
                     raw=block,
-                    image=ImageRef(url=url if isinstance(url, str) else None, detail=detail),
+                    image=ImageRef(
+                        url=url if isinstance(url, str) else None, detail=detail if isinstance(detail, str) else None
+                    ),
                 )
             )
         elif kind == "input_file":
