@@ -28,7 +28,7 @@ from e2e.test_hook_e2e import OUTPUT, PROXY_ENV, config
 
 from litellm_ctx_hook.demo.fake_upstream import FakeUpstream, is_summarizer_call
 
-SUMMARY_TIMEOUT_S = 5  # CONDENSATION_TIMEOUT: a lock is held at most this + 2 s
+SUMMARY_TIMEOUT_S = 10  # CONDENSATION_TIMEOUT: a lock is held at most this + 2 s
 
 
 def conversation(turns: int = 300) -> list[dict[str, Any]]:
