@@ -187,11 +187,23 @@ def findings_of(case: Case, plain: Reply, plugin: Reply) -> list[str]:
 _TRACEBACK = re.compile(r"^Traceback \(most recent call last\):$", re.M)
 
 
+def _tracebacks(text: str) -> list[str]:
+    """The frame lines of each stack trace in a log (up to the exception's own, unindented line)."""
+    out = []
+    for block in _TRACEBACK.split(text)[1:]:
+        frames = []
+        for line in block.splitlines()[1:]:
+            if not line.startswith(" "):
+                break
+            frames.append(line)
+        out.append("\n".join(frames))
+    return out
+
+
 def log_counts(text: str) -> tuple[int, int, int]:
     """(stack traces through the plugin's code, ERROR lines of its logger, its WARNING lines about
     malformed requests), from a log where the plugin writes JSON lines (``CONTEXT_LOG_FORMAT=json``)."""
-    blocks = _TRACEBACK.split(text)[1:]
-    traces = sum(1 for b in blocks if "litellm_ctx_hook" in b.split("\n\n", 1)[0])
+    traces = sum(1 for frames in _tracebacks(text) if "/litellm_ctx_hook/" in frames)
     errors = warnings = 0
     for line in text.splitlines():
         if not line.startswith("{") or '"logger": "litellm_ctx_hook' not in line:
