@@ -134,6 +134,9 @@ def _error_type(resp: httpx.Response) -> str:
     return "other"
 
 
+_COMPLETIONS = ("/chat/completions", "/messages", "/responses")
+
+
 def send(client: httpx.Client, upstream: FakeUpstream, case: Case) -> Reply:
     """Send one body and read what reached the upstream (the lane is sequential)."""
     upstream.clear()
@@ -147,7 +150,13 @@ def send(client: httpx.Client, upstream: FakeUpstream, case: Case) -> Reply:
     if resp.status_code == 400 and b"context_window_exceeded" in resp.content:
         error = "context_window_exceeded"
     before, after = resp.headers.get("x-ctx-tokens-before"), resp.headers.get("x-ctx-tokens-after")
-    bodies = [r.body for r in upstream.requests if not is_summarizer_call(r.body)]
+    # Only completions: anything else the proxy sends the upstream (a model list, a health check)
+    # can land in either lane at any time.
+    bodies = [
+        r.body
+        for r in upstream.requests
+        if r.method == "POST" and r.endpoint in _COMPLETIONS and not is_summarizer_call(r.body)
+    ]
     forwarded = tuple(_digest(b) for b in bodies)
     shapes = tuple(_shape(b) for b in bodies)
     return Reply(resp.status_code, error, forwarded, before is not None and before != after, shapes)
