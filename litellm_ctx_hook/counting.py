@@ -202,7 +202,7 @@ class TokenCounter:
         features = self.features(message, family)
         cal = _CALIBRATIONS.get(family)
         if cal is not None:
-            return round(cal.estimate(features)) + images
+            return max(0, round(cal.estimate(features))) + images  # the fit's negative intercept: never below 0
         # OpenAI documented framing: every value of the message is encoded (role, content, name).
         total = TOKENS_PER_MESSAGE + self.count_text(message.raw_role, family) + sum(features[0].values())
         if message.name:

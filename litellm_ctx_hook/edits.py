@@ -7,12 +7,17 @@ Every function returns new messages and never mutates its input; an edited messa
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Callable, Sequence
 
 from .conversation import Format, Message, Part, PartKind, Role
 
 SUMMARY_OPEN = "<conversation_summary>"
 SUMMARY_CLOSE = "</conversation_summary>"
+# What a summary could use to leave its fence or speak as another role: the fence's own tags, and
+# chat-template tokens (``<|im_start|>``) that some servers read as special even inside a message.
+_FENCE_TAG = re.compile(r"<\s*/?\s*conversation_summary\s*>", re.IGNORECASE)
+_SPECIAL_TOKEN = re.compile(r"<\|([^<>|]{0,40})\|>")
 CUT_MARK = "[… {n} tokens cut to fit the context window …]"
 CUT_MIN_KEEP = 64  # tokens of head and tail a partial cut leaves
 
@@ -56,7 +61,15 @@ def clear_parts(
     return dataclasses.replace(message, parts=tuple(parts), edited=True)
 
 
+def as_data(summary: str) -> str:
+    """A summary that cannot close its fence or open a turn: those tags lose their angle brackets."""
+    summary = _FENCE_TAG.sub(lambda m: "‹" + m.group(0)[1:-1] + "›", summary)
+    return _SPECIAL_TOKEN.sub(lambda m: f"‹|{m.group(1)}|›", summary)
+
+
 def summary_text(summary: str, messages_condensed: int) -> str:
+    """The summary as the model reads it: fenced, introduced as data, never as an instruction."""
+    summary = as_data(summary)
     return (
         f"{SUMMARY_OPEN}\n"
         f"The {messages_condensed} earlier messages of this conversation were condensed to fit the "

@@ -34,7 +34,7 @@ from .stats import EngineStats
 from .summarizer import LiteLLMSummarizer, Summarizer
 from .tiers import Work, clear_old, truncate
 from .turns import Managed, TurnMemo, managed_from, memo_key
-from .verify import problems
+from .verify import problems, verification_error
 
 if TYPE_CHECKING:
     from .cache.store import SummaryCache
@@ -385,7 +385,7 @@ class ContextEngine:
                 limit=a.budget.limit,
                 model=a.target.alias,
             )
-        raise ContextHookError("managed request failed verification: " + "; ".join(self._problems(a, work)))
+        raise verification_error(a.conversation.format, original, self._problems(a, work))
 
     # -- speculation -------------------------------------------------------------------------
     def _speculate(

@@ -12,7 +12,16 @@ class ConfigurationError(ContextHookError):
 
 
 class InvalidRequestError(ContextHookError):
-    """The request body cannot be read as a conversation of the given format."""
+    """The request body cannot be read as a conversation of the given format.
+
+    ``reason`` is a short, fixed code (a Prometheus label: ``not_object``, ``not_list``,
+    ``unknown_role``, ``bad_content``, ``bad_field``, ``unserialisable``, ``unknown_format``); the
+    message says where and what, and never quotes the conversation's text.
+    """
+
+    def __init__(self, message: str, *, reason: str = "malformed") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class ContextWindowExceededError(ContextHookError):

@@ -24,6 +24,7 @@ from .cache.store import SummaryCache
 from .conversation import Format
 from .engine import ContextEngine, Outcome
 from .errors import ContextWindowExceededError, InvalidRequestError
+from .logs import InvalidRequestLog, configure, log_fault
 from .metrics import Metrics, serve
 from .settings import Settings, default_settings
 from .summarizer import LiteLLMSummarizer
@@ -60,6 +61,8 @@ class ContextHook(CustomLogger):
         self.engine = engine or ContextEngine(self.settings, cache=SummaryCache.from_settings(self.settings))
         self.metrics = Metrics()
         self._summarizers: dict[str, LiteLLMSummarizer] = {}  # per-model summariser aliases
+        self._invalid_log = InvalidRequestLog(log)
+        configure(self.settings)
         if self.settings.context_metrics_port:
             serve(self.settings.context_metrics_port)
 
@@ -92,12 +95,18 @@ class ContextHook(CustomLogger):
         except HTTPException:
             raise
         except InvalidRequestError as exc:  # the client's malformed body: not our fault, no stack trace
-            self.metrics.invalid.inc()
-            log.warning("request %s passed through unchanged: %s", request_id, exc)
+            self.metrics.invalid.labels(route=fmt.value, reason=exc.reason).inc()
+            self._invalid_log.log(request_id, fmt.value, exc)
             return data
-        except Exception:
+        except Exception as exc:
             self.metrics.errors.inc()
-            log.exception("litellm-ctx-hook failed on request %s; passing it through unchanged", request_id)
+            log_fault(
+                log,
+                f"litellm-ctx-hook failed on request {request_id}; passing it through unchanged",
+                exc,
+                request_id=request_id,
+                route=fmt.value,
+            )
             return data
 
     async def _manage(self, user: Any, data: dict[str, Any], fmt: Format, key: str, started: float) -> dict[str, Any]:
@@ -170,8 +179,8 @@ class ContextHook(CustomLogger):
                 if isinstance(meta, Mapping) and isinstance(meta.get(REPORT_KEY), Mapping):
                     report = meta[REPORT_KEY]
                     return {f"x-ctx-{name.replace('_', '-')}": str(report[name]) for name in HEADERS if name in report}
-        except Exception:
-            log.exception("litellm-ctx-hook could not add response headers")
+        except Exception as exc:
+            log_fault(log, "litellm-ctx-hook could not add response headers", exc)
         return None
 
 

@@ -35,9 +35,14 @@ class Metrics:
         self.latency = _metric(
             Histogram, "litellm_ctx_processing_seconds", "Time the hook adds to a request", buckets=_LATENCY_BUCKETS
         )
-        self.errors = _metric(Counter, "litellm_ctx_errors", "Plugin faults (request passed unchanged)")
+        self.errors = _metric(Counter, "litellm_ctx_errors", "Internal plugin faults (request passed unchanged)")
         self.rejected = _metric(Counter, "litellm_ctx_rejected", "Requests rejected as too large for the model")
-        self.invalid = _metric(Counter, "litellm_ctx_invalid_requests", "Malformed requests passed through unchanged")
+        self.invalid = _metric(
+            Counter,
+            "litellm_ctx_invalid_requests",
+            "Malformed requests passed through unchanged, by route and reason",
+            ("route", "reason"),
+        )
 
     def observe(
         self, *, risk: str, route: str, strategy: str, before: int, after: int, cache: str, seconds: float
@@ -45,8 +50,8 @@ class Metrics:
         self.requests.labels(risk=risk, route=route).inc()
         if before != after:
             self.actions.labels(strategy=strategy).inc()
-        self.tokens_before.inc(before)
-        self.tokens_after.inc(after)
+        self.tokens_before.inc(max(0, before))
+        self.tokens_after.inc(max(0, after))
         if cache != "none":
             self.cache.labels(result=cache).inc()
         self.latency.observe(seconds)

@@ -28,6 +28,11 @@ class ManagementMode(StrEnum):
     OBSERVE = "observe"
 
 
+class LogFormat(StrEnum):
+    TEXT = "text"
+    JSON = "json"
+
+
 class CacheScope(StrEnum):
     TEAM = "team"
     KEY = "key"
@@ -91,6 +96,7 @@ class Settings(BaseSettings):
 
     # -- operations
     context_metrics_port: int | None = Field(None, ge=1, le=65535)  # serve /metrics here (else LiteLLM's)
+    context_log_format: LogFormat = LogFormat.TEXT  # json: one JSON object per log line
     context_test_fault_injection: bool = False  # tests only: make the hook fail, to show it fails open
 
     @model_validator(mode="after")

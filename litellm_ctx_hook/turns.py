@@ -74,7 +74,7 @@ def memo_key(fmt: Format, raws: Sequence[Any], *parts: object) -> str | None:
     scope, ...); ``None`` when a message is not plain JSON data."""
     try:
         head = hash(_frozen(list(raws[:HEAD])))
-    except TypeError:  # an unhashable value inside: not plain JSON data
+    except (TypeError, RecursionError):  # an unhashable value inside, or nesting too deep: not remembered
         return None
     return "|".join([fmt.value, *map(str, parts), str(head)])
 
@@ -167,7 +167,11 @@ class TurnMemo:
         Turns are replaced, never changed in place: a request being compared with the old one
         (from another thread, say) still sees it whole."""
         turn, same = recalled.turn, recalled.same
-        raws = turn.raws[:same] + [json_copy(m) for m in recalled.raws[same:]]
+        try:
+            raws = turn.raws[:same] + [json_copy(m) for m in recalled.raws[same:]]
+        except RecursionError:  # nested too deep to copy: not remembered
+            self._turns.delete(recalled.key)
+            return
         managed = turn.managed if turn.managed is not None and same >= turn.managed.cut else None
         self._turns.put(
             recalled.key, replace(turn, raws=raws, counts=list(recalled.counts), managed=managed), self._ttl_s
@@ -187,10 +191,12 @@ class TurnMemo:
         raws = conversation.body.get(MESSAGES_KEY[fmt])
         if not isinstance(raws, list) or len(raws) != len(counts):
             return
-        context = {k: json_copy(conversation.body.get(k)) for k in CONTEXT_KEYS[fmt]}
-        turn = Turn(
-            json_copy(raws), list(counts), context, conversation.system, conversation.tools, managed, speculated
-        )
+        try:
+            context = {k: json_copy(conversation.body.get(k)) for k in CONTEXT_KEYS[fmt]}
+            copied = json_copy(raws)
+        except RecursionError:  # nested too deep to copy: not remembered
+            return
+        turn = Turn(copied, list(counts), context, conversation.system, conversation.tools, managed, speculated)
         self._turns.put(key, turn, self._ttl_s)
 
     def attach(self, key: str, raws: Sequence[Any], managed: Managed) -> None:

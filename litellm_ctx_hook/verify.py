@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from .conversation import Format, Message, PartKind, Role
+from .errors import ContextHookError, InvalidRequestError
 
 
 def _fingerprint(message: Message) -> tuple[tuple[str, str, str | None], ...]:
@@ -123,3 +124,17 @@ def problems(
     out += pairing_problems(result, unanswered_calls(original), chat_turns=fmt is not Format.RESPONSES)
     out += role_problems(fmt, result)
     return out
+
+
+def verification_error(fmt: Format, original: Sequence[Message], found: Sequence[str]) -> ContextHookError:
+    """The error for a request no managed version of which passed verification: the client's
+    (:class:`InvalidRequestError`) when its own conversation already breaks the API's rules
+    (a tool result without its call, roles out of order), else the plugin's."""
+    own = pairing_problems(original, unanswered_calls(original), chat_turns=fmt is not Format.RESPONSES)
+    own += role_problems(fmt, original)
+    if own:
+        return InvalidRequestError(
+            "the conversation is not valid for its API, so it cannot be managed: " + "; ".join(own[:2])[:240],
+            reason="invalid_conversation",
+        )
+    return ContextHookError("managed request failed verification: " + "; ".join(found))

@@ -7,25 +7,36 @@ import logging
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 from support import settings
 
 from litellm_ctx_hook.hook import ContextHook
 
-MALFORMED: list[tuple[str, dict[str, Any]]] = [
-    ("acompletion", {"model": "gpt-4o", "messages": "not a list"}),
-    ("acompletion", {"model": "gpt-4o", "messages": [{"role": "wizard", "content": "x"}]}),
-    ("acompletion", {"model": "gpt-4o", "messages": [{"role": "user", "content": [None]}]}),
-    ("aresponses", {"model": "gpt-4o", "input": "hi", "instructions": 5}),
-    ("anthropic_messages", {"model": "gpt-4o", "messages": [{"role": "user", "content": "x"}], "system": 3}),
+MALFORMED: list[tuple[str, dict[str, Any], str, str]] = [
+    ("acompletion", {"model": "gpt-4o", "messages": "not a list"}, "openai", "not_list"),
+    ("acompletion", {"model": "gpt-4o", "messages": [{"role": "wizard", "content": "x"}]}, "openai", "unknown_role"),
+    ("acompletion", {"model": "gpt-4o", "messages": [{"role": "user", "content": [None]}]}, "openai", "not_object"),
+    ("aresponses", {"model": "gpt-4o", "input": "hi", "instructions": 5}, "responses", "bad_field"),
+    (
+        "anthropic_messages",
+        {"model": "gpt-4o", "messages": [{"role": "user", "content": "x"}], "system": 3},
+        "anthropic",
+        "bad_field",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("call_type", "body"), MALFORMED)
+def _invalid(route: str, reason: str) -> float:
+    value = REGISTRY.get_sample_value("litellm_ctx_invalid_requests_total", {"route": route, "reason": reason})
+    return value or 0.0
+
+
+@pytest.mark.parametrize(("call_type", "body", "route", "reason"), MALFORMED)
 async def test_a_malformed_request_passes_unchanged_with_one_log_line(
-    call_type: str, body: dict[str, Any], caplog: pytest.LogCaptureFixture
+    call_type: str, body: dict[str, Any], route: str, reason: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     hook = ContextHook(settings())
-    before = hook.metrics.invalid._value.get()
+    before = _invalid(route, reason)
     data = copy.deepcopy(body)
     with caplog.at_level(logging.INFO, logger="litellm_ctx_hook"):
         out = await hook.async_pre_call_hook(None, None, data, call_type)
@@ -34,4 +45,4 @@ async def test_a_malformed_request_passes_unchanged_with_one_log_line(
     assert len(records) == 1
     assert records[0].levelno == logging.WARNING and records[0].exc_info is None  # no stack trace
     assert "passed through unchanged" in records[0].getMessage()
-    assert hook.metrics.invalid._value.get() == before + 1
+    assert _invalid(route, reason) == before + 1

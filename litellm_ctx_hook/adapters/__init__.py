@@ -25,7 +25,9 @@ def adapter_for(fmt: Format | str) -> Adapter:
     try:
         return _ADAPTERS[Format(fmt)]
     except ValueError:
-        raise InvalidRequestError(f"unknown format {fmt!r}: use one of {', '.join(f.value for f in Format)}") from None
+        raise InvalidRequestError(
+            f"unknown format {fmt!r}: use one of {', '.join(f.value for f in Format)}", reason="unknown_format"
+        ) from None
 
 
 _ANTHROPIC_BLOCKS = {"tool_use", "tool_result", "thinking", "redacted_thinking", "image", "document"}

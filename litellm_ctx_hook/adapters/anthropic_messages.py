@@ -7,7 +7,7 @@ from typing import Any
 
 from ..conversation import Conversation, Format, ImageRef, Message, Part, PartKind, Role
 from ..errors import InvalidRequestError
-from .base import as_json, require_list, require_mapping, tools_of
+from .base import as_json, brief, require_list, require_mapping, tools_of
 
 _ROLES = {"user": Role.USER, "assistant": Role.ASSISTANT}
 
@@ -97,7 +97,9 @@ def parse_message(raw: Any, where: str) -> Message:
     role_name = msg.get("role")
     role = _ROLES.get(role_name) if isinstance(role_name, str) else None
     if role is None:
-        raise InvalidRequestError(f"{where}.role {role_name!r} must be 'user' or 'assistant'")
+        raise InvalidRequestError(
+            f"{where}.role {brief(role_name)} must be 'user' or 'assistant'", reason="unknown_role"
+        )
     content = msg.get("content")
     if content is None:
         parts: tuple[Part, ...] = ()
@@ -106,7 +108,7 @@ def parse_message(raw: Any, where: str) -> Message:
     elif isinstance(content, list):
         parts = tuple(_block(b, f"{where}.content[{k}]") for k, b in enumerate(content))
     else:
-        raise InvalidRequestError(f"{where}.content must be a string or a list of blocks")
+        raise InvalidRequestError(f"{where}.content must be a string or a list of blocks", reason="bad_content")
     return Message(role, parts, raw=msg)
 
 
@@ -117,7 +119,7 @@ def _system_parts(system: Any) -> tuple[Part, ...]:
         return (Part(PartKind.TEXT, system, raw=system),)
     if isinstance(system, list):
         return tuple(_block(b, f"system[{k}]") for k, b in enumerate(system))
-    raise InvalidRequestError("system must be a string or a list of text blocks")
+    raise InvalidRequestError("system must be a string or a list of text blocks", reason="bad_field")
 
 
 def render_part(part: Part) -> Any:

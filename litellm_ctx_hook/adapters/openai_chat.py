@@ -7,7 +7,7 @@ from typing import Any
 
 from ..conversation import Conversation, Format, ImageRef, Message, Part, PartKind, Role
 from ..errors import InvalidRequestError
-from .base import as_json, require_list, require_mapping, tools_of
+from .base import as_json, brief, require_list, require_mapping, tools_of
 
 _ROLES = {
     "system": Role.SYSTEM,
@@ -25,7 +25,7 @@ def _content_parts(content: Any, where: str) -> list[Part]:
     if isinstance(content, str):
         return [Part(PartKind.TEXT, content, raw=content)]
     if not isinstance(content, list):
-        raise InvalidRequestError(f"{where}.content must be a string, a list of parts or null")
+        raise InvalidRequestError(f"{where}.content must be a string, a list of parts or null", reason="bad_content")
     parts: list[Part] = []
     for k, block in enumerate(content):
         if isinstance(block, str):
@@ -43,7 +43,9 @@ def _content_parts(content: Any, where: str) -> list[Part]:
                 Part(
                     PartKind.IMAGE,
                     raw=block,
-                    image=ImageRef(url=url if isinstance(url, str) else None, detail=detail),
+                    image=ImageRef(
+                        url=url if isinstance(url, str) else None, detail=detail if isinstance(detail, str) else None
+                    ),
                 )
             )
         elif kind == "file":
@@ -82,7 +84,9 @@ def parse_message(raw: Any, where: str) -> Message:
     role_name = msg.get("role")
     role = _ROLES.get(role_name) if isinstance(role_name, str) else None
     if role is None:
-        raise InvalidRequestError(f"{where}.role {role_name!r} is not one of {', '.join(sorted(_ROLES))}")
+        raise InvalidRequestError(
+            f"{where}.role {brief(role_name)} is not one of {', '.join(sorted(_ROLES))}", reason="unknown_role"
+        )
     name = msg.get("name") if isinstance(msg.get("name"), str) else None
     if role is Role.TOOL:
         call_id = msg.get("tool_call_id")

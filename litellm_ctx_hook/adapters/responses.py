@@ -7,7 +7,7 @@ from typing import Any
 
 from ..conversation import Conversation, Format, ImageRef, Message, Part, PartKind, Role
 from ..errors import InvalidRequestError
-from .base import as_json, require_mapping, tools_of
+from .base import as_json, brief, require_mapping, tools_of
 
 _MESSAGE_ROLES = {
     "system": Role.SYSTEM,
@@ -39,7 +39,7 @@ def _content_parts(content: Any, where: str) -> tuple[Part, ...]:
     if isinstance(content, str):
         return (Part(PartKind.TEXT, content, raw=content),)
     if not isinstance(content, list):
-        raise InvalidRequestError(f"{where}.content must be a string or a list of content parts")
+        raise InvalidRequestError(f"{where}.content must be a string or a list of content parts", reason="bad_content")
     parts = []
     for k, block in enumerate(content):
         block = require_mapping(block, f"{where}.content[{k}]")
@@ -54,7 +54,9 @@ def _content_parts(content: Any, where: str) -> tuple[Part, ...]:
                 Part(
                     PartKind.IMAGE,
                     raw=block,
-                    image=ImageRef(url=url if isinstance(url, str) else None, detail=detail),
+                    image=ImageRef(
+                        url=url if isinstance(url, str) else None, detail=detail if isinstance(detail, str) else None
+                    ),
                 )
             )
         elif kind == "input_file":
@@ -71,7 +73,10 @@ def parse_item(raw: Any, where: str) -> Message:
         role_name = item.get("role")
         role = _MESSAGE_ROLES.get(role_name) if isinstance(role_name, str) else None
         if role is None:
-            raise InvalidRequestError(f"{where}.role {role_name!r} is not one of {', '.join(sorted(_MESSAGE_ROLES))}")
+            raise InvalidRequestError(
+                f"{where}.role {brief(role_name)} is not one of {', '.join(sorted(_MESSAGE_ROLES))}",
+                reason="unknown_role",
+            )
         return Message(role, _content_parts(item.get("content"), where), raw=item)
     if kind in _CALLS:
         name = item.get("name") if isinstance(item.get("name"), str) else None
@@ -120,10 +125,10 @@ class ResponsesAdapter:
         elif raw_input is None:
             messages = ()
         else:
-            raise InvalidRequestError("input must be a string or a list of items")
+            raise InvalidRequestError("input must be a string or a list of items", reason="bad_content")
         instructions = body.get("instructions")
         if instructions is not None and not isinstance(instructions, str):
-            raise InvalidRequestError("instructions must be a string")
+            raise InvalidRequestError("instructions must be a string", reason="bad_field")
         system = (Part(PartKind.TEXT, instructions, raw=instructions),) if instructions else ()
         return Conversation(Format.RESPONSES, messages, system, tools_of(body), body)
 
@@ -153,6 +158,8 @@ class ResponsesAdapter:
         body = dict(conversation.body)
         msgs = conversation.messages
         if isinstance(body.get("input"), str) and len(msgs) == 1 and not msgs[0].edited:
+            return body
+        if body.get("input") is None and not msgs:
             return body
         body["input"] = [self.render_message(m) for m in msgs]
         return body

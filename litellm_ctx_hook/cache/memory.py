@@ -15,6 +15,7 @@ from typing import Generic, TypeVar
 
 V = TypeVar("V")
 _LOCK_PURGE_AT = 1024
+_PURGE_EVERY_S = 1.0
 Clock = Callable[[], float]
 
 
@@ -31,6 +32,7 @@ class MemoryLRU(Generic[V]):
         self._clock = clock
         self._data: OrderedDict[str, tuple[float, V]] = OrderedDict()
         self._lock = threading.Lock()
+        self._next_purge = float("-inf")
 
     def get(self, key: str) -> V | None:
         now = self._clock()
@@ -52,7 +54,9 @@ class MemoryLRU(Generic[V]):
         with self._lock:
             self._data[key] = (now + ttl_s, value)
             self._data.move_to_end(key)
-            if len(self._data) > self.maxsize:
+            if len(self._data) > self.maxsize and now >= self._next_purge:
+                # At most once a second: a scan per put would make a burst of puts quadratic.
+                self._next_purge = now + _PURGE_EVERY_S
                 self._purge_expired(now)
             while len(self._data) > self.maxsize:
                 self._data.popitem(last=False)

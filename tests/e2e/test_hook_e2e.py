@@ -272,4 +272,6 @@ def test_plugin_fault_lets_the_request_through(module_upstream: FakeUpstream) ->
         assert reply.choices[0].message.content
         received = [r.body for r in module_upstream.requests_to("/chat/completions")][-1]
         assert len(received["messages"]) == len(messages)  # passed through unchanged
-        assert "fault injected" in proxy.log_text()
+        log = proxy.log_text()
+        assert "litellm-ctx-hook failed on request" in log and "RuntimeError (message at DEBUG)" in log
+        assert "Traceback (most recent call last)" in log  # an internal fault: ERROR with its stack trace
