@@ -34,6 +34,7 @@ from .conversation import Conversation, Message, Part, PartKind, Role
 from .counting import OFF_LOOP_CHARS, RequestCount, TokenCounter
 from .edits import replace_spans, summary_text
 from .extractive import Segment, condense, segments_of
+from .logs import log_fault
 from .plan import CHAT_RECENT_MESSAGES, Regions, aggressive_span, light_span
 from .risk import ContextRiskLevel
 from .settings import CondensationStrategyName, Settings
@@ -424,8 +425,8 @@ class Condenser:
                 self.stats.bump("summarizer_failures")
                 log.warning("summariser %r: no summary within CONDENSATION_TIMEOUT (%.0fs)", summarizer.model, timeout)
             return entry
-        except Exception:
-            log.exception("background summary of span %s failed", job.digest[:12])
+        except Exception as exc:  # the exception's message may quote the conversation: at DEBUG only
+            log_fault(log, f"background summary of span {job.digest[:12]} failed", exc)
             return None
 
     async def _model_entry(

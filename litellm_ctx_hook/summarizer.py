@@ -9,6 +9,7 @@ attribution. The transcript is fenced and described as data.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
@@ -20,6 +21,12 @@ from .settings import CondensationStrategyName, Settings, default_settings
 PROMPT_VERSION = "2"
 TRANSCRIPT_OPEN = "<conversation_transcript>"
 TRANSCRIPT_CLOSE = "</conversation_transcript>"
+# A client's text cannot close the prompt's fences: such tags in it lose their angle brackets.
+_PROMPT_TAG = re.compile(r"<\s*/?\s*(?:conversation_transcript|previous_summary)\s*>", re.IGNORECASE)
+
+
+def _as_data(text: str) -> str:
+    return _PROMPT_TAG.sub(lambda m: "‹" + m.group(0)[1:-1] + "›", text)
 
 #: The headings a summary is asked to use, in order (the quality gate recognises them).
 SECTIONS = (
@@ -82,7 +89,8 @@ def build_messages(req: SummaryRequest) -> list[dict[str, str]]:
     if req.previous_summary:
         intro = (
             "Here is the summary of the conversation so far:\n<previous_summary>\n"
-            f"{req.previous_summary}\n</previous_summary>\n\nThe transcript below continues the conversation. "
+            f"{_as_data(req.previous_summary)}\n</previous_summary>\n\n"
+            "The transcript below continues the conversation. "
             f"Write one updated summary that covers both: keep every fact of the previous summary. {task}"
         )
     else:
@@ -91,7 +99,7 @@ def build_messages(req: SummaryRequest) -> list[dict[str, str]]:
     # The length comes last: the prompt up to the transcript's end is the same for every length,
     # so a server's prompt cache (llama.cpp's slots, providers' prefix caches) can reuse it.
     user = (
-        f"{intro}\n\n{TRANSCRIPT_OPEN}\n{req.transcript}\n{TRANSCRIPT_CLOSE}\n\n"
+        f"{intro}\n\n{TRANSCRIPT_OPEN}\n{_as_data(req.transcript)}\n{TRANSCRIPT_CLOSE}\n\n"
         f"{_REMINDER} Stay under {req.max_tokens} tokens (about {words} words)."
     )
     return [{"role": "system", "content": _SYSTEM}, {"role": "user", "content": user}]
