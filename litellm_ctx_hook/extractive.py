@@ -68,18 +68,9 @@ from .readable import readable
 from .salience import REPEAT_FACTOR, KeyScanner, LineSignals, fact_retention, shape, signals
 
 __all__ = [
-    "INDEX_LABEL",
-    "INDEX_SHARE",
-    "INDEX_SHARE_MAX",
-    "Segment",
-    "condense",
-    "fact_retention",
-    "index_share",
-    "is_chat",
-    "missing_facts_index",
-    "readable",
-    "segments_of",
-]
+    "INDEX_LABEL", "INDEX_SHARE", "INDEX_SHARE_MAX", "Segment", "condense", "fact_retention", "index_share",
+    "is_chat", "missing_facts_index", "readable", "segments_of",
+]  # fmt: skip
 
 ALL_FIT_SHARE = 1.5  # units estimated at more than this many budgets: not all fit
 FIRST_BONUS = 0.5
