@@ -26,6 +26,7 @@ from .engine import ContextEngine, Outcome
 from .errors import ContextWindowExceededError, InvalidRequestError
 from .metrics import Metrics, serve
 from .settings import Settings, default_settings
+from .shared_stats import ENGINE_FIELDS, SharedStats
 from .summarizer import LiteLLMSummarizer
 
 log = logging.getLogger("litellm_ctx_hook")
@@ -59,7 +60,16 @@ class ContextHook(CustomLogger):
         self.settings = settings or default_settings()
         self.engine = engine or ContextEngine(self.settings, cache=SummaryCache.from_settings(self.settings))
         self.metrics = Metrics()
+        cache = self.engine.cache
+        self.shared = SharedStats(
+            cache.redis if cache is not None else None,
+            lambda: {k: v for k, v in self.engine.stats.snapshot().items() if k in ENGINE_FIELDS},
+            interval_s=self.settings.context_stats_flush_interval,
+        )
         self._summarizers: dict[str, LiteLLMSummarizer] = {}  # per-model summariser aliases
+        self._summarizer_seen: dict[str, int] = {}  # engine counts already in the summariser metric
+        for outcome in ("started", "failed"):  # both series from the start, for rates and alerts
+            self.metrics.summarizer_calls.labels(outcome=outcome)
         if self.settings.context_metrics_port:
             serve(self.settings.context_metrics_port)
 
@@ -79,6 +89,7 @@ class ContextHook(CustomLogger):
             return await self._manage(user_api_key_dict, data, fmt, key, started)
         except ContextWindowExceededError as exc:
             self.metrics.rejected.inc()
+            self.shared.count("rejected")
             raise HTTPException(
                 status_code=400,
                 detail={
@@ -93,10 +104,12 @@ class ContextHook(CustomLogger):
             raise
         except InvalidRequestError as exc:  # the client's malformed body: not our fault, no stack trace
             self.metrics.invalid.inc()
+            self.shared.count("invalid")
             log.warning("request %s passed through unchanged: %s", request_id, exc)
             return data
         except Exception:
             self.metrics.errors.inc()
+            self.shared.count("errors")
             log.exception("litellm-ctx-hook failed on request %s; passing it through unchanged", request_id)
             return data
 
@@ -155,6 +168,21 @@ class ContextHook(CustomLogger):
             cache=o.cache,
             seconds=seconds,
         )
+        self.shared.request(cache=o.cache, seconds=seconds)
+        self._follow_engine()
+
+    def _follow_engine(self) -> None:
+        """Into the metrics: whether Redis answers, and the summariser calls started and summaries
+        failed (error, timeout, quality gate) since the last request."""
+        redis = self.engine.cache.redis if self.engine.cache is not None else None
+        if redis is not None:
+            self.metrics.redis_up.labels(target=redis.target).set(1 if redis.state == "up" else 0)
+        stats = self.engine.stats
+        for outcome, now in (("started", stats.summarizer_calls), ("failed", stats.summarizer_failures)):
+            seen = self._summarizer_seen.get(outcome, 0)
+            if now != seen:
+                self.metrics.summarizer_calls.labels(outcome=outcome).inc(max(0, now - seen) or now)
+                self._summarizer_seen[outcome] = now
 
     async def async_post_call_response_headers_hook(
         self,
