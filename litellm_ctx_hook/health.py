@@ -309,9 +309,7 @@ def _judge_config(report: HealthReport, config: ConfigFacts | str | None) -> Non
         report.problem("config", Status.UNHEALTHY, config, "Pass the config.yaml the proxy runs with (--config)")
         return
     resolved = {alias: _served(alias, config.model_names) for alias in config.summarizers}
-    report.add(
-        "config", Status.HEALTHY, path=config.path, hook_registered=config.hook_registered, summarizers=resolved
-    )
+    report.add("config", Status.HEALTHY, path=config.path, hook_registered=config.hook_registered, summarizers=resolved)
     if not config.hook_registered:
         report.problem(
             "config",
