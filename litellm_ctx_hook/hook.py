@@ -26,7 +26,7 @@ from .engine import ContextEngine, Outcome
 from .errors import ContextWindowExceededError, InvalidRequestError
 from .metrics import Metrics, serve
 from .settings import Settings, default_settings
-from .shared_stats import ENGINE_FIELDS, SharedStats
+from .shared_stats import ENGINE_FIELDS, Growth, SharedStats
 from .summarizer import LiteLLMSummarizer
 
 log = logging.getLogger("litellm_ctx_hook")
@@ -63,11 +63,11 @@ class ContextHook(CustomLogger):
         cache = self.engine.cache
         self.shared = SharedStats(
             cache.redis if cache is not None else None,
-            lambda: {k: v for k, v in self.engine.stats.snapshot().items() if k in ENGINE_FIELDS},
+            lambda: {name: getattr(self.engine.stats, name) for name in ENGINE_FIELDS},
             interval_s=self.settings.context_stats_flush_interval,
         )
         self._summarizers: dict[str, LiteLLMSummarizer] = {}  # per-model summariser aliases
-        self._summarizer_seen: dict[str, int] = {}  # engine counts already in the summariser metric
+        self._summarizer_growth = Growth()  # engine counts already in the summariser metric
         for outcome in ("started", "failed"):  # both series from the start, for rates and alerts
             self.metrics.summarizer_calls.labels(outcome=outcome)
         if self.settings.context_metrics_port:
@@ -178,11 +178,9 @@ class ContextHook(CustomLogger):
         if redis is not None:
             self.metrics.redis_up.labels(target=redis.target).set(1 if redis.state == "up" else 0)
         stats = self.engine.stats
-        for outcome, now in (("started", stats.summarizer_calls), ("failed", stats.summarizer_failures)):
-            seen = self._summarizer_seen.get(outcome, 0)
-            if now != seen:
-                self.metrics.summarizer_calls.labels(outcome=outcome).inc(max(0, now - seen) or now)
-                self._summarizer_seen[outcome] = now
+        counts = {"started": stats.summarizer_calls, "failed": stats.summarizer_failures}
+        for outcome, grown in self._summarizer_growth.since_last(counts).items():
+            self.metrics.summarizer_calls.labels(outcome=outcome).inc(grown)
 
     async def async_post_call_response_headers_hook(
         self,

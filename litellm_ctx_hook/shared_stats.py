@@ -52,6 +52,24 @@ def percentile_ms(counts: Mapping[str, int], q: float) -> float | None:
     return buckets[-1][0]
 
 
+class Growth:
+    """How much each of some ever-growing counts grew since the previous look (after a reset to
+    zero, the count itself)."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, int] = {}
+
+    def since_last(self, counts: Mapping[str, int]) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for name, value in counts.items():
+            before = self._seen.get(name, 0)
+            self._seen[name] = value
+            grown = value - before if value >= before else value
+            if grown:
+                out[name] = grown
+        return out
+
+
 class SharedStats:
     """Gathers counts in process and adds them to Redis in the background (never raises).
 
@@ -73,7 +91,7 @@ class SharedStats:
         self._interval_s = interval_s
         self._clock = clock
         self._pending: Counter[str] = Counter()
-        self._engine_seen: dict[str, int] = {}
+        self._engine_growth = Growth()
         self._last_flush = clock()
         self._scheduled = False  # a flush is waiting for its time or running
         self._task: asyncio.Task[None] | None = None
@@ -121,14 +139,9 @@ class SharedStats:
 
     def _take(self) -> dict[str, int]:
         """The counts since the last flush, engine differences included; resets them."""
-        out = dict(self._pending)
+        out = Counter(self._pending)
         self._pending.clear()
-        for name, value in self._engine_counts().items():
-            before = self._engine_seen.get(name, 0)
-            delta = value - before if value >= before else value  # the engine's counters were reset
-            self._engine_seen[name] = value
-            if delta:
-                out[name] = out.get(name, 0) + delta
+        out.update(self._engine_growth.since_last(self._engine_counts()))
         return {k: v for k, v in out.items() if v}
 
     async def flush(self) -> None:
