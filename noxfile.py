@@ -15,11 +15,13 @@ Extra arguments go to pytest: ``nox -s newest -- -m "not e2e"``. Without them py
 from __future__ import annotations
 
 import json
+import re
 import tomllib
 from pathlib import Path
 
 import nox
 from packaging.requirements import Requirement
+from packaging.version import Version
 
 ROOT = Path(__file__).resolve().parent
 nox.options.sessions = ["pinned", "newest"]
@@ -63,6 +65,7 @@ def newest(session: nox.Session) -> None:
     session.install("--upgrade", "-e", ".[dev]", _litellm_range())
     version = _installed(session, "import importlib.metadata as m; print(m.version('litellm'))")
     session.log(f"LiteLLM {version} (newest release admitted by {_litellm_range()!r})")
+    _warn_if_newer_outside_range(session)
     try:
         session.install(f"litellm[proxy]=={version}", silent=True)
         session.log(f"litellm[proxy]=={version} installed as published")
@@ -77,6 +80,17 @@ def newest(session: nox.Session) -> None:
         session.install(*reqs)
     session.run("mypy")
     session.run("python", "-m", "pytest", *_pytest_args(session))
+
+
+def _warn_if_newer_outside_range(session: nox.Session) -> None:
+    """Say so when the index has a release the range does not admit yet (time to test and widen it)."""
+    try:
+        out = str(session.run("python", "-m", "pip", "index", "versions", "litellm", silent=True))
+    except nox.command.CommandFailed:
+        return
+    found = re.search(r"^litellm \(([^)]+)\)", out, re.MULTILINE)
+    if found and Version(found.group(1)) not in Requirement(_litellm_range()).specifier:
+        session.warn(f"LiteLLM {found.group(1)} is out: pyproject.toml admits {_litellm_range()!r}")
 
 
 def _proxy_requirements(requires: list[str]) -> list[str]:
