@@ -234,6 +234,38 @@ def stats(as_json: JsonOpt = False) -> None:
 
 
 @app.command()
+def health(
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="The proxy's config.yaml: are the summariser aliases served?")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Check Redis, the summariser aliases and the shared counters. Exit 0 healthy, 1 degraded, 2 unhealthy."""
+    from .health import Status, check_health
+
+    try:
+        report = asyncio.run(check_health(default_settings(), config))
+    except ContextHookError as exc:
+        _fail(str(exc))
+        return
+    if as_json:
+        out.print_json(json.dumps(report.to_json()))
+    else:
+        table = Table(title="litellm-ctx-hook health")
+        for col in ("check", "status", "details"):
+            table.add_column(col, overflow="fold")
+        for name, check in report.checks.items():
+            details = {k: v for k, v in check.items() if k != "status"}
+            table.add_row(name, check["status"], json.dumps(details))
+        out.print(table)
+        for rec in report.recommendations:
+            out.print(f"- {rec}", highlight=False, soft_wrap=True)
+    if report.status is not Status.HEALTHY:
+        typer.echo(report.summary_line(), err=True)
+    raise typer.Exit(report.status.exit_code)
+
+
+@app.command()
 def demo(
     short: Annotated[bool, typer.Option("--short", help="A short run (used by the test suite and CI).")] = False,
 ) -> None:

@@ -27,6 +27,7 @@ from .errors import ContextWindowExceededError, InvalidRequestError
 from .logs import InvalidRequestLog, configure, log_fault
 from .metrics import Metrics, serve
 from .settings import Settings, default_settings
+from .shared_stats import ENGINE_FIELDS, Growth, SharedStats
 from .summarizer import LiteLLMSummarizer
 
 log = logging.getLogger("litellm_ctx_hook")
@@ -60,7 +61,16 @@ class ContextHook(CustomLogger):
         self.settings = settings or default_settings()
         self.engine = engine or ContextEngine(self.settings, cache=SummaryCache.from_settings(self.settings))
         self.metrics = Metrics()
+        cache = self.engine.cache
+        self.shared = SharedStats(
+            cache.redis if cache is not None else None,
+            lambda: {name: getattr(self.engine.stats, name) for name in ENGINE_FIELDS},
+            interval_s=self.settings.context_stats_flush_interval,
+        )
         self._summarizers: dict[str, LiteLLMSummarizer] = {}  # per-model summariser aliases
+        self._summarizer_growth = Growth()  # engine counts already in the summariser metric
+        for outcome in ("started", "failed"):  # both series from the start, for rates and alerts
+            self.metrics.summarizer_calls.labels(outcome=outcome)
         self._invalid_log = InvalidRequestLog(log)
         configure(self.settings)
         if self.settings.context_metrics_port:
@@ -82,6 +92,7 @@ class ContextHook(CustomLogger):
             return await self._manage(user_api_key_dict, data, fmt, key, started)
         except ContextWindowExceededError as exc:
             self.metrics.rejected.inc()
+            self.shared.count("rejected")
             raise HTTPException(
                 status_code=400,
                 detail={
@@ -96,10 +107,12 @@ class ContextHook(CustomLogger):
             raise
         except InvalidRequestError as exc:  # the client's malformed body: not our fault, no stack trace
             self.metrics.invalid.labels(route=fmt.value, reason=exc.reason).inc()
+            self.shared.count("invalid")
             self._invalid_log.log(request_id, fmt.value, exc)
             return data
         except Exception as exc:
             self.metrics.errors.inc()
+            self.shared.count("errors")
             log_fault(
                 log,
                 f"litellm-ctx-hook failed on request {request_id}; passing it through unchanged",
@@ -164,6 +177,19 @@ class ContextHook(CustomLogger):
             cache=o.cache,
             seconds=seconds,
         )
+        self.shared.request(cache=o.cache, seconds=seconds)
+        self._follow_engine()
+
+    def _follow_engine(self) -> None:
+        """Into the metrics: whether Redis answers, and the summariser calls started and summaries
+        failed (error, timeout, quality gate) since the last request."""
+        redis = self.engine.cache.redis if self.engine.cache is not None else None
+        if redis is not None:
+            self.metrics.redis_up.labels(target=redis.target).set(1 if redis.state == "up" else 0)
+        stats = self.engine.stats
+        counts = {"started": stats.summarizer_calls, "failed": stats.summarizer_failures}
+        for outcome, grown in self._summarizer_growth.since_last(counts).items():
+            self.metrics.summarizer_calls.labels(outcome=outcome).inc(grown)
 
     async def async_post_call_response_headers_hook(
         self,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from prometheus_client import REGISTRY, Counter, Histogram, start_http_server
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram, start_http_server
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
@@ -27,7 +27,12 @@ class Metrics:
         self.actions = _metric(Counter, "litellm_ctx_actions", "Requests changed, by strategy", ("strategy",))
         self.tokens_before = _metric(Counter, "litellm_ctx_tokens_before", "Tokens of requests as received")
         self.tokens_after = _metric(Counter, "litellm_ctx_tokens_after", "Tokens of requests as sent on")
-        self.summarizer_calls = _metric(Counter, "litellm_ctx_summarizer_calls", "Summariser calls", ("outcome",))
+        self.summarizer_calls = _metric(
+            Counter,
+            "litellm_ctx_summarizer_calls",
+            "Summariser calls started, and summaries that failed (error, timeout, rejected by the quality gate)",
+            ("outcome",),
+        )
         self.summarizer_latency = _metric(
             Histogram, "litellm_ctx_summarizer_latency_seconds", "Summariser call latency", buckets=_LATENCY_BUCKETS
         )
@@ -42,6 +47,13 @@ class Metrics:
             "litellm_ctx_invalid_requests",
             "Malformed requests passed through unchanged, by route and reason",
             ("route", "reason"),
+        )
+        self.redis_up = _metric(
+            Gauge,
+            "litellm_ctx_redis_up",
+            "1 while the shared Redis cache answers, 0 while its circuit breaker is open (absent without Redis)",
+            ("target",),
+            multiprocess_mode="livemin",
         )
 
     def observe(

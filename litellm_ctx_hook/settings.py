@@ -97,6 +97,7 @@ class Settings(BaseSettings):
     # -- operations
     context_metrics_port: int | None = Field(None, ge=1, le=65535)  # serve /metrics here (else LiteLLM's)
     context_log_format: LogFormat = LogFormat.TEXT  # json: one JSON object per log line
+    context_stats_flush_interval: float = Field(5.0, ge=0.0)  # seconds between adds to the shared counters
     context_test_fault_injection: bool = False  # tests only: make the hook fail, to show it fails open
 
     @model_validator(mode="after")

@@ -79,6 +79,8 @@ def test_a_fault_is_logged_with_its_frames_but_not_its_message(caplog: pytest.Lo
 class ExplodingEngine:
     """An engine whose management fails with content in its exception's message."""
 
+    cache = None  # no shared cache
+
     def resolve(self, model: str, router: Any) -> Any:
         raise RuntimeError(SECRET)
 

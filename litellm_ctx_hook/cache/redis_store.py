@@ -25,7 +25,7 @@ import logging
 import time
 import weakref
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from redis.exceptions import ResponseError
@@ -210,6 +210,21 @@ class RedisStore:
 
     async def hincrby(self, key: str, field: str, amount: int) -> bool:
         res = await self._call(lambda: self._client.hincrby(key, field, amount))
+        if res is FAILED:
+            self.dropped_writes += 1
+            return False
+        return True
+
+    async def hincrby_many(self, key: str, amounts: Mapping[str, int]) -> bool:
+        """Add to several fields of one hash in one round trip (a pipeline, not a transaction)."""
+
+        async def run() -> Any:
+            pipe = self._client.pipeline(transaction=False)
+            for field, amount in amounts.items():
+                pipe.hincrby(key, field, amount)
+            return await pipe.execute()
+
+        res = await self._call(run)
         if res is FAILED:
             self.dropped_writes += 1
             return False

@@ -11,10 +11,10 @@ Standard library only (``http.server`` in a background thread). It answers
 and records every request (path, lower-cased headers, parsed JSON body), optionally appending it as
 one JSON line to ``record_file`` so a test can read what a server in another process received.
 
-Replies are deterministic. A summariser call (the system part or the first message contains
+Replies are deterministic (:mod:`~litellm_ctx_hook.demo.fake_replies`, whose names are also
+importable from here). A summariser call (the system part or the first message contains
 ``<conversation_transcript>``) gets ``Summary: `` followed by up to 20 distinct identifier-like
-tokens of the transcript (tokens containing a digit, ``/`` or ``_``); anything else gets
-``ok: <n> messages received``. Usage: prompt tokens ≈ request body bytes / 4.
+tokens of the transcript; anything else gets ``ok: <n> messages received``.
 
 ``delay_s`` (sleep before answering) and ``fail_status`` (answer with that HTTP error and a
 provider-shaped JSON error body) can be set in the constructor or at run time.
@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import re
 import signal
 import socket
 import sys
@@ -43,13 +42,39 @@ from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
 
-TRANSCRIPT_OPEN = "<conversation_transcript>"
-TRANSCRIPT_CLOSE = "</conversation_transcript>"
-MAX_SUMMARY_TOKENS = 20
-ENDPOINTS = ("/chat/completions", "/messages", "/responses", "/models")
+from .fake_replies import (
+    MAX_SUMMARY_TOKENS,
+    TRANSCRIPT_CLOSE,
+    TRANSCRIPT_OPEN,
+    anthropic_message,
+    anthropic_stream,
+    chat_completion,
+    chat_stream,
+    error_body,
+    is_summarizer_call,
+    prompt_tokens_for,
+    reply_text_for,
+    response_object,
+    responses_stream,
+    transcript_identifiers,
+)
 
-_TOKEN_STRIP = "\"'`.,;:!?()[]{}<>*"
-_IDENTIFIER_HINT = re.compile(r"[0-9/_]")
+__all__ = [
+    "ENDPOINTS",
+    "MAX_SUMMARY_TOKENS",
+    "TRANSCRIPT_CLOSE",
+    "TRANSCRIPT_OPEN",
+    "FakeUpstream",
+    "RecordedRequest",
+    "free_port",
+    "is_summarizer_call",
+    "main",
+    "read_record_file",
+    "reply_text_for",
+    "transcript_identifiers",
+]
+
+ENDPOINTS = ("/chat/completions", "/messages", "/responses", "/models")
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,291 +119,6 @@ def read_record_file(path: Path) -> list[RecordedRequest]:
     text = path.read_text(encoding="utf-8")
     lines = text[: text.rfind("\n") + 1].splitlines()  # a line being written right now is not whole yet
     return [RecordedRequest.from_json(json.loads(line)) for line in lines if line.strip()]
-
-
-# --- reading the request body -------------------------------------------------------------------
-
-
-def _text_of(value: Any) -> str:
-    """All the text in a message, content part list, block or plain string (any of the three formats)."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, list):
-        return "\n".join(t for t in (_text_of(v) for v in value) if t)
-    if isinstance(value, dict):
-        parts = [_text_of(value[k]) for k in ("text", "content", "output") if k in value]
-        return "\n".join(t for t in parts if t)
-    return ""
-
-
-def _conversation(body: dict[str, Any]) -> tuple[str, list[Any]]:
-    """(system text, non-system messages) of a chat, Anthropic or Responses body."""
-    system_parts = [_text_of(body.get("system")), _text_of(body.get("instructions"))]
-    raw = body.get("messages", body.get("input"))
-    items: list[Any] = [raw] if isinstance(raw, str) else list(raw) if isinstance(raw, list) else []
-    messages: list[Any] = []
-    for item in items:
-        if isinstance(item, dict) and item.get("role") in ("system", "developer"):
-            system_parts.append(_text_of(item))
-        else:
-            messages.append(item)
-    return "\n".join(p for p in system_parts if p), messages
-
-
-def is_summarizer_call(body: Any) -> bool:
-    """The system part or the first message carries the transcript marker."""
-    if not isinstance(body, dict):
-        return False
-    system, messages = _conversation(body)
-    head = system + "\n" + (_text_of(messages[0]) if messages else "")
-    return TRANSCRIPT_OPEN in head
-
-
-def transcript_identifiers(text: str, limit: int = MAX_SUMMARY_TOKENS) -> list[str]:
-    """Up to ``limit`` distinct tokens of the fenced transcript that contain a digit, ``/`` or ``_``.
-
-    The transcript is the text after the last ``<conversation_transcript>`` up to the next closing
-    marker (the whole text when there is no marker).
-    """
-    start = text.rfind(TRANSCRIPT_OPEN)
-    if start >= 0:
-        text = text[start + len(TRANSCRIPT_OPEN) :]
-        end = text.find(TRANSCRIPT_CLOSE)
-        text = text if end < 0 else text[:end]
-    seen: list[str] = []
-    for raw in text.split():
-        token = raw.strip(_TOKEN_STRIP)
-        if token and _IDENTIFIER_HINT.search(token) and token not in seen:
-            seen.append(token)
-            if len(seen) >= limit:
-                break
-    return seen
-
-
-def reply_text_for(body: Any) -> str:
-    """The deterministic reply to a request body."""
-    if not isinstance(body, dict):
-        return "ok: 0 messages received"
-    system, messages = _conversation(body)
-    if is_summarizer_call(body):
-        conversation = "\n".join(_text_of(m) for m in messages)
-        source = conversation if TRANSCRIPT_OPEN in conversation else system + "\n" + conversation
-        return "Summary: " + " ".join(transcript_identifiers(source))
-    return f"ok: {len(messages)} messages received"
-
-
-def _tokens(n_chars: int) -> int:
-    return max(1, n_chars // 4)
-
-
-# --- response bodies ------------------------------------------------------------------------------
-
-
-def _model(body: Any, default: str) -> str:
-    return str(body.get("model") or default) if isinstance(body, dict) else default
-
-
-def _chat_completion(body: Any, text: str, prompt_tokens: int) -> dict[str, Any]:
-    completion_tokens = _tokens(len(text))
-    return {
-        "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": _model(body, "fake-model"),
-        "system_fingerprint": "fp_fake",
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": text},
-                "logprobs": None,
-                "finish_reason": "stop",
-            }
-        ],
-        "usage": {
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens,
-        },
-    }
-
-
-def _chat_stream(body: dict[str, Any], text: str, prompt_tokens: int) -> Iterator[bytes]:
-    base = {
-        "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
-        "object": "chat.completion.chunk",
-        "created": int(time.time()),
-        "model": _model(body, "fake-model"),
-        "system_fingerprint": "fp_fake",
-    }
-
-    def chunk(delta: dict[str, Any], finish: str | None) -> bytes:
-        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
-        return _sse({**base, "choices": [choice]})
-
-    yield chunk({"role": "assistant", "content": ""}, None)
-    for piece in _pieces(text):
-        yield chunk({"content": piece}, None)
-    yield chunk({}, "stop")
-    options = body.get("stream_options")
-    if isinstance(options, dict) and options.get("include_usage"):
-        completion_tokens = _tokens(len(text))
-        usage = {
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens,
-        }
-        yield _sse({**base, "choices": [], "usage": usage})
-    yield b"data: [DONE]\n\n"
-
-
-def _anthropic_message(body: Any, text: str, prompt_tokens: int) -> dict[str, Any]:
-    return {
-        "id": f"msg_{uuid.uuid4().hex[:24]}",
-        "type": "message",
-        "role": "assistant",
-        "model": _model(body, "claude-fake"),
-        "content": [{"type": "text", "text": text}],
-        "stop_reason": "end_turn",
-        "stop_sequence": None,
-        "usage": {"input_tokens": prompt_tokens, "output_tokens": _tokens(len(text))},
-    }
-
-
-def _anthropic_stream(body: dict[str, Any], text: str, prompt_tokens: int) -> Iterator[bytes]:
-    message = _anthropic_message(body, "", prompt_tokens)
-    message.update(content=[], stop_reason=None, usage={"input_tokens": prompt_tokens, "output_tokens": 1})
-    yield _sse({"type": "message_start", "message": message}, event="message_start")
-    block_start = {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}
-    yield _sse(block_start, event="content_block_start")
-    for piece in _pieces(text):
-        delta = {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": piece}}
-        yield _sse(delta, event="content_block_delta")
-    yield _sse({"type": "content_block_stop", "index": 0}, event="content_block_stop")
-    message_delta = {
-        "type": "message_delta",
-        "delta": {"stop_reason": "end_turn", "stop_sequence": None},
-        "usage": {"output_tokens": _tokens(len(text))},
-    }
-    yield _sse(message_delta, event="message_delta")
-    yield _sse({"type": "message_stop"}, event="message_stop")
-
-
-def _response_object(body: Any, text: str, prompt_tokens: int, *, status: str = "completed") -> dict[str, Any]:
-    output_tokens = _tokens(len(text))
-    done = status == "completed"
-    message = {
-        "type": "message",
-        "id": f"msg_{uuid.uuid4().hex[:24]}",
-        "status": "completed",
-        "role": "assistant",
-        "content": [{"type": "output_text", "text": text, "annotations": []}],
-    }
-    return {
-        "id": f"resp_{uuid.uuid4().hex[:24]}",
-        "object": "response",
-        "created_at": int(time.time()),
-        "status": status,
-        "model": _model(body, "fake-model"),
-        "output": [message] if done else [],
-        "parallel_tool_calls": True,
-        "tool_choice": "auto",
-        "tools": [],
-        "error": None,
-        "incomplete_details": None,
-        "instructions": body.get("instructions") if isinstance(body, dict) else None,
-        "metadata": {},
-        "temperature": 1.0,
-        "top_p": 1.0,
-        "text": {"format": {"type": "text"}},
-        "usage": {
-            "input_tokens": prompt_tokens,
-            "input_tokens_details": {"cached_tokens": 0},
-            "output_tokens": output_tokens,
-            "output_tokens_details": {"reasoning_tokens": 0},
-            "total_tokens": prompt_tokens + output_tokens,
-        }
-        if done
-        else None,
-    }
-
-
-def _responses_stream(body: dict[str, Any], text: str, prompt_tokens: int) -> Iterator[bytes]:
-    final = _response_object(body, text, prompt_tokens)
-    pending = {**_response_object(body, "", prompt_tokens, status="in_progress"), "id": final["id"]}
-    item = final["output"][0]
-    item_id = item["id"]
-    empty_part = {"type": "output_text", "text": "", "annotations": []}
-    events: list[dict[str, Any]] = [
-        {"type": "response.created", "response": pending},
-        {"type": "response.in_progress", "response": pending},
-        {
-            "type": "response.output_item.added",
-            "output_index": 0,
-            "item": {**item, "status": "in_progress", "content": []},
-        },
-        {
-            "type": "response.content_part.added",
-            "item_id": item_id,
-            "output_index": 0,
-            "content_index": 0,
-            "part": empty_part,
-        },
-    ]
-    events += [
-        {
-            "type": "response.output_text.delta",
-            "item_id": item_id,
-            "output_index": 0,
-            "content_index": 0,
-            "delta": piece,
-            "logprobs": [],
-        }
-        for piece in _pieces(text)
-    ]
-    events += [
-        {
-            "type": "response.output_text.done",
-            "item_id": item_id,
-            "output_index": 0,
-            "content_index": 0,
-            "text": text,
-            "logprobs": [],
-        },
-        {
-            "type": "response.content_part.done",
-            "item_id": item_id,
-            "output_index": 0,
-            "content_index": 0,
-            "part": item["content"][0],
-        },
-        {"type": "response.output_item.done", "output_index": 0, "item": item},
-        {"type": "response.completed", "response": final},
-    ]
-    for seq, event in enumerate(events):
-        yield _sse({**event, "sequence_number": seq}, event=str(event["type"]))
-
-
-def _error_body(endpoint: str, status: int, message: str) -> dict[str, Any]:
-    kind = {
-        400: "invalid_request_error",
-        401: "authentication_error",
-        404: "not_found_error",
-        429: "rate_limit_error",
-    }.get(status, "api_error")
-    if endpoint == "/messages":
-        return {"type": "error", "error": {"type": kind, "message": message}}
-    return {"error": {"message": message, "type": kind, "param": None, "code": str(status)}}
-
-
-def _pieces(text: str) -> list[str]:
-    """The reply split in a few stream deltas (words with their trailing space)."""
-    words = re.findall(r"\S+\s*", text)
-    return words or [text]
-
-
-def _sse(obj: dict[str, Any], event: str | None = None) -> bytes:
-    head = f"event: {event}\n" if event else ""
-    return f"{head}data: {json.dumps(obj)}\n\n".encode()
 
 
 # --- the server -----------------------------------------------------------------------------------
@@ -431,7 +171,7 @@ class _Handler(BaseHTTPRequestHandler):
                 {"object": "list", "data": [{"id": "fake-model", "object": "model", "created": 0, "owned_by": "fake"}]},
             )
         else:
-            self._send_json(404, _error_body(record.endpoint, 404, f"no route GET {path}"))
+            self._send_json(404, error_body(record.endpoint, 404, f"no route GET {path}"))
 
     def do_POST(self) -> None:
         upstream = self.server.upstream
@@ -448,32 +188,32 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             return  # stopped while sleeping: no answer
         if endpoint not in ENDPOINTS or endpoint == "/models":
-            self._send_json(404, _error_body(endpoint, 404, f"no route POST {path}"))
+            self._send_json(404, error_body(endpoint, 404, f"no route POST {path}"))
             return
         if upstream.fail_status:
             status = upstream.fail_status
-            self._send_json(status, _error_body(endpoint, status, f"fake upstream failure {status}"))
+            self._send_json(status, error_body(endpoint, status, f"fake upstream failure {status}"))
             return
         if not isinstance(body, dict):
-            self._send_json(400, _error_body(endpoint, 400, "request body must be a JSON object"))
+            self._send_json(400, error_body(endpoint, 400, "request body must be a JSON object"))
             return
         text = upstream.reply_text if upstream.reply_text is not None else reply_text_for(body)
-        prompt_tokens = _tokens(len(raw))
+        prompt_tokens = prompt_tokens_for(len(raw))
         stream = body.get("stream") is True
         if endpoint == "/chat/completions":
             if stream:
-                self._send_stream(_chat_stream(body, text, prompt_tokens))
+                self._send_stream(chat_stream(body, text, prompt_tokens))
             else:
-                self._send_json(200, _chat_completion(body, text, prompt_tokens))
+                self._send_json(200, chat_completion(body, text, prompt_tokens))
         elif endpoint == "/messages":
             if stream:
-                self._send_stream(_anthropic_stream(body, text, prompt_tokens))
+                self._send_stream(anthropic_stream(body, text, prompt_tokens))
             else:
-                self._send_json(200, _anthropic_message(body, text, prompt_tokens))
+                self._send_json(200, anthropic_message(body, text, prompt_tokens))
         elif stream:
-            self._send_stream(_responses_stream(body, text, prompt_tokens))
+            self._send_stream(responses_stream(body, text, prompt_tokens))
         else:
-            self._send_json(200, _response_object(body, text, prompt_tokens))
+            self._send_json(200, response_object(body, text, prompt_tokens))
 
     def _send_json(self, status: int, obj: dict[str, Any]) -> None:
         payload = json.dumps(obj).encode()

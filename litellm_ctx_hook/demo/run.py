@@ -69,15 +69,17 @@ def run_demo(*, short: bool = False, console: Console, config: Path | None = Non
                 summaries = len(upstream.requests) - len(sent)
                 client_tokens = counter.count(openai_format.parse(request), "gpt-4o-mini").total
                 upstream_tokens = counter.count(openai_format.parse(sent[-1]), "gpt-4o-mini").total
+                risk = str(raw.headers.get("x-ctx-risk-level", "?"))
+                action = SHORT.get(str(raw.headers.get("x-ctx-strategy", "")), "?") + (" +summary" if summaries else "")
+                cache = str(raw.headers.get("x-ctx-cache", "?"))
                 row = {
                     "turn": k,
                     "messages": len(request["messages"]),
                     "client": client_tokens,
                     "upstream": upstream_tokens,
-                    "risk": raw.headers.get("x-ctx-risk-level", "?"),
-                    "action": SHORT.get(raw.headers.get("x-ctx-strategy", ""), "?")
-                    + (" +summary" if summaries else ""),
-                    "cache": raw.headers.get("x-ctx-cache", "?"),
+                    "risk": risk,
+                    "action": action,
+                    "cache": cache,
                 }
                 rows.append(row)
                 table.add_row(
@@ -85,9 +87,9 @@ def run_demo(*, short: bool = False, console: Console, config: Path | None = Non
                     str(row["messages"]),
                     f"{client_tokens:,}",
                     f"{upstream_tokens:,}",
-                    row["risk"],
-                    row["action"],
-                    row["cache"],
+                    risk,
+                    action,
+                    cache,
                 )
             console.print(table)
     managed = sum(1 for r in rows if r["upstream"] < r["client"])

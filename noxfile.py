@@ -1,0 +1,106 @@
+"""The test suite against the LiteLLM releases the plugin supports (``nox -s <session>``).
+
+* ``pinned``: LiteLLM as pinned in ``constraints.txt`` with its ``proxy`` extra (the full proxy
+  end to end): ruff, mypy --strict, pytest — what ``python3 scripts/test`` runs in ``.venv``.
+* ``newest``: the newest LiteLLM release that ``pyproject.toml``'s range admits, from the package
+  index: mypy --strict and pytest. When that release's ``proxy`` extra cannot be installed (since
+  1.110 it pins a separate ``litellm-proxy`` distribution and companions the index may not carry),
+  the extra's other requirements are installed instead and the proxy runs from the ``litellm``
+  wheel's own ``litellm/proxy`` code; the session prints what it substituted.
+
+Extra arguments go to pytest: ``nox -s newest -- -m "not e2e"``. Without them pytest runs with
+``-m "not llm"`` (the real local model is left out).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+from pathlib import Path
+
+import nox
+from packaging.requirements import Requirement
+from packaging.version import Version
+
+ROOT = Path(__file__).resolve().parent
+nox.options.sessions = ["pinned", "newest"]
+nox.options.reuse_existing_virtualenvs = True
+
+# Distributions the proxy extra pins at the release's exact version that the index may not carry:
+# ``litellm-proxy`` repeats the ``litellm/proxy`` package the ``litellm`` wheel already ships; the
+# two others are the proxy's database migrations and enterprise hooks (neither used without a
+# database), installed at the newest version the index has.
+_PROXY_SPLIT = "litellm-proxy"
+_COMPANIONS = ("litellm-proxy-extras", "litellm-enterprise")
+
+
+def _pytest_args(session: nox.Session) -> list[str]:
+    return list(session.posargs) or ["-m", "not llm"]
+
+
+def _litellm_range() -> str:
+    """The ``litellm`` requirement of ``pyproject.toml`` (e.g. ``litellm>=1.106.2,<1.111``)."""
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    return next(d for d in deps if Requirement(d).name == "litellm")
+
+
+def _installed(session: nox.Session, code: str) -> str:
+    out = session.run("python", "-c", code, silent=True, external=False)
+    return str(out).strip()
+
+
+@nox.session
+def pinned(session: nox.Session) -> None:
+    """The suite against the pinned LiteLLM with its proxy extra."""
+    session.install("-c", "constraints.txt", "-e", ".[proxy,dev]")
+    session.run("ruff", "check", ".")
+    session.run("mypy")
+    session.run("python", "-m", "pytest", *_pytest_args(session))
+
+
+@nox.session
+def newest(session: nox.Session) -> None:
+    """The suite against the newest LiteLLM release in the supported range."""
+    session.install("--upgrade", "-e", ".[dev]", _litellm_range())
+    version = _installed(session, "import importlib.metadata as m; print(m.version('litellm'))")
+    session.log(f"LiteLLM {version} (newest release admitted by {_litellm_range()!r})")
+    _warn_if_newer_outside_range(session)
+    try:
+        session.install(f"litellm[proxy]=={version}", silent=True)
+        session.log(f"litellm[proxy]=={version} installed as published")
+    except nox.command.CommandFailed:
+        raw = _installed(session, "import importlib.metadata as m, json; print(json.dumps(m.requires('litellm')))")
+        reqs = _proxy_requirements(json.loads(raw))
+        session.log(
+            f"litellm[proxy]=={version} cannot be installed from this index; installing its other "
+            f"requirements, without {_PROXY_SPLIT} (its code ships in the litellm wheel) and with "
+            f"{', '.join(_COMPANIONS)} at the newest version available"
+        )
+        session.install(*reqs)
+    session.run("mypy")
+    session.run("python", "-m", "pytest", *_pytest_args(session))
+
+
+def _warn_if_newer_outside_range(session: nox.Session) -> None:
+    """Say so when the index has a release the range does not admit yet (time to test and widen it)."""
+    try:
+        out = str(session.run("python", "-m", "pip", "index", "versions", "litellm", silent=True))
+    except nox.command.CommandFailed:
+        return
+    found = re.search(r"^litellm \(([^)]+)\)", out, re.MULTILINE)
+    if found and Version(found.group(1)) not in Requirement(_litellm_range()).specifier:
+        session.warn(f"LiteLLM {found.group(1)} is out: pyproject.toml admits {_litellm_range()!r}")
+
+
+def _proxy_requirements(requires: list[str]) -> list[str]:
+    """The requirements of LiteLLM's ``proxy`` extra for this interpreter, adapted as described above."""
+    out: list[str] = []
+    for text in requires:
+        req = Requirement(text)
+        if req.marker is None or not req.marker.evaluate({"extra": "proxy"}) or req.marker.evaluate({"extra": ""}):
+            continue  # not the proxy extra, or not for this interpreter
+        if req.name == _PROXY_SPLIT:
+            continue
+        out.append(req.name if req.name in _COMPANIONS else f"{req.name}{req.specifier}")
+    return out
