@@ -35,6 +35,7 @@ from .counting import OFF_LOOP_CHARS, RequestCount, TokenCounter
 from .edits import replace_spans, summary_text
 from .extractive import Segment, condense, segments_of
 from .logs import log_fault
+from .offloop import on_worker
 from .plan import CHAT_RECENT_MESSAGES, Regions, aggressive_span, light_span
 from .risk import ContextRiskLevel
 from .settings import CondensationStrategyName, Settings
@@ -350,7 +351,7 @@ class Condenser:
 
     @staticmethod
     async def _condense(segments: Sequence[Segment], budget: int, count: Callable[[str], int]) -> str:
-        if sum(len(seg.text) for seg in segments) > OFF_LOOP_CHARS:  # keep the event loop free
+        if sum(len(seg.text) for seg in segments) > OFF_LOOP_CHARS and not on_worker():  # keep the loop free
             return await asyncio.to_thread(condense, segments, budget, count)
         return condense(segments, budget, count)
 

@@ -26,6 +26,7 @@ from .images import (
     size_of_base64,
     size_of_data_url,
 )
+from .offloop import on_worker
 from .settings import Settings
 from .tokenizers import Family, bpe_counter, char_estimate, family_for_model, is_exact
 
@@ -322,6 +323,6 @@ class TokenCounter:
                 for i, m in enumerate(conversation.messages)
                 if (family, accurate, m.signature, descriptions.get(i)) not in self._cache
             )
-        if uncached > OFF_LOOP_CHARS:
+        if uncached > OFF_LOOP_CHARS and not on_worker():  # (the worker's loop is off the proxy's already)
             return await asyncio.to_thread(self.count, conversation, model, image_descriptions)
         return self.count(conversation, model, image_descriptions)

@@ -17,6 +17,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from .adapters import MESSAGES_KEY, adapter_for
@@ -27,9 +28,11 @@ from .conversation import Format, Message
 from .counting import RequestCount, TokenCounter
 from .errors import ContextHookError, ContextWindowExceededError
 from .limits import RouterLike
+from .offloop import QUEUE_SHARE, OffLoop
 from .plan import regions
 from .risk import ContextManagementStrategy, ContextRiskLevel
 from .settings import ManagementMode, Settings
+from .speculation import speculative_summary
 from .stats import EngineStats
 from .summarizer import LiteLLMSummarizer, Summarizer
 from .tiers import Work, clear_old, truncate
@@ -66,8 +69,10 @@ class ContextEngine:
         summarizer: Summarizer | None = None,
         counter: TokenCounter | None = None,
         cache: SummaryCache | None = None,
+        executor: OffLoop | None = None,
     ) -> None:
         self.settings = settings
+        self.executor = executor  # where WARNING-and-above work runs (else on the caller's loop)
         self.counter = counter or TokenCounter(settings)
         self.cache = cache
         if summarizer is None and settings.summarizer_enabled and settings.condensation_model:
@@ -149,7 +154,28 @@ class ContextEngine:
             reason = "disabled for this model" if a.target.disabled else None
             return self._unchanged(body, a.count.total, risk, meta, started, reason)
 
-        work = await self._execute(a, caller_metadata or {}, started, summarizer, scope)
+        async def act() -> Outcome:
+            return await self._act(body, a, meta, key, started, caller_metadata or {}, summarizer, scope, observe)
+
+        if self.executor is None:
+            return await act()
+        return await self.executor.run(act, started + QUEUE_SHARE * self.settings.processing_budget_s)
+
+    async def _act(
+        self,
+        body: Mapping[str, Any],
+        a: Analysis,
+        meta: dict[str, Any],
+        key: str | None,
+        started: float,
+        caller: Mapping[str, Any],
+        summarizer: Summarizer | None,
+        scope: str,
+        observe: bool,
+    ) -> Outcome:
+        """Manage a request at WARNING or above (on the worker thread when there is one)."""
+        risk, fmt = a.result.risk_level, a.conversation.format
+        work = await self._execute(a, caller, started, summarizer, scope)
         if not work.actions:
             self._remember(key, a)
             return self._unchanged(
@@ -392,52 +418,25 @@ class ContextEngine:
         self, a: Analysis, caller: Mapping[str, Any], summarizer: Summarizer | None, scope: str, key: str | None
     ) -> None:
         """At CAUTION, make (in the background) the summary WARNING would need, so that turn is a cache hit."""
-        if len(self._speculating) >= self.settings.condensation_parallel_requests:
+        pending = len(self._speculating) + (self.executor.pending if self.executor is not None else 0)
+        if pending >= self.settings.condensation_parallel_requests:
             return  # bounded: never more background work than summariser slots
-        task = asyncio.get_running_loop().create_task(self._speculative_summary(a, caller, summarizer, scope, key))
+        work = partial(speculative_summary, self, a, caller, summarizer, scope, key)
+        if self.executor is not None:  # on the worker, dropped if it cannot start within its deadline
+            self.executor.spawn(work, time.perf_counter() + QUEUE_SHARE * self.settings.processing_budget_s)
+            return
+        task = asyncio.get_running_loop().create_task(work())
         self._speculating.add(task)
         task.add_done_callback(self._speculating.discard)
-
-    async def _speculative_summary(
-        self, a: Analysis, caller: Mapping[str, Any], summarizer: Summarizer | None, scope: str, key: str | None
-    ) -> None:
-        try:
-            original = a.conversation.messages
-            reg = regions(original, self.settings)
-            req = Request(
-                a.conversation,
-                a.count,
-                a.target.model,
-                a.budget.limit,
-                ContextRiskLevel.CRITICAL,
-                scope,
-                caller,
-                time.perf_counter(),
-                self.settings.condensation_timeout,
-            )
-            condensed = await self.condenser.reuse(req, reg, summarizer)  # condensed on an earlier turn?
-            if condensed is None:
-                target_tokens = int(self.settings.condensation_target_ratio * a.budget.limit)
-                condensed = await self.condenser.condense(req, reg, target_tokens, summarizer)
-                if condensed is None:
-                    return
-                self.stats.bump("speculative_condensations")
-            # Prepare the WARNING turn: the verified prefix it will send, for the conversation's memo.
-            pinned = [i for i in range(len(original)) if reg.pinned(i)]
-            work = Work(condensed.messages, pinned, condensed.actions, summary={"summaries": condensed.details})
-            if key is not None and self._acceptable(a, work):
-                conv = a.conversation
-                managed = self._managed(a, work, adapter_for(conv.format).render(conv.with_messages(work.messages)))
-                if managed is not None:
-                    self._turns.attach(key, conv.body.get(MESSAGES_KEY[conv.format]) or [], managed)
-        except Exception:
-            log.exception("speculative condensation failed (the request was not affected)")
 
     async def drain(self) -> None:
         """Wait for background work (speculative summaries, model summaries) to finish; for tests
         and shutdown."""
         while self._speculating:
             await asyncio.gather(*list(self._speculating), return_exceptions=True)
+        if self.executor is not None:
+            await self.executor.drain()
+            await self.executor.run(self.condenser.drain, None)
         await self.condenser.drain()
 
     # -- verification ------------------------------------------------------------------------

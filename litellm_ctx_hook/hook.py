@@ -10,6 +10,7 @@ counts; any fault of the plugin lets the request through unchanged (fail-open).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 import time
@@ -26,9 +27,10 @@ from .engine import ContextEngine, Outcome
 from .errors import ContextWindowExceededError, InvalidRequestError
 from .logs import InvalidRequestLog, configure, log_fault
 from .metrics import Metrics, serve
+from .offloop import INLINE_CHARS, QUEUE_SHARE, LoopBridge, OffLoop, SectionTimer, larger_than, timed
 from .settings import Settings, default_settings
 from .shared_stats import ENGINE_FIELDS, Growth, SharedStats
-from .summarizer import LiteLLMSummarizer
+from .summarizer import LiteLLMSummarizer, Summarizer
 
 log = logging.getLogger("litellm_ctx_hook")
 
@@ -40,6 +42,7 @@ FORMATS = {
     "responses": Format.RESPONSES,
 }
 REPORT_KEY = "ctx_hook"
+_TEXT_KEYS = ("messages", "input", "system", "instructions", "tools")
 HEADERS = ("risk_level", "tokens_before", "tokens_after", "strategy", "cache")
 
 
@@ -59,7 +62,13 @@ class ContextHook(CustomLogger):
     def __init__(self, settings: Settings | None = None, engine: ContextEngine | None = None) -> None:
         super().__init__()
         self.settings = settings or default_settings()
-        self.engine = engine or ContextEngine(self.settings, cache=SummaryCache.from_settings(self.settings))
+        # Requests with long text, and every request's condensation, are managed on a worker thread.
+        self.offloop = OffLoop(
+            self.settings.context_max_concurrent, switch_interval_s=self.settings.context_switch_interval_ms / 1000
+        )
+        self.engine = engine or ContextEngine(
+            self.settings, cache=SummaryCache.from_settings(self.settings), executor=self.offloop
+        )
         self.metrics = Metrics()
         cache = self.engine.cache
         self.shared = SharedStats(
@@ -67,6 +76,7 @@ class ContextHook(CustomLogger):
             lambda: {name: getattr(self.engine.stats, name) for name in ENGINE_FIELDS},
             interval_s=self.settings.context_stats_flush_interval,
         )
+        self.sections = SectionTimer(self.metrics.loop_sections.observe)  # the plugin's steps on the loop
         self._summarizers: dict[str, LiteLLMSummarizer] = {}  # per-model summariser aliases
         self._summarizer_growth = Growth()  # engine counts already in the summariser metric
         for outcome in ("started", "failed"):  # both series from the start, for rates and alerts
@@ -89,7 +99,7 @@ class ContextHook(CustomLogger):
         try:
             if self.settings.context_test_fault_injection:
                 raise RuntimeError("fault injected by CONTEXT_TEST_FAULT_INJECTION")
-            return await self._manage(user_api_key_dict, data, fmt, key, started)
+            return await timed(self._manage(user_api_key_dict, data, fmt, key, started), self.sections)
         except ContextWindowExceededError as exc:
             self.metrics.rejected.inc()
             self.shared.count("rejected")
@@ -130,24 +140,32 @@ class ContextHook(CustomLogger):
             return data
         server_history = fmt is Format.RESPONSES and (data.get("previous_response_id") or data.get("conversation"))
         router = _router()
-        target = self.engine.resolve(model, router)
-        summarizer = self._summarizer(target.summarizer) if target.summarizer else None
-        outcome = await self.engine.manage(
-            data,
-            fmt,
-            model,
-            router=router,
-            caller_metadata={k: v for k, v in meta.items() if k.startswith("user_api_key")},
-            summarizer=summarizer,
-            scope=self.engine.scope_for(getattr(user, "team_id", None), getattr(user, "api_key", None)),
-            observe_only=bool(server_history),
-        )
+        proxy_loop = asyncio.get_running_loop()
+
+        async def manage() -> Outcome:
+            target = self.engine.resolve(model, router)
+            base = self._summarizer(target.summarizer) if target.summarizer else self.engine.summarizer
+            return await self.engine.manage(
+                data,
+                fmt,
+                model,
+                router=router,
+                caller_metadata={k: v for k, v in meta.items() if k.startswith("user_api_key")},
+                summarizer=LoopBridge(base, proxy_loop) if base is not None else None,  # LiteLLM calls on its loop
+                scope=self.engine.scope_for(getattr(user, "team_id", None), getattr(user, "api_key", None)),
+                observe_only=bool(server_history),
+            )
+
+        if larger_than([data.get(k) for k in _TEXT_KEYS], INLINE_CHARS):  # parsing alone would hold the loop
+            outcome = await self.offloop.run(manage, started + QUEUE_SHARE * self.settings.processing_budget_s)
+        else:
+            outcome = await manage()
         if outcome.changed and MESSAGES_KEY[fmt] in outcome.body:
             data[MESSAGES_KEY[fmt]] = outcome.body[MESSAGES_KEY[fmt]]
         self._report(data, key, fmt, outcome, time.perf_counter() - started)
         return data
 
-    def _summarizer(self, alias: str) -> LiteLLMSummarizer:
+    def _summarizer(self, alias: str) -> Summarizer:
         """The summariser of a per-model alias (one per alias: it remembers what it logged)."""
         if alias not in self._summarizers:
             self._summarizers[alias] = LiteLLMSummarizer(alias, settings=self.settings)

@@ -42,6 +42,12 @@ class Metrics:
         )
         self.errors = _metric(Counter, "litellm_ctx_errors", "Internal plugin faults (request passed unchanged)")
         self.rejected = _metric(Counter, "litellm_ctx_rejected", "Requests rejected as too large for the model")
+        self.loop_sections = _metric(
+            Histogram,
+            "litellm_ctx_loop_section_seconds",
+            "Each synchronous step of the plugin on the proxy's event loop",
+            buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25),
+        )
         self.invalid = _metric(
             Counter,
             "litellm_ctx_invalid_requests",

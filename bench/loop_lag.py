@@ -1,0 +1,221 @@
+"""Head-of-line blocking: the proxy's event-loop lag and small-request latency under a load of
+distinct over-limit conversations, with the plugin and without it, side by side in one run.
+
+Two ``litellm --config`` proxies in front of one fake upstream (its own process), identical but for
+the plugin; both load the event-loop lag probe (``bench/loop_probe.py``). Each run drives one proxy,
+then the other (the order alternates), for ``SEGMENT_S`` seconds with the same open-loop traffic:
+``HEAVY_RPS`` agent conversations per second, each a new conversation (14k-36k tokens for a model
+whose window is 24k: WARNING to OVERFLOW, so the plugin condenses every one), and ``SMALL_RPS`` tiny
+requests per second, whose latency is what a busy proxy's other users see. Per segment: the loop's
+lag (p50/p99/max, from the probe inside the proxy), small-request p50/p99, and for the plugin the
+longest of its synchronous sections on the proxy's loop and how many exceeded 20 ms.
+
+    python -m bench.loop_lag [--runs 3] [--segment 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import time
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+import httpx
+
+from litellm_ctx_hook.demo.fake_upstream import free_port
+from litellm_ctx_hook.demo.proxy import ProxyProcess, model_entry, start_proxy
+from litellm_ctx_hook.demo.session import generate_session
+
+PROBE = Path(__file__).with_name("loop_probe.py")
+WINDOW = 24_000
+HEAVY_RPS = 2.0
+SMALL_RPS = 20.0
+PLUGIN = "litellm_ctx_hook.proxy_handler_instance"
+# (name, with the plugin, environment): the last one keeps Python's 5 ms thread switch interval
+VARIANTS: list[tuple[str, bool, dict[str, str]]] = [
+    ("without", False, {}),
+    ("with", True, {}),
+    ("with, 5 ms switch interval", True, {"CONTEXT_SWITCH_INTERVAL_MS": "0"}),
+]
+
+
+class Upstream:
+    """The fake upstream in a process of its own (its work must not share this process's GIL)."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "litellm_ctx_hook.demo.fake_upstream", "--port", str(self.port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        self.url = f"http://127.0.0.1:{self.port}"
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                httpx.get(self.url + "/v1/models", timeout=1)
+                return
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        raise RuntimeError("fake upstream did not start")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+
+def config(upstream: str, plugin: bool) -> dict[str, Any]:
+    models = [
+        model_entry("agent", "openai/gpt-4o", upstream, model_info={"max_input_tokens": WINDOW}),
+        model_entry("gpt-4o", "openai/gpt-4o", upstream),
+    ]
+    callbacks = ["loop_probe.probe", *([PLUGIN] if plugin else [])]
+    return {"model_list": models, "litellm_settings": {"callbacks": callbacks}}
+
+
+def heavy_body(n: int, tag: str) -> dict[str, Any]:
+    rng = random.Random(n)
+    messages: list[dict[str, Any]] = generate_session(turns=rng.randint(16, 40), seed=n)["messages"]
+    messages[1] = {**messages[1], "content": f"[{tag}-{n}] {messages[1]['content']}"}  # a new conversation
+    return {"model": "agent", "messages": messages, "max_tokens": 256}
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
+
+
+async def segment(proxy: ProxyProcess, seconds: float, tag: str, seed: int) -> dict[str, Any]:
+    small: list[float] = []
+    failures: list[int] = []
+    heavy_done = 0
+    limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
+    async with httpx.AsyncClient(
+        base_url=proxy.base_url, headers=proxy.auth_headers, timeout=120, limits=limits
+    ) as client:
+        await client.get("/loop-probe", params={"reset": 1})
+
+        async def heavy(n: int) -> None:
+            nonlocal heavy_done
+            resp = await client.post("/v1/chat/completions", json=heavy_body(seed + n, tag))
+            if resp.status_code != 200:
+                failures.append(resp.status_code)
+            heavy_done += 1
+
+        async def tiny(n: int) -> None:
+            body = {"model": "gpt-4o", "messages": [{"role": "user", "content": f"ping {tag} {n}"}], "max_tokens": 8}
+            started = time.perf_counter()
+            resp = await client.post("/v1/chat/completions", json=body)
+            small.append(time.perf_counter() - started)
+            if resp.status_code != 200:
+                failures.append(resp.status_code)
+
+        tasks: list[asyncio.Task[None]] = []
+        start = time.perf_counter()
+        next_heavy = next_small = 0.0
+        h = s = 0
+        loop = asyncio.get_running_loop()
+        while (now := time.perf_counter() - start) < seconds:
+            if now >= next_heavy:
+                tasks.append(loop.create_task(heavy(h)))
+                h += 1
+                next_heavy += 1 / HEAVY_RPS
+            if now >= next_small:
+                tasks.append(loop.create_task(tiny(s)))
+                s += 1
+                next_small += 1 / SMALL_RPS
+            await asyncio.sleep(max(0.0, min(next_heavy, next_small) - (time.perf_counter() - start)))
+        await asyncio.gather(*tasks)
+        report = (await client.get("/loop-probe")).json()
+    return {
+        "heavy": heavy_done,
+        "small": len(small),
+        "failures": failures,
+        "small_p50_ms": round(pct(small, 0.5) * 1000, 1),
+        "small_p99_ms": round(pct(small, 0.99) * 1000, 1),
+        "probe": report,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--segment", type=float, default=15.0)
+    args = parser.parse_args()
+    upstream = Upstream()
+    try:
+        with ExitStack() as stack:
+            proxies = {
+                name: stack.enter_context(
+                    start_proxy(config(upstream.url, plugin), env, files={"loop_probe.py": PROBE})
+                )
+                for name, plugin, env in VARIANTS
+            }
+            for name, proxy in proxies.items():  # warm-up: imports, tokenizers, connections
+                asyncio.run(segment(proxy, 4, f"warm-{name}", 900_000))
+            runs = []
+            names = list(proxies)
+            for r in range(args.runs):
+                order = names[r % len(names) :] + names[: r % len(names)]  # each proxy goes first in turn
+                run = {n: asyncio.run(segment(proxies[n], args.segment, f"r{r}-{n}", r * 10_000)) for n in order}
+                runs.append(run)
+                print(json.dumps({"run": r, **{n: summary(run, n) for n in names[1:]}}), flush=True)
+    finally:
+        upstream.stop()
+    print(table(runs))
+
+
+def summary(run: dict[str, dict[str, Any]], name: str) -> dict[str, Any]:
+    w, p = run["without"], run[name]
+    sections = p["probe"]["plugin"]["sections"]
+    return {
+        "lag_p99_ms": [w["probe"]["lag_p99_ms"], p["probe"]["lag_p99_ms"]],
+        "lag_max_ms": [w["probe"]["lag_max_ms"], p["probe"]["lag_max_ms"]],
+        "small_p50_ms": [w["small_p50_ms"], p["small_p50_ms"]],
+        "small_p99_ms": [w["small_p99_ms"], p["small_p99_ms"]],
+        "small_p99_ratio": round(p["small_p99_ms"] / w["small_p99_ms"], 3) if w["small_p99_ms"] else None,
+        "plugin_section_max_ms": sections["max_ms"],
+        "plugin_sections_over_20ms": sections["over_20ms"],
+        "plugin_sections": sections["sections"],
+        "worker": p["probe"]["plugin"]["worker"],
+        "heavy": [w["heavy"], p["heavy"]],
+        "failures": [len(w["failures"]), len(p["failures"])],
+    }
+
+
+def table(runs: list[dict[str, dict[str, Any]]]) -> str:
+    lines = [
+        "| run | proxy | loop lag p99 | loop lag max | small p50 | small p99 | small p99 ratio "
+        "| plugin's longest section on the loop | sections > 20 ms |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    ratios: dict[str, list[float]] = {}
+    for r, run in enumerate(runs, 1):
+        for name, seg in run.items():
+            plugin = seg["probe"]["plugin"]
+            ratio = "" if name == "without" else summary(run, name)["small_p99_ratio"]
+            if name != "without" and isinstance(ratio, float):
+                ratios.setdefault(name, []).append(ratio)
+            longest = f"{plugin['sections']['max_ms']} ms" if plugin else ""
+            over = f"{plugin['sections']['over_20ms']} of {plugin['sections']['sections']}" if plugin else ""
+            lines.append(
+                f"| {r} | {name} | {seg['probe']['lag_p99_ms']} ms | {seg['probe']['lag_max_ms']} ms "
+                f"| {seg['small_p50_ms']} ms | {seg['small_p99_ms']} ms | {ratio} | {longest} | {over} |"
+            )
+    for name, values in ratios.items():
+        lines.append(f"\n{name}: small-request p99 ratios {values}, median {statistics.median(values)}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,84 @@
+"""An event-loop lag probe to load into a ``litellm`` proxy as a callback (benchmarks only).
+
+Copied next to a proxy's config and registered with ``callbacks: ["loop_probe.probe"]`` (first in
+the list), it adds ``GET /loop-probe`` to the proxy. The first call starts a task that sleeps
+``INTERVAL_S`` again and again and records by how much each sleep overran: the time the loop was
+busy with something else (the loop's lag). Each call answers the lag samples since the previous
+``?reset=1`` call (count, p50, p99, max, and the number over 20 ms), the process's RSS, and, when
+the ``litellm_ctx_hook`` plugin is loaded in the same proxy, the timing of its synchronous sections
+on the loop, its worker's queue and the sizes of its in-process structures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from typing import Any
+
+from litellm.integrations.custom_logger import CustomLogger
+from litellm.proxy.proxy_server import app
+
+INTERVAL_S = 0.005
+
+
+def _rss_kib() -> int:
+    with open("/proc/self/status", encoding="ascii") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def _pct(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def _plugin(reset: bool) -> dict[str, Any] | None:
+    module = sys.modules.get("litellm_ctx_hook.hook")
+    hook = getattr(module, "proxy_handler_instance", None) if module is not None else None
+    if hook is None:
+        return None
+    out: dict[str, Any] = {"sections": dict(hook.sections.snapshot()), "worker": hook.offloop.snapshot()}
+    out["sizes"] = hook.engine.structure_sizes() if hasattr(hook.engine, "structure_sizes") else {}
+    out["stats"] = hook.engine.stats.snapshot()
+    if reset:
+        hook.sections.reset()
+    return out
+
+
+class LoopProbe(CustomLogger):
+    def __init__(self) -> None:
+        super().__init__()
+        self.samples: list[float] = []
+        self.task: asyncio.Task[None] | None = None
+
+    async def sample(self) -> None:
+        while True:
+            started = time.perf_counter()
+            await asyncio.sleep(INTERVAL_S)
+            self.samples.append(time.perf_counter() - started - INTERVAL_S)
+
+    async def report(self, reset: int = 0) -> dict[str, Any]:
+        if self.task is None:
+            self.task = asyncio.get_running_loop().create_task(self.sample())
+        lags = self.samples
+        out = {
+            "samples": len(lags),
+            "lag_p50_ms": round(_pct(lags, 0.5) * 1000, 3),
+            "lag_p99_ms": round(_pct(lags, 0.99) * 1000, 3),
+            "lag_max_ms": round(max(lags, default=0.0) * 1000, 3),
+            "lag_over_20ms": sum(1 for x in lags if x > 0.02),
+            "rss_kib": _rss_kib(),
+            "plugin": _plugin(bool(reset)),
+        }
+        if reset:
+            self.samples = []
+        return out
+
+
+probe = LoopProbe()
+app.add_api_route("/loop-probe", probe.report, methods=["GET"])

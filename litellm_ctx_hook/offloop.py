@@ -1,0 +1,287 @@
+"""Where the plugin's work runs: heavy work on a worker thread with its own event loop, off the
+proxy's loop, and every step the plugin takes on the proxy's loop timed.
+
+A LiteLLM proxy serves all its requests on one event loop: anything the plugin computes there
+holds up every request, small ones included. Managing a long conversation is up to hundreds of
+milliseconds of Python (parsing, counting, planning, condensing, verifying, rendering), so
+:class:`OffLoop` runs it on one worker thread with an event loop of its own; the proxy's loop only
+hands the request over and takes the result back. The summary cache's Redis client follows the
+worker's loop (all cache work happens there); summariser calls go back to the proxy's loop, where
+LiteLLM's router and its HTTP clients live (:class:`LoopBridge`).
+
+At most ``CONTEXT_MAX_CONCURRENT`` requests are managed at once; the rest wait in order. A request
+still waiting when its queue deadline passes is managed anyway (over the bound, counted as an
+overrun): its time budget is then mostly spent, so it takes the quickest verified result, and it is
+never forwarded unmanaged. Optional work (speculative summaries) past its deadline is dropped.
+
+:func:`timed` drives a coroutine step by step and times each step: a step is exactly one
+synchronous section of the plugin's code on the running loop (from a resume to the next
+suspension), which :class:`SectionTimer` records.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import sys
+import threading
+import time
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+if TYPE_CHECKING:
+    from .summarizer import Summarizer, SummaryRequest
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+WORKER_NAME = "litellm-ctx-hook-worker"
+INLINE_CHARS = 20_000  # requests with less text than this are managed on the proxy's loop (a few ms)
+QUEUE_SHARE = 0.5  # of a request's time budget it may wait for a slot
+LONG_SECTION_S = 0.02  # a section longer than this is a loop stall worth counting
+
+
+def on_worker() -> bool:
+    """Whether the calling code runs on an :class:`OffLoop` worker thread."""
+    return getattr(_local, "worker", False)
+
+
+_local = threading.local()
+
+
+class OffLoop:
+    """One worker thread with its own event loop, and a bound on the work it runs at once."""
+
+    def __init__(self, limit: int, *, switch_interval_s: float = 0.0, name: str = WORKER_NAME) -> None:
+        self.limit = limit
+        self.switch_interval_s = switch_interval_s
+        self.name = name
+        self.overruns = 0  # requests admitted over the bound after their queue deadline
+        self.dropped = 0  # optional work dropped at its queue deadline
+        self.peak_queue = 0
+        self._waiting = 0
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._slots: asyncio.Semaphore | None = None
+        self._spawned: set[concurrent.futures.Future[Any]] = set()
+
+    # -- the worker -----------------------------------------------------------------------------
+    def _ensure(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None or self._thread is None or not self._thread.is_alive():
+                loop = asyncio.new_event_loop()
+                ready = threading.Event()
+
+                def serve() -> None:
+                    _local.worker = True
+                    asyncio.set_event_loop(loop)
+                    self._slots = asyncio.Semaphore(self.limit)
+                    loop.call_soon(ready.set)
+                    loop.run_forever()
+
+                if 0 < self.switch_interval_s < sys.getswitchinterval():
+                    # The worker holds the GIL while it computes; the proxy's loop waits up to one
+                    # switch interval for it after each system call. Python's 5 ms makes that wait
+                    # the main cost the worker adds to other requests.
+                    sys.setswitchinterval(self.switch_interval_s)
+                thread = threading.Thread(target=serve, name=self.name, daemon=True)
+                thread.start()
+                ready.wait()
+                self._loop, self._thread = loop, thread
+            return self._loop
+
+    def close(self) -> None:
+        """Stop the worker thread (work still queued is abandoned)."""
+        with self._lock:
+            loop, thread = self._loop, self._thread
+            self._loop = self._thread = None
+        if loop is not None and thread is not None:
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(timeout=5)
+            loop.close()
+
+    # -- running work ---------------------------------------------------------------------------
+    async def run(self, work: Callable[[], Awaitable[T]], deadline: float | None) -> T:
+        """``await work()`` on the worker (directly when already there), admitted by ``deadline``
+        (a ``time.perf_counter()`` instant) or over the bound after it; ``None``: outside the bound."""
+        if on_worker():
+            return await work()
+        future = asyncio.run_coroutine_threadsafe(self._admitted(work, deadline, optional=False), self._ensure())
+        return cast(T, await asyncio.wrap_future(future))
+
+    def spawn(self, work: Callable[[], Awaitable[Any]], deadline: float | None) -> None:
+        """Start optional background work on the worker; it is dropped if no slot frees by ``deadline``."""
+        coro = self._admitted(work, deadline, optional=True)
+        if on_worker():
+            task = asyncio.get_running_loop().create_task(coro)
+            future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+            task.add_done_callback(lambda t: _settle(future, t))
+        else:
+            future = asyncio.run_coroutine_threadsafe(coro, self._ensure())
+        self._spawned.add(future)
+        future.add_done_callback(self._spawned.discard)
+
+    @property
+    def pending(self) -> int:
+        """Background work started with :meth:`spawn` and not finished."""
+        return len(self._spawned)
+
+    async def drain(self) -> None:
+        """Wait for the background work started with :meth:`spawn` (tests, shutdown)."""
+        while self._spawned:
+            await asyncio.gather(*(asyncio.wrap_future(f) for f in list(self._spawned)), return_exceptions=True)
+
+    async def _admitted(self, work: Callable[[], Awaitable[T]], deadline: float | None, *, optional: bool) -> T | None:
+        if deadline is None:
+            return await work()
+        slots = self._slots
+        assert slots is not None
+        self._waiting += 1
+        self.peak_queue = max(self.peak_queue, self._waiting)
+        try:
+            async with asyncio.timeout(max(0.0, deadline - time.perf_counter())):
+                await slots.acquire()
+            admitted = True
+        except TimeoutError:
+            admitted = False
+        finally:
+            self._waiting -= 1
+        if not admitted:
+            if optional:
+                self.dropped += 1
+                return None
+            self.overruns += 1
+        try:
+            return await work()
+        finally:
+            if admitted:
+                slots.release()
+
+    def snapshot(self) -> dict[str, int]:
+        return {
+            "limit": self.limit,
+            "waiting": self._waiting,
+            "peak_queue": self.peak_queue,
+            "queue_overruns": self.overruns,
+            "background_dropped": self.dropped,
+        }
+
+
+def _settle(future: concurrent.futures.Future[Any], task: asyncio.Task[Any]) -> None:
+    if task.cancelled():
+        future.cancel()
+    elif task.exception() is not None:
+        future.set_exception(task.exception())
+    else:
+        future.set_result(task.result())
+
+
+class LoopBridge:
+    """A summariser whose calls run on the loop it was made on (the proxy's), awaited from any loop."""
+
+    def __init__(self, inner: Summarizer, loop: asyncio.AbstractEventLoop) -> None:
+        self.inner = inner
+        self.loop = loop
+        self.model = inner.model
+
+    def context_window(self) -> int | None:
+        probe = getattr(self.inner, "context_window", None)
+        window = probe() if callable(probe) else None
+        return window if isinstance(window, int) else None
+
+    async def summarize(self, req: SummaryRequest, timeout: float) -> str:
+        if asyncio.get_running_loop() is self.loop:
+            return await self.inner.summarize(req, timeout)
+        future = asyncio.run_coroutine_threadsafe(self.inner.summarize(req, timeout), self.loop)
+        return await asyncio.wrap_future(future)  # cancelling this cancels the call on the proxy's loop
+
+
+# -- timing the plugin's steps on the loop --------------------------------------------------------
+class SectionTimer:
+    """Durations of the plugin's synchronous sections on the proxy's loop (thread-safe)."""
+
+    def __init__(self, observe: Callable[[float], None] | None = None) -> None:
+        self._lock = threading.Lock()
+        self._observe = observe
+        self.count = 0
+        self.total_s = 0.0
+        self.max_s = 0.0
+        self.long = 0  # sections longer than LONG_SECTION_S
+
+    def record(self, seconds: float) -> None:
+        with self._lock:
+            self.count += 1
+            self.total_s += seconds
+            self.max_s = max(self.max_s, seconds)
+            self.long += seconds > LONG_SECTION_S
+        if self._observe is not None:
+            self._observe(seconds)
+
+    def reset(self) -> None:
+        with self._lock:
+            self.count, self.total_s, self.max_s, self.long = 0, 0.0, 0.0, 0
+
+    def snapshot(self) -> Mapping[str, float]:
+        with self._lock:
+            return {
+                "sections": self.count,
+                "max_ms": round(self.max_s * 1000, 3),
+                "mean_ms": round(self.total_s * 1000 / self.count, 3) if self.count else 0.0,
+                "over_20ms": self.long,
+            }
+
+
+class _Timed:
+    def __init__(self, coro: Coroutine[Any, Any, T], timer: SectionTimer) -> None:
+        self._coro = coro
+        self._timer = timer
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        coro, record = self._coro, self._timer.record
+        send: Any = None
+        error: BaseException | None = None
+        while True:
+            started = time.perf_counter()
+            try:
+                yielded = coro.send(send) if error is None else coro.throw(error)
+            except StopIteration as stop:
+                record(time.perf_counter() - started)
+                return stop.value
+            except BaseException:
+                record(time.perf_counter() - started)
+                raise
+            record(time.perf_counter() - started)
+            try:
+                send, error = (yield yielded), None
+            except GeneratorExit:
+                coro.close()
+                raise
+            except BaseException as exc:  # cancellation and other throws go to the inner coroutine
+                send, error = None, exc
+
+
+async def timed(coro: Coroutine[Any, Any, T], timer: SectionTimer) -> T:
+    """``await coro``, recording the duration of each of its steps in ``timer``."""
+    result: T = await _Timed(coro, timer)
+    return result
+
+
+def larger_than(value: Any, chars: int) -> bool:
+    """Whether the strings inside ``value`` (JSON data) add up to more than ``chars`` characters;
+    stops as soon as they do, so a large body costs no more than a small one."""
+    stack = [value]
+    total = 0
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            total += len(item)
+            if total > chars:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+    return False

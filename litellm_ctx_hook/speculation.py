@@ -1,0 +1,65 @@
+"""Speculative condensation: at CAUTION, the summary the WARNING turn will need, made in the
+background so that turn is a cache hit and sends a prefix already verified."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from .adapters import MESSAGES_KEY, adapter_for
+from .condensation import Request
+from .plan import regions
+from .risk import ContextRiskLevel
+from .summarizer import Summarizer
+from .tiers import Work
+
+if TYPE_CHECKING:
+    from .analysis import Analysis
+    from .engine import ContextEngine
+
+log = logging.getLogger(__name__)
+
+
+async def speculative_summary(
+    engine: ContextEngine,
+    a: Analysis,
+    caller: Mapping[str, Any],
+    summarizer: Summarizer | None,
+    scope: str,
+    key: str | None,
+) -> None:
+    """Condense ``a``'s conversation as a WARNING turn would (reusing what earlier turns cached) and
+    attach the verified result to the conversation's memo; never raises."""
+    try:
+        original = a.conversation.messages
+        reg = regions(original, engine.settings)
+        req = Request(
+            a.conversation,
+            a.count,
+            a.target.model,
+            a.budget.limit,
+            ContextRiskLevel.CRITICAL,
+            scope,
+            caller,
+            time.perf_counter(),
+            engine.settings.condensation_timeout,
+        )
+        condensed = await engine.condenser.reuse(req, reg, summarizer)  # condensed on an earlier turn?
+        if condensed is None:
+            target_tokens = int(engine.settings.condensation_target_ratio * a.budget.limit)
+            condensed = await engine.condenser.condense(req, reg, target_tokens, summarizer)
+            if condensed is None:
+                return
+            engine.stats.bump("speculative_condensations")
+        # Prepare the WARNING turn: the verified prefix it will send, for the conversation's memo.
+        pinned = [i for i in range(len(original)) if reg.pinned(i)]
+        work = Work(condensed.messages, pinned, condensed.actions, summary={"summaries": condensed.details})
+        if key is not None and engine._acceptable(a, work):
+            conv = a.conversation
+            managed = engine._managed(a, work, adapter_for(conv.format).render(conv.with_messages(work.messages)))
+            if managed is not None:
+                engine._turns.attach(key, conv.body.get(MESSAGES_KEY[conv.format]) or [], managed)
+    except Exception:
+        log.exception("speculative condensation failed (the request was not affected)")
