@@ -43,11 +43,38 @@ def _plugin(reset: bool) -> dict[str, Any] | None:
     if hook is None:
         return None
     out: dict[str, Any] = {"sections": dict(hook.sections.snapshot()), "worker": hook.offloop.snapshot()}
-    out["sizes"] = hook.engine.structure_sizes() if hasattr(hook.engine, "structure_sizes") else {}
+    out["sizes"] = structure_sizes(hook)
     out["stats"] = hook.engine.stats.snapshot()
     if reset:
         hook.sections.reset()
     return out
+
+
+def structure_sizes(hook: Any) -> dict[str, int]:
+    """Entries held by every structure of the plugin that could grow with traffic."""
+    engine = hook.engine
+    condenser = engine.condenser
+    cache = engine.cache
+    sizes = {
+        "token_counts": engine.counter.cache_size,
+        "analyses": len(engine.analyzer),
+        "model_targets": len(engine.analyzer._targets),
+        "unknown_models": len(engine.analyzer._unknown_models),
+        "turns": len(engine._turns._turns),
+        "summaries_local": len(condenser._local),
+        "atom_digests": len(condenser._atom_digests),
+        "background_summaries": len(condenser._background),
+        "summariser_paces": len(condenser.writer.pace),
+        "speculating": len(engine._speculating) + hook.offloop.pending,
+        "summarisers": len(hook._summarizers),
+    }
+    if cache is not None:
+        sizes.update(
+            cache_summaries=len(cache._summaries),
+            cache_analyses=len(cache._analysis),
+            cache_locks=len(cache._locks._held),
+        )
+    return sizes
 
 
 class LoopProbe(CustomLogger):

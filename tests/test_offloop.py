@@ -1,0 +1,221 @@
+"""The worker thread, its bound and queue deadline, and the timing of steps on the loop."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from litellm_ctx_hook.offloop import (
+    WORKER_NAME,
+    LoopBridge,
+    OffLoop,
+    SectionTimer,
+    larger_than,
+    on_worker,
+    timed,
+)
+from litellm_ctx_hook.settings import CondensationStrategyName
+from litellm_ctx_hook.summarizer import SummaryRequest
+
+
+@pytest.fixture
+def offloop() -> Iterator[OffLoop]:
+    worker = OffLoop(1)
+    yield worker
+    worker.close()
+
+
+def far() -> float:
+    return time.perf_counter() + 60
+
+
+# -- timed ------------------------------------------------------------------------------------------
+async def test_each_step_on_the_loop_is_timed_and_a_long_one_counted() -> None:
+    timer = SectionTimer()
+
+    async def steps() -> str:
+        await asyncio.sleep(0)
+        time.sleep(0.03)  # noqa: ASYNC251 - a synchronous section of 30 ms between two suspensions
+        await asyncio.sleep(0.01)  # waiting is not a section
+        return "done"
+
+    assert await timed(steps(), timer) == "done"
+    snap = timer.snapshot()
+    assert snap["sections"] == 3  # start → sleep(0), → sleep(0.01), → return
+    assert 30 <= snap["max_ms"] < 45
+    assert snap["over_20ms"] == 1
+
+
+async def test_timed_passes_exceptions_and_cancellation_through() -> None:
+    timer = SectionTimer()
+
+    async def fails() -> None:
+        await asyncio.sleep(0)
+        raise ValueError("boom")
+
+    with pytest.raises(ValueError, match="boom"):
+        await timed(fails(), timer)
+
+    cleaned = asyncio.Event()
+
+    async def waits() -> None:
+        try:
+            await asyncio.sleep(10)
+        finally:
+            cleaned.set()
+
+    task = asyncio.create_task(timed(waits(), timer))
+    await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert cleaned.is_set()  # the inner coroutine saw the cancellation
+
+
+def test_section_timer_feeds_its_observer_and_resets() -> None:
+    seen: list[float] = []
+    timer = SectionTimer(seen.append)
+    timer.record(0.001)
+    timer.record(0.025)
+    assert seen == [0.001, 0.025]
+    assert timer.snapshot()["over_20ms"] == 1
+    timer.reset()
+    assert timer.snapshot() == {"sections": 0, "max_ms": 0.0, "mean_ms": 0.0, "over_20ms": 0}
+
+
+# -- the worker ---------------------------------------------------------------------------------------
+async def test_work_runs_on_the_worker_while_the_callers_loop_stays_free(offloop: OffLoop) -> None:
+    seen: dict[str, Any] = {}
+
+    async def work() -> int:
+        seen["thread"] = threading.current_thread().name
+        seen["on_worker"] = on_worker()
+        end = time.perf_counter() + 0.3
+        while time.perf_counter() < end:  # CPU-bound Python, as condensing is
+            sum(range(1000))
+        return 42
+
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.005)
+            ticks += 1
+
+    tick = asyncio.create_task(ticker())
+    assert await offloop.run(work, far()) == 42
+    tick.cancel()
+    assert seen == {"thread": WORKER_NAME, "on_worker": True}
+    assert not on_worker()
+    assert ticks >= 10  # the caller's loop kept running while the worker computed
+
+
+async def test_errors_on_the_worker_reach_the_caller(offloop: OffLoop) -> None:
+    async def work() -> None:
+        raise KeyError("missing")
+
+    with pytest.raises(KeyError):
+        await offloop.run(work, far())
+
+
+async def test_the_bound_queues_work_and_a_missed_deadline_runs_it_over_the_bound(offloop: OffLoop) -> None:
+    release = threading.Event()
+    order: list[str] = []
+
+    async def hold() -> None:
+        order.append("hold")
+        await asyncio.get_running_loop().run_in_executor(None, release.wait)
+
+    async def quick(name: str) -> str:
+        order.append(name)
+        return name
+
+    first = asyncio.create_task(offloop.run(hold, far()))
+    await asyncio.sleep(0.05)
+    queued = asyncio.create_task(offloop.run(lambda: quick("queued"), far()))
+    await asyncio.sleep(0.05)
+    assert order == ["hold"] and offloop.snapshot()["waiting"] == 1  # the one slot is taken: it waits
+    late = await offloop.run(lambda: quick("late"), time.perf_counter() + 0.05)
+    assert late == "late" and offloop.overruns == 1  # past its deadline: managed anyway, never skipped
+    release.set()
+    assert await queued == "queued"
+    await first
+    assert order == ["hold", "late", "queued"]
+
+
+async def test_optional_work_is_dropped_at_its_deadline(offloop: OffLoop) -> None:
+    release = threading.Event()
+    ran: list[str] = []
+
+    async def hold() -> None:
+        await asyncio.get_running_loop().run_in_executor(None, release.wait)
+
+    async def optional() -> None:
+        ran.append("optional")
+
+    first = asyncio.create_task(offloop.run(hold, far()))
+    await asyncio.sleep(0.05)
+    offloop.spawn(optional, time.perf_counter() + 0.05)
+    await asyncio.sleep(0.2)
+    release.set()
+    await first
+    await offloop.drain()
+    assert ran == [] and offloop.dropped == 1
+    offloop.spawn(optional, far())
+    await offloop.drain()
+    assert ran == ["optional"]
+
+
+async def test_the_bridge_runs_summariser_calls_on_the_loop_it_was_made_on(offloop: OffLoop) -> None:
+    class Recording:
+        model = "summarizer"
+
+        def __init__(self) -> None:
+            self.loops: list[asyncio.AbstractEventLoop] = []
+
+        async def summarize(self, req: SummaryRequest, timeout: float) -> str:
+            self.loops.append(asyncio.get_running_loop())
+            return "summary"
+
+    inner = Recording()
+    bridge = LoopBridge(inner, asyncio.get_running_loop())
+    req = SummaryRequest("transcript", CondensationStrategyName.CONVERSATION_SUMMARY, 100)
+
+    async def work() -> tuple[str, asyncio.AbstractEventLoop]:
+        return await bridge.summarize(req, 5), asyncio.get_running_loop()
+
+    text, worker_loop = await offloop.run(work, far())
+    assert text == "summary"
+    assert inner.loops == [asyncio.get_running_loop()] and worker_loop is not inner.loops[0]
+    assert bridge.model == "summarizer" and bridge.context_window() is None
+
+
+# -- sizing ---------------------------------------------------------------------------------------------
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=30),
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=5), inner, max_size=5),
+    max_leaves=40,
+)
+
+
+def _chars(value: Any) -> int:
+    if isinstance(value, str):
+        return len(value)
+    if isinstance(value, dict):
+        return sum(_chars(v) for v in value.values())
+    if isinstance(value, list):
+        return sum(_chars(v) for v in value)
+    return 0
+
+
+@given(json_values, st.integers(min_value=0, max_value=200))
+def test_larger_than_agrees_with_the_total_text_of_the_body(value: Any, chars: int) -> None:
+    assert larger_than(value, chars) == (_chars(value) > chars)
