@@ -1,21 +1,22 @@
 """Bounded memory: tens of thousands of distinct conversations through a real proxy.
 
-Two ``litellm --config`` proxies (with the plugin and without it, both with the probe of
-``bench/loop_probe.py``) in front of one fake upstream get the same traffic at the same time: every
-request a new conversation (chat completions and ``/v1/messages``, some with tool calls, every
-message text distinct so every count is new), one in ``OVER_SHARE`` for a model with a small window,
-so it is condensed (a new summary each time). After ``WARMUP`` conversations (the plugin's caches
-are full by then) RSS is read every ``CHECK_EVERY`` conversations, with the number of entries of
-every structure of the plugin that could grow with traffic.
+A ``litellm --config`` proxy with the plugin (and, with ``--baseline``, one without it getting the
+same traffic at the same time; both with the probe of ``bench/loop_probe.py``) in front of a fake
+upstream. Every request is a new conversation (chat completions and ``/v1/messages``, some with
+tool calls, every message text distinct so every count is new); one in ``OVER_SHARE`` is for a
+model with a small window, so it is condensed (a new summary each time). After ``WARMUP``
+conversations (the plugin's caches are full by then) RSS is read every ``CHECK_EVERY``
+conversations, with the number of entries of every structure of the plugin that could grow with
+traffic.
 
-The bound checked: after warm-up the plugin's proxy may grow by no more than the proxy without it
-(LiteLLM's own growth) plus what the plugin's caches could still add if they had been empty at
-warm-up, ``CONTEXT_CACHE_SIZE × 3 × B + TIKTOKEN_CACHE_SIZE × 2 × E`` (turns, analyses and summaries
-of at most ``CONTEXT_CACHE_SIZE`` conversations of ``B`` bytes; per-message counts and atom
-digests, ``E`` bytes each), plus 8 MiB of allocator noise; and every structure stays within its
-own bound.
+The bound checked: after warm-up the plugin's proxy grows by no more than what its caches could
+still add had they been empty at warm-up, ``CONTEXT_CACHE_SIZE × 3 × 4B`` (turns, analyses and
+summaries of at most ``CONTEXT_CACHE_SIZE`` conversations of ``B`` JSON bytes, ×4 in memory) plus
+``TIKTOKEN_CACHE_SIZE × 2 × E`` (per-message counts and atom digests, ``E`` = 400 bytes each;
+150 measured for a count), plus LiteLLM's own growth (0 unless ``--baseline``) and 8 MiB of
+allocator noise; and every structure stays within its own bound.
 
-    python -m bench.soak [--conversations 20000]
+    python -m bench.soak [--conversations 24000] [--baseline]
 """
 
 from __future__ import annotations
@@ -103,7 +104,7 @@ def conversation(n: int) -> tuple[str, dict[str, Any]]:
     return "/v1/chat/completions", {"model": "small" if over else "gpt-4o", "max_tokens": 64, "messages": msgs}
 
 
-async def drive(proxies: dict[str, ProxyProcess], total: int, checkpoint: Any) -> dict[str, int]:
+async def drive(proxies: dict[str, ProxyProcess], total: int, checkpoint: Any, every: int) -> dict[str, int]:
     failures = dict.fromkeys(proxies, 0)
     clients = {
         name: httpx.AsyncClient(base_url=p.base_url, headers=p.auth_headers, timeout=120) for name, p in proxies.items()
@@ -121,7 +122,7 @@ async def drive(proxies: dict[str, ProxyProcess], total: int, checkpoint: Any) -
                 if resp.status_code != 200:
                     failures[name] += 1
             done += 1
-            if done % CHECK_EVERY == 0:
+            if done % every == 0:
                 await checkpoint(done, clients)
             queue.task_done()
 
@@ -139,6 +140,11 @@ async def drive(proxies: dict[str, ProxyProcess], total: int, checkpoint: Any) -
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--conversations", type=int, default=20_000 + WARMUP)
+    parser.add_argument("--warmup", type=int, default=WARMUP)
+    parser.add_argument("--check-every", type=int, default=CHECK_EVERY)
+    parser.add_argument(
+        "--baseline", action="store_true", help="also a proxy without the plugin (LiteLLM's own growth)"
+    )
     args = parser.parse_args()
     env = {"CONTEXT_CACHE_SIZE": str(CONTEXT_CACHE_SIZE), "TIKTOKEN_CACHE_SIZE": str(TIKTOKEN_CACHE_SIZE)}
     upstream = Upstream()
@@ -150,7 +156,7 @@ def main() -> None:
                 name: stack.enter_context(
                     start_proxy(config(upstream.url, plugin), env, files={"loop_probe.py": PROBE})
                 )
-                for name, plugin in (("without", False), ("with", True))
+                for name, plugin in (("with", True), *((("without", False),) if args.baseline else ()))
             }
 
             async def checkpoint(done: int, clients: dict[str, httpx.AsyncClient]) -> None:
@@ -158,25 +164,26 @@ def main() -> None:
                 row = {
                     "conversations": done,
                     "seconds": round(time.monotonic() - started),
-                    "rss_mib_without": round(reports["without"]["rss_kib"] / 1024, 1),
+                    "rss_mib_without": round(reports["without"]["rss_kib"] / 1024, 1) if "without" in reports else None,
                     "rss_mib_with": round(reports["with"]["rss_kib"] / 1024, 1),
                     "sizes": reports["with"]["plugin"]["sizes"],
                 }
                 rows.append(row)
                 print(json.dumps(row), flush=True)
 
-            failures = asyncio.run(drive(proxies, args.conversations, checkpoint))
+            failures = asyncio.run(drive(proxies, args.conversations, checkpoint, args.check_every))
     finally:
         upstream.stop()
-    print(verdict(rows, failures))
+    print(verdict(rows, failures, args.warmup))
 
 
-def verdict(rows: list[dict[str, Any]], failures: dict[str, int]) -> str:
-    base = next(r for r in rows if r["conversations"] >= WARMUP)
-    after = [r for r in rows if r["conversations"] >= WARMUP]
+def verdict(rows: list[dict[str, Any]], failures: dict[str, int], warmup: int) -> str:
+    base = next(r for r in rows if r["conversations"] >= warmup)
+    after = [r for r in rows if r["conversations"] >= warmup]
     last = after[-1]
     grow_with = max(r["rss_mib_with"] for r in after) - base["rss_mib_with"]
-    grow_without = max(r["rss_mib_without"] for r in after) - base["rss_mib_without"]
+    baseline = base["rss_mib_without"] is not None
+    grow_without = max(r["rss_mib_without"] for r in after) - base["rss_mib_without"] if baseline else 0.0
     largest_body = max(len(json.dumps(conversation(n)[1])) for n in range(0, 400))
     cache_mib = (CONTEXT_CACHE_SIZE * 3 * largest_body * 4 + TIKTOKEN_CACHE_SIZE * 2 * ENTRY_BYTES) / 2**20
     bound = grow_without + cache_mib + NOISE_MIB

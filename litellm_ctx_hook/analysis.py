@@ -23,6 +23,8 @@ from .stats import EngineStats
 
 TARGET_TTL_S = 60.0  # how long a resolved model window is reused
 
+MAX_UNKNOWN_MODELS = 1000  # unknown model names remembered (each is logged once)
+
 
 @dataclass(frozen=True)
 class Analysis:
@@ -80,6 +82,8 @@ class Analyzer:
         key = f"{model}|{id(router)}|{is_vision}"
         target = self._targets.get(key)
         if target is None:
+            if len(self._unknown_models) >= MAX_UNKNOWN_MODELS:  # model names come from clients: bounded
+                self._unknown_models.clear()
             target = resolve_target(model, self.settings, router, is_vision=is_vision, warned=self._unknown_models)
             self._targets.put(key, target, TARGET_TTL_S)
         return target

@@ -75,7 +75,7 @@ class Settings(BaseSettings):
 
     # -- counting
     enable_accurate_token_counting: bool = True
-    tiktoken_cache_size: int = Field(1000, ge=0)
+    tiktoken_cache_size: int = Field(20_000, ge=0)  # ~150 bytes an entry
     enable_token_counting_logging: bool = False
     base_image_tokens: int = Field(85, ge=0)
     image_tokens_per_char: float = Field(0.25, ge=0.0)

@@ -19,7 +19,7 @@ def test_specification_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     assert s.condensation_min_messages == 3 and s.condensation_max_messages == 10
     assert s.condensation_timeout == 30 and s.condensation_cache_ttl == 3600
     assert s.context_cache_size == 100 and s.context_analysis_cache_ttl == 300
-    assert s.tiktoken_cache_size == 1000 and s.base_image_tokens == 85 and s.image_tokens_per_char == 0.25
+    assert s.tiktoken_cache_size == 20_000 and s.base_image_tokens == 85 and s.image_tokens_per_char == 0.25
     assert s.condensation_parallel_requests == 3 and s.max_context_processing_time == 5000
     assert s.condensation_quality_threshold == 0.8 and s.min_preservation_ratio == 0.6
     assert s.real_text_model_tokens == 200_000 and s.real_vision_model_tokens == 65_536
