@@ -28,11 +28,11 @@ from .conversation import Format, Message
 from .counting import RequestCount, TokenCounter
 from .errors import ContextHookError, ContextWindowExceededError
 from .limits import RouterLike
-from .offloop import QUEUE_SHARE, OffLoop
+from .offloop import INLINE_CHARS, QUEUE_SHARE, OffLoop, larger_than, on_worker
 from .plan import regions
 from .risk import ContextManagementStrategy, ContextRiskLevel
 from .settings import ManagementMode, Settings
-from .speculation import speculative_summary
+from .speculation import start_speculation
 from .stats import EngineStats
 from .summarizer import LiteLLMSummarizer, Summarizer
 from .tiers import Work, clear_old, truncate
@@ -72,7 +72,8 @@ class ContextEngine:
         executor: OffLoop | None = None,
     ) -> None:
         self.settings = settings
-        self.executor = executor  # where WARNING-and-above work runs (else on the caller's loop)
+        self.executor = executor  # where long requests and condensation run (else on the caller's loop)
+        self._queue_s = QUEUE_SHARE * settings.processing_budget_s  # longest wait for the executor
         self.counter = counter or TokenCounter(settings)
         self.cache = cache
         if summarizer is None and settings.summarizer_enabled and settings.condensation_model:
@@ -136,6 +137,11 @@ class ContextEngine:
             )
             if recalled is not None:
                 return recalled
+        if self.executor is not None and not on_worker() and larger_than(_messages(body, fmt), INLINE_CHARS):
+            again: dict[str, Any] = dict(router=router, limit=limit, is_vision=is_vision, summarizer=summarizer)
+            again.update(caller_metadata=caller_metadata, scope=scope, observe_only=observe_only)
+            again.update(image_descriptions=image_descriptions)
+            return await self.executor.run(partial(self.manage, body, fmt, model, **again), started + self._queue_s)
         a = await self.analyzer.analyze_async(
             body, fmt, model, router=router, limit=limit, is_vision=is_vision, image_descriptions=image_descriptions
         )
@@ -148,18 +154,14 @@ class ContextEngine:
             and not a.target.disabled
         )
         if speculate:
-            self._speculate(a, caller_metadata or {}, summarizer, scope, key)
+            start_speculation(self, a, caller_metadata or {}, summarizer, scope, key)
         if risk.rank < ContextRiskLevel.WARNING.rank or a.target.disabled:
             self._remember(key, a, speculated=speculate)
             reason = "disabled for this model" if a.target.disabled else None
             return self._unchanged(body, a.count.total, risk, meta, started, reason)
 
-        async def act() -> Outcome:
-            return await self._act(body, a, meta, key, started, caller_metadata or {}, summarizer, scope, observe)
-
-        if self.executor is None:
-            return await act()
-        return await self.executor.run(act, started + QUEUE_SHARE * self.settings.processing_budget_s)
+        act = partial(self._act, body, a, meta, key, started, caller_metadata or {}, summarizer, scope, observe)
+        return await (act() if self.executor is None else self.executor.run(act, started + self._queue_s))
 
     async def _act(
         self,
@@ -413,22 +415,7 @@ class ContextEngine:
             )
         raise verification_error(a.conversation.format, original, self._problems(a, work))
 
-    # -- speculation -------------------------------------------------------------------------
-    def _speculate(
-        self, a: Analysis, caller: Mapping[str, Any], summarizer: Summarizer | None, scope: str, key: str | None
-    ) -> None:
-        """At CAUTION, make (in the background) the summary WARNING would need, so that turn is a cache hit."""
-        pending = len(self._speculating) + (self.executor.pending if self.executor is not None else 0)
-        if pending >= self.settings.condensation_parallel_requests:
-            return  # bounded: never more background work than summariser slots
-        work = partial(speculative_summary, self, a, caller, summarizer, scope, key)
-        if self.executor is not None:  # on the worker, dropped if it cannot start within its deadline
-            self.executor.spawn(work, time.perf_counter() + QUEUE_SHARE * self.settings.processing_budget_s)
-            return
-        task = asyncio.get_running_loop().create_task(work())
-        self._speculating.add(task)
-        task.add_done_callback(self._speculating.discard)
-
+    # -- background work --------------------------------------------------------------------
     async def drain(self) -> None:
         """Wait for background work (speculative summaries, model summaries) to finish; for tests
         and shutdown."""
@@ -486,6 +473,10 @@ class ContextEngine:
 
 
 _SUMMARY_ACTIONS = frozenset({"reuse", "condense", "extend"})
+
+
+def _messages(body: object, fmt: Format) -> object:
+    return body.get(MESSAGES_KEY[fmt]) if isinstance(body, Mapping) else None
 
 
 def _strategy_of(actions: Sequence[str]) -> ContextManagementStrategy:

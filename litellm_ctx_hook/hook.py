@@ -27,7 +27,7 @@ from .engine import ContextEngine, Outcome
 from .errors import ContextWindowExceededError, InvalidRequestError
 from .logs import InvalidRequestLog, configure, log_fault
 from .metrics import Metrics, serve
-from .offloop import INLINE_CHARS, QUEUE_SHARE, LoopBridge, OffLoop, SectionTimer, larger_than, timed
+from .offloop import LoopBridge, OffLoop, SectionTimer, timed
 from .settings import Settings, default_settings
 from .shared_stats import ENGINE_FIELDS, Growth, SharedStats
 from .summarizer import LiteLLMSummarizer, Summarizer
@@ -42,7 +42,6 @@ FORMATS = {
     "responses": Format.RESPONSES,
 }
 REPORT_KEY = "ctx_hook"
-_TEXT_KEYS = ("messages", "input", "system", "instructions", "tools")
 HEADERS = ("risk_level", "tokens_before", "tokens_after", "strategy", "cache")
 
 
@@ -62,7 +61,7 @@ class ContextHook(CustomLogger):
     def __init__(self, settings: Settings | None = None, engine: ContextEngine | None = None) -> None:
         super().__init__()
         self.settings = settings or default_settings()
-        # Requests with long text, and every request's condensation, are managed on a worker thread.
+        # Long requests, and every request's condensation, are managed on a worker thread.
         self.offloop = OffLoop(
             self.settings.context_max_concurrent, switch_interval_s=self.settings.context_switch_interval_ms / 1000
         )
@@ -140,26 +139,19 @@ class ContextHook(CustomLogger):
             return data
         server_history = fmt is Format.RESPONSES and (data.get("previous_response_id") or data.get("conversation"))
         router = _router()
-        proxy_loop = asyncio.get_running_loop()
-
-        async def manage() -> Outcome:
-            target = self.engine.resolve(model, router)
-            base = self._summarizer(target.summarizer) if target.summarizer else self.engine.summarizer
-            return await self.engine.manage(
-                data,
-                fmt,
-                model,
-                router=router,
-                caller_metadata={k: v for k, v in meta.items() if k.startswith("user_api_key")},
-                summarizer=LoopBridge(base, proxy_loop) if base is not None else None,  # LiteLLM calls on its loop
-                scope=self.engine.scope_for(getattr(user, "team_id", None), getattr(user, "api_key", None)),
-                observe_only=bool(server_history),
-            )
-
-        if larger_than([data.get(k) for k in _TEXT_KEYS], INLINE_CHARS):  # parsing alone would hold the loop
-            outcome = await self.offloop.run(manage, started + QUEUE_SHARE * self.settings.processing_budget_s)
-        else:
-            outcome = await manage()
+        target = self.engine.resolve(model, router)
+        base = self._summarizer(target.summarizer) if target.summarizer else self.engine.summarizer
+        outcome = await self.engine.manage(
+            data,
+            fmt,
+            model,
+            router=router,
+            caller_metadata={k: v for k, v in meta.items() if k.startswith("user_api_key")},
+            # the engine may run on its worker thread: LiteLLM's calls go back to the proxy's loop
+            summarizer=LoopBridge(base, asyncio.get_running_loop()) if base is not None else None,
+            scope=self.engine.scope_for(getattr(user, "team_id", None), getattr(user, "api_key", None)),
+            observe_only=bool(server_history),
+        )
         if outcome.changed and MESSAGES_KEY[fmt] in outcome.body:
             data[MESSAGES_KEY[fmt]] = outcome.body[MESSAGES_KEY[fmt]]
         self._report(data, key, fmt, outcome, time.perf_counter() - started)

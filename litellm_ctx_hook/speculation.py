@@ -3,9 +3,11 @@ background so that turn is a cache hit and sends a prefix already verified."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Mapping
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from .adapters import MESSAGES_KEY, adapter_for
@@ -20,6 +22,31 @@ if TYPE_CHECKING:
     from .engine import ContextEngine
 
 log = logging.getLogger(__name__)
+
+
+def start_speculation(
+    engine: ContextEngine,
+    a: Analysis,
+    caller: Mapping[str, Any],
+    summarizer: Summarizer | None,
+    scope: str,
+    key: str | None,
+) -> None:
+    """Start :func:`speculative_summary` in the background: on the engine's executor when it has
+    one (dropped if it cannot start within the queue deadline), else on the running loop; never
+    more at once than ``CONDENSATION_PARALLEL_REQUESTS``."""
+    executor = engine.executor
+    if len(engine._speculating) + (executor.pending if executor is not None else 0) >= (
+        engine.settings.condensation_parallel_requests
+    ):
+        return
+    work = partial(speculative_summary, engine, a, caller, summarizer, scope, key)
+    if executor is not None:
+        executor.spawn(work, time.perf_counter() + engine._queue_s)
+        return
+    task = asyncio.get_running_loop().create_task(work())
+    engine._speculating.add(task)
+    task.add_done_callback(engine._speculating.discard)
 
 
 async def speculative_summary(

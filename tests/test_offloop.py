@@ -115,7 +115,7 @@ async def test_work_runs_on_the_worker_while_the_callers_loop_stays_free(offloop
     tick.cancel()
     assert seen == {"thread": WORKER_NAME, "on_worker": True}
     assert not on_worker()
-    assert ticks >= 10  # the caller's loop kept running while the worker computed
+    assert ticks >= 3  # the caller's loop kept running while the worker computed (blocked: 0 or 1)
 
 
 async def test_errors_on_the_worker_reach_the_caller(offloop: OffLoop) -> None:
