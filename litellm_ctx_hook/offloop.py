@@ -45,19 +45,15 @@ LONG_SECTION_S = 0.02  # a section longer than this is a loop stall worth counti
 
 def on_worker() -> bool:
     """Whether the calling code runs on an :class:`OffLoop` worker thread."""
-    return getattr(_local, "worker", False)
-
-
-_local = threading.local()
+    return threading.current_thread().name == WORKER_NAME
 
 
 class OffLoop:
     """One worker thread with its own event loop, and a bound on the work it runs at once."""
 
-    def __init__(self, limit: int, *, switch_interval_s: float = 0.0, name: str = WORKER_NAME) -> None:
+    def __init__(self, limit: int, *, switch_interval_s: float = 0.0) -> None:
         self.limit = limit
         self.switch_interval_s = switch_interval_s
-        self.name = name
         self.overruns = 0  # requests admitted over the bound after their queue deadline
         self.dropped = 0  # optional work dropped at its queue deadline
         self.peak_queue = 0
@@ -76,7 +72,6 @@ class OffLoop:
                 ready = threading.Event()
 
                 def serve() -> None:
-                    _local.worker = True
                     asyncio.set_event_loop(loop)
                     self._slots = asyncio.Semaphore(self.limit)
                     loop.call_soon(ready.set)
@@ -87,7 +82,7 @@ class OffLoop:
                     # switch interval for it after each system call. Python's 5 ms makes that wait
                     # the main cost the worker adds to other requests.
                     sys.setswitchinterval(self.switch_interval_s)
-                thread = threading.Thread(target=serve, name=self.name, daemon=True)
+                thread = threading.Thread(target=serve, name=WORKER_NAME, daemon=True)
                 thread.start()
                 ready.wait()
                 self._loop, self._thread = loop, thread
