@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 from support import settings
 
 from litellm_ctx_hook.demo.session import generate_session
@@ -45,6 +46,7 @@ async def test_a_long_over_limit_request_is_managed_wholly_on_the_worker(hook: C
     seen = spy(hook)
     body = agent(30)  # ~28k tokens for a 12k window
     data = copy.deepcopy(body)
+    observed = REGISTRY.get_sample_value("litellm_ctx_loop_section_seconds_count") or 0.0
     out = await hook.async_pre_call_hook(None, None, data, "acompletion")
     here = threading.current_thread().name
     # looked up in the conversations' memo on the loop, then analysed and managed on the worker
@@ -54,6 +56,7 @@ async def test_a_long_over_limit_request_is_managed_wholly_on_the_worker(hook: C
     assert out["messages"] != body["messages"]
     snap = hook.sections.snapshot()
     assert snap["sections"] >= 2  # hand-over and take-back, timed; the management itself is not on the loop
+    assert REGISTRY.get_sample_value("litellm_ctx_loop_section_seconds_count") == observed + snap["sections"]
 
 
 async def test_a_short_request_stays_on_the_loop_and_its_condensation_goes_to_the_worker() -> None:
