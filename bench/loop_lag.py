@@ -41,12 +41,20 @@ WINDOW = 24_000
 HEAVY_RPS = 2.0
 SMALL_RPS = 20.0
 PLUGIN = "litellm_ctx_hook.proxy_handler_instance"
-# (name, with the plugin, environment): the last one keeps Python's 5 ms thread switch interval
+# (name, with the plugin, environment). The plugin freezes what the proxy's start-up allocated
+# (CONTEXT_GC_FREEZE) and shortens the thread switch interval (CONTEXT_SWITCH_INTERVAL_MS); the
+# variants show each proxy with and without those.
 VARIANTS: list[tuple[str, bool, dict[str, str]]] = [
     ("without", False, {}),
+    ("without, gc frozen by the probe", False, {"LOOP_PROBE_GC_FREEZE": "1"}),
     ("with", True, {}),
-    ("with, 5 ms switch interval", True, {"CONTEXT_SWITCH_INTERVAL_MS": "0"}),
+    ("with, no gc freeze", True, {"CONTEXT_GC_FREEZE": "false"}),
 ]
+SWITCH = (
+    "with, no gc freeze, 5 ms switch interval",
+    True,
+    {"CONTEXT_GC_FREEZE": "false", "CONTEXT_SWITCH_INTERVAL_MS": "0"},
+)
 
 
 class Upstream:
@@ -151,6 +159,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--segment", type=float, default=15.0)
+    parser.add_argument("--switch", action="store_true", help="also the plugin with Python's switch interval")
     args = parser.parse_args()
     upstream = Upstream()
     try:
@@ -159,7 +168,7 @@ def main() -> None:
                 name: stack.enter_context(
                     start_proxy(config(upstream.url, plugin), env, files={"loop_probe.py": PROBE})
                 )
-                for name, plugin, env in VARIANTS
+                for name, plugin, env in VARIANTS + ([SWITCH] if args.switch else [])
             }
             for name, proxy in proxies.items():  # warm-up: imports, tokenizers, connections
                 asyncio.run(segment(proxy, 4, f"warm-{name}", 900_000))
@@ -169,14 +178,14 @@ def main() -> None:
                 order = names[r % len(names) :] + names[: r % len(names)]  # each proxy goes first in turn
                 run = {n: asyncio.run(segment(proxies[n], args.segment, f"r{r}-{n}", r * 10_000)) for n in order}
                 runs.append(run)
-                print(json.dumps({"run": r, **{n: summary(run, n) for n in names[1:]}}), flush=True)
+                print(json.dumps({"run": r, **{n: run[n]["probe"] for n in names}}), flush=True)
     finally:
         upstream.stop()
     print(table(runs))
 
 
-def summary(run: dict[str, dict[str, Any]], name: str) -> dict[str, Any]:
-    w, p = run["without"], run[name]
+def summary(run: dict[str, dict[str, Any]], name: str, base: str = "without") -> dict[str, Any]:
+    w, p = run[base], run[name]
     sections = p["probe"]["plugin"]["sections"]
     return {
         "lag_p99_ms": [w["probe"]["lag_p99_ms"], p["probe"]["lag_p99_ms"]],
@@ -196,24 +205,31 @@ def summary(run: dict[str, dict[str, Any]], name: str) -> dict[str, Any]:
 def table(runs: list[dict[str, dict[str, Any]]]) -> str:
     lines = [
         "| run | proxy | loop lag p99 | loop lag max | small p50 | small p99 | small p99 ratio "
-        "| plugin's longest section on the loop | sections > 20 ms |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| plugin's longest section on the loop | sections > 20 ms | longest gen-2 GC |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     ratios: dict[str, list[float]] = {}
     for r, run in enumerate(runs, 1):
         for name, seg in run.items():
             plugin = seg["probe"]["plugin"]
-            ratio = "" if name == "without" else summary(run, name)["small_p99_ratio"]
-            if name != "without" and isinstance(ratio, float):
+            ratio = "" if name.startswith("without") else summary(run, name)["small_p99_ratio"]
+            if not name.startswith("without") and isinstance(ratio, float):
                 ratios.setdefault(name, []).append(ratio)
+            if name == "with":
+                frozen = summary(run, name, "without, gc frozen by the probe")["small_p99_ratio"]
+                ratios.setdefault("with, against the frozen proxy without", []).append(frozen)
             longest = f"{plugin['sections']['max_ms']} ms" if plugin else ""
             over = f"{plugin['sections']['over_20ms']} of {plugin['sections']['sections']}" if plugin else ""
             lines.append(
                 f"| {r} | {name} | {seg['probe']['lag_p99_ms']} ms | {seg['probe']['lag_max_ms']} ms "
-                f"| {seg['small_p50_ms']} ms | {seg['small_p99_ms']} ms | {ratio} | {longest} | {over} |"
+                f"| {seg['small_p50_ms']} ms | {seg['small_p99_ms']} ms | {ratio} | {longest} | {over} "
+                f"| {seg['probe']['gc']['max_ms'][2]} ms ({seg['probe']['gc']['collections'][2]}) |"
             )
     for name, values in ratios.items():
         lines.append(f"\n{name}: small-request p99 ratios {values}, median {statistics.median(values)}")
+    for name in runs[0]:
+        lags = [run[name]["probe"]["lag_p99_ms"] for run in runs]
+        lines.append(f"\n{name}: loop-lag p99 by run {lags}, median {statistics.median(lags)} ms")
     return "\n".join(lines)
 
 

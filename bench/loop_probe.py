@@ -12,6 +12,8 @@ on the loop, its worker's queue and the sizes of its in-process structures.
 from __future__ import annotations
 
 import asyncio
+import gc
+import os
 import sys
 import time
 from typing import Any
@@ -77,11 +79,37 @@ def structure_sizes(hook: Any) -> dict[str, int]:
     return sizes
 
 
+class GcTimer:
+    """Durations of the garbage collector's collections (``gc.callbacks``), by generation."""
+
+    def __init__(self) -> None:
+        self.started = 0.0
+        self.reset()
+        gc.callbacks.append(self.callback)
+
+    def reset(self) -> None:
+        self.count = [0, 0, 0]
+        self.max_s = [0.0, 0.0, 0.0]
+
+    def callback(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self.started = time.perf_counter()
+            return
+        gen = int(info.get("generation", 0))
+        took = time.perf_counter() - self.started
+        self.count[gen] += 1
+        self.max_s[gen] = max(self.max_s[gen], took)
+
+    def report(self) -> dict[str, Any]:
+        return {"collections": list(self.count), "max_ms": [round(x * 1000, 1) for x in self.max_s]}
+
+
 class LoopProbe(CustomLogger):
     def __init__(self) -> None:
         super().__init__()
         self.samples: list[float] = []
         self.task: asyncio.Task[None] | None = None
+        self.gc = GcTimer()
 
     async def sample(self) -> None:
         while True:
@@ -91,6 +119,9 @@ class LoopProbe(CustomLogger):
 
     async def report(self, reset: int = 0) -> dict[str, Any]:
         if self.task is None:
+            if os.environ.get("LOOP_PROBE_GC_FREEZE") == "1":  # what start-up allocated is never scanned again
+                gc.collect()
+                gc.freeze()
             self.task = asyncio.get_running_loop().create_task(self.sample())
         lags = self.samples
         out = {
@@ -100,10 +131,12 @@ class LoopProbe(CustomLogger):
             "lag_max_ms": round(max(lags, default=0.0) * 1000, 3),
             "lag_over_20ms": sum(1 for x in lags if x > 0.02),
             "rss_kib": _rss_kib(),
+            "gc": self.gc.report(),
             "plugin": _plugin(bool(reset)),
         }
         if reset:
             self.samples = []
+            self.gc.reset()
         return out
 
 

@@ -63,7 +63,9 @@ class ContextHook(CustomLogger):
         self.settings = settings or default_settings()
         # Long requests, and every request's condensation, are managed on a worker thread.
         self.offloop = OffLoop(
-            self.settings.context_max_concurrent, switch_interval_s=self.settings.context_switch_interval_ms / 1000
+            self.settings.context_max_concurrent,
+            switch_interval_s=self.settings.context_switch_interval_ms / 1000,
+            gc_freeze=self.settings.context_gc_freeze,
         )
         self.engine = engine or ContextEngine(
             self.settings, cache=SummaryCache.from_settings(self.settings), executor=self.offloop
@@ -93,6 +95,7 @@ class ContextHook(CustomLogger):
         if fmt is None or not isinstance(data, dict):
             return data
         started = time.perf_counter()
+        self.offloop.start()  # once: the proxy has started (see OffLoop)
         key = metadata_key(fmt)
         request_id = _request_id(data, key)
         try:

@@ -219,3 +219,20 @@ def _chars(value: Any) -> int:
 @given(json_values, st.integers(min_value=0, max_value=200))
 def test_larger_than_agrees_with_the_total_text_of_the_body(value: Any, chars: int) -> None:
     assert larger_than(value, chars) == (_chars(value) > chars)
+
+
+def test_starting_the_worker_freezes_what_start_up_allocated_when_asked() -> None:
+    import gc
+
+    gc.unfreeze()
+    plain = OffLoop(1)
+    plain.start()
+    assert gc.get_freeze_count() == 0  # not asked: the collector is left as it is
+    plain.close()
+    worker = OffLoop(1, gc_freeze=True)
+    try:
+        worker.start()
+        assert gc.get_freeze_count() > 1000  # the objects alive at the first request are exempt from collections
+    finally:
+        worker.close()
+        gc.unfreeze()
