@@ -42,7 +42,7 @@ FORMATS = {
     "responses": Format.RESPONSES,
 }
 REPORT_KEY = "ctx_hook"
-HEADERS = ("risk_level", "tokens_before", "tokens_after", "strategy", "cache")
+HEADERS = ("risk_level", "tokens_before", "tokens_after", "strategy", "cache", "processing_ms")
 
 
 def metadata_key(fmt: Format) -> str:
