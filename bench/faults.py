@@ -417,6 +417,7 @@ def main() -> None:
             for i in traces[:3]:  # what they were, for the record
                 print("\n".join(log_lines[max(0, i - 2) : i + 25]), file=sys.stderr)
             stack_traces = len(traces)
+            ours = sum(1 for i in traces if "litellm_ctx_hook" in "\n".join(log_lines[i : i + 40]))
         stats = httpx.get(control + "/control", timeout=10).json()
     finally:
         upstream.send_signal(signal.SIGINT)
@@ -427,7 +428,8 @@ def main() -> None:
         rds.stop()
     print(table(run, starts, stats))
     print(
-        f"\nstack traces in the proxy's log: {stack_traces}; unreadable forwarded bodies: "
+        f"\nstack traces in the proxy's log: {stack_traces} ({ours} through the plugin's code); "
+        "unreadable forwarded bodies: "
         f"{sum(s.get('unreadable', 0) for s in stats['stats'].values())}"
     )
 
