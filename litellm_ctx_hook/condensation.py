@@ -35,7 +35,7 @@ from .counting import OFF_LOOP_CHARS, RequestCount, TokenCounter
 from .edits import replace_spans, summary_text
 from .extractive import Segment, condense, segments_of
 from .logs import log_fault
-from .offloop import on_worker
+from .offloop import in_thread_if
 from .plan import CHAT_RECENT_MESSAGES, Regions, aggressive_span, light_span
 from .risk import ContextRiskLevel
 from .settings import CondensationStrategyName, Settings
@@ -351,9 +351,8 @@ class Condenser:
 
     @staticmethod
     async def _condense(segments: Sequence[Segment], budget: int, count: Callable[[str], int]) -> str:
-        if sum(len(seg.text) for seg in segments) > OFF_LOOP_CHARS and not on_worker():  # keep the loop free
-            return await asyncio.to_thread(condense, segments, budget, count)
-        return condense(segments, budget, count)
+        heavy = sum(len(seg.text) for seg in segments) > OFF_LOOP_CHARS  # keep the proxy's loop free
+        return await in_thread_if(heavy, condense, segments, budget, count)
 
     async def _store_unless_final(self, scope: str, digest: str, entry: SummaryEntry) -> None:
         """Store a fallback summary, unless the model's own summary landed in the meantime."""

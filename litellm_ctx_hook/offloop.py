@@ -275,6 +275,14 @@ async def timed(coro: Coroutine[Any, Any, T], timer: SectionTimer) -> T:
     return result
 
 
+async def in_thread_if(heavy: bool, fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)``, in a thread when ``heavy`` and called on the proxy's loop (the worker is off
+    that loop already: another thread would only contend for the GIL)."""
+    if heavy and not on_worker():
+        return await asyncio.to_thread(fn, *args)
+    return fn(*args)
+
+
 def larger_than(value: Any, chars: int) -> bool:
     """Whether the strings inside ``value`` (JSON data) add up to more than ``chars`` characters;
     stops as soon as they do, so a large body costs no more than a small one."""
