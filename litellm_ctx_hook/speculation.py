@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from .adapters import MESSAGES_KEY, adapter_for
 from .condensation import Request
+from .logs import log_fault
 from .plan import regions
 from .risk import ContextRiskLevel
 from .summarizer import Summarizer
@@ -88,5 +89,5 @@ async def speculative_summary(
             managed = engine._managed(a, work, adapter_for(conv.format).render(conv.with_messages(work.messages)))
             if managed is not None:
                 engine._turns.attach(key, conv.body.get(MESSAGES_KEY[conv.format]) or [], managed)
-    except Exception:
-        log.exception("speculative condensation failed (the request was not affected)")
+    except Exception as exc:  # the exception's message may quote the conversation: at DEBUG only
+        log_fault(log, "speculative condensation failed (the request was not affected)", exc)
