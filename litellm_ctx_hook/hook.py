@@ -28,6 +28,7 @@ from .logs import InvalidRequestLog, configure, log_fault
 from .metrics import Metrics, serve
 from .settings import Settings, default_settings
 from .shared_stats import ENGINE_FIELDS, Growth, SharedStats
+from .shutdown import ShutdownGuard
 from .summarizer import LiteLLMSummarizer
 
 log = logging.getLogger("litellm_ctx_hook")
@@ -73,8 +74,9 @@ class ContextHook(CustomLogger):
             self.metrics.summarizer_calls.labels(outcome=outcome)
         self._invalid_log = InvalidRequestLog(log)
         configure(self.settings)
-        if self.settings.context_metrics_port:
-            serve(self.settings.context_metrics_port)
+        self.shutdown = ShutdownGuard()  # background work stops with the server
+        if port := self.settings.context_metrics_port:
+            serve(port, multiproc_dir=self.settings.prometheus_multiproc_dir, workers=self.settings.workers)
 
     # LiteLLM only calls hooks defined on the registered class itself: both are defined here.
     async def async_pre_call_hook(
@@ -84,6 +86,7 @@ class ContextHook(CustomLogger):
         if fmt is None or not isinstance(data, dict):
             return data
         started = time.perf_counter()
+        self.shutdown.install()  # once, from the server's loop
         key = metadata_key(fmt)
         request_id = _request_id(data, key)
         try:
