@@ -110,5 +110,5 @@ class ShutdownGuard:
     async def stop(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
         """Cancel the background work now (also for servers that stop the plugin themselves)."""
         self.cancelled = await cancel_background(loop)
-        if self.cancelled:
-            log.info("litellm-ctx-hook: shutting down, %d background summaries cancelled", self.cancelled)
+        if self.cancelled:  # work lost: the following turns make these summaries again
+            log.warning("litellm-ctx-hook: shutting down, %d background summaries cancelled", self.cancelled)
