@@ -68,6 +68,8 @@ class ContextHook(CustomLogger):
             lambda: {name: getattr(self.engine.stats, name) for name in ENGINE_FIELDS},
             interval_s=self.settings.context_stats_flush_interval,
         )
+        if cache is not None:
+            cache.on_wait = self.metrics.waited
         self._summarizers: dict[str, LiteLLMSummarizer] = {}  # per-model summariser aliases
         self._summarizer_growth = Growth()  # engine counts already in the summariser metric
         for outcome in ("started", "failed"):  # both series from the start, for rates and alerts

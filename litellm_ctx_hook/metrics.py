@@ -64,6 +64,13 @@ class Metrics:
             ("target",),
             multiprocess_mode="livemin",
         )
+        self.single_flight_wait = _metric(
+            Histogram,
+            "litellm_ctx_single_flight_wait_seconds",
+            "Time a request waited for a summary another caller (worker, replica) was making",
+            ("outcome",),
+            buckets=_LATENCY_BUCKETS,
+        )
 
     def observe(
         self, *, risk: str, route: str, strategy: str, before: int, after: int, cache: str, seconds: float
@@ -76,6 +83,9 @@ class Metrics:
         if cache != "none":
             self.cache.labels(result=cache).inc()
         self.latency.observe(seconds)
+
+    def waited(self, outcome: str, seconds: float) -> None:
+        self.single_flight_wait.labels(outcome=outcome).observe(seconds)
 
 
 def serve(port: int, *, multiproc_dir: str | None = None, workers: int = 1) -> bool:
