@@ -39,6 +39,8 @@ import json
 import math
 import platform
 import re
+import shutil
+import subprocess
 import sys
 import time
 import urllib.request
@@ -109,6 +111,7 @@ class Result:
     key_bytes: dict[str, int]
     key_bytes_per_conversation: float
     litellm_commands_per_request: float = 0.0  # LiteLLM's own Redis use, on its own server
+    summary_values: dict[str, int] = field(default_factory=dict)  # bytes of keys, values, summary texts
     worst: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -229,9 +232,11 @@ def quantile(buckets: dict[float, float], q: float) -> float | None:
 # -- Redis -----------------------------------------------------------------------------------------
 
 
-def key_usage(redis: Servers) -> tuple[dict[str, int], dict[str, int]]:
+def key_usage(redis: Servers) -> tuple[dict[str, int], dict[str, int], dict[str, int]]:
+    """Keys, ``MEMORY USAGE`` bytes by kind, and over the summaries: value bytes and summary characters."""
     counts: dict[str, int] = collections.Counter()
     sizes: dict[str, int] = collections.Counter()
+    values: dict[str, int] = collections.Counter()
     for node in redis.nodes:
         client = node.client()
         try:
@@ -240,9 +245,30 @@ def key_usage(redis: Servers) -> tuple[dict[str, int], dict[str, int]]:
                 kind = parts[2] if len(parts) > 2 else "?"
                 counts[kind] += 1
                 sizes[kind] += int(client.memory_usage(key) or 0)
+                raw = client.get(key) if kind == "sum" else None
+                if raw is not None:
+                    values["value_bytes"] += len(raw)
+                    values["key_bytes"] += len(key)
+                    values["summary_chars"] += len(json.loads(raw)["body"]["summary"])
         finally:
             client.close()
-    return dict(counts), dict(sizes)
+    return dict(counts), dict(sizes), dict(values)
+
+
+def redis_benchmark(redis: Servers) -> dict[str, float]:
+    """Requests/s of ``redis-benchmark`` (GET, SET of 800-byte values, MSET of 10 keys: what the plugin
+    sends) against the first node, for the ceiling of one Redis on this machine."""
+    binary = shutil.which("redis-benchmark")
+    if binary is None:
+        return {}
+    cmd = [binary, "-p", str(redis.nodes[0].port), "-q", "-n", "100000", "-c", "50", "-d", "800"]
+    done = subprocess.run([*cmd, "-t", "get,set,mset", "--csv"], capture_output=True, text=True, check=False)
+    out = {}
+    for line in done.stdout.splitlines()[1:]:
+        cells = [c.strip('"') for c in line.split(",")]
+        if len(cells) >= 2:
+            out[cells[0]] = float(cells[1])
+    return out
 
 
 def command_calls(redis: Servers) -> dict[str, int]:
@@ -327,7 +353,7 @@ def run_topology(
             stats = redis.info("stats")
             after_memory = int(redis.info("memory")["used_memory"])
             buckets = wait_histogram(proxies)
-            keys, key_bytes = key_usage(redis)
+            keys, key_bytes, values = key_usage(redis)
             litellm_calls = sum(command_calls(litellm_redis).values())
         finally:
             for p in proxies:
@@ -384,6 +410,7 @@ def run_topology(
         key_bytes=key_bytes,
         key_bytes_per_conversation=round(sum(key_bytes.values()) / max(1, len(convs))),
         litellm_commands_per_request=round(litellm_calls / max(1, sent), 2),
+        summary_values=values,
         worst=sorted(worst, key=lambda w: -w["calls"])[:5],
     )
 
@@ -457,8 +484,12 @@ def main(argv: list[str] | None = None) -> int:
             f"used_memory delta {r.used_memory_delta}; unattributed calls {r.unattributed_calls}; "
             f"wait mean {r.wait_mean_s}; over the bound {r.worst}"
         )
+    with standalone() as redis:
+        ceiling = redis_benchmark(redis)
+    print(f"redis-benchmark (-c 50, 800-byte values), requests/s: {ceiling}")
     if args.json:
-        args.json.write_text(json.dumps([asdict(r) for r in results], indent=2, default=str))
+        payload = {"results": [asdict(r) for r in results], "redis_benchmark": ceiling, "window": window}
+        args.json.write_text(json.dumps(payload, indent=2, default=str))
     return 0 if all(r.failed == 0 for r in results) else 1
 
 
