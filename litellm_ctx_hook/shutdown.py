@@ -91,7 +91,7 @@ class ShutdownGuard:
                 if callable(previous) and previous is not signal.default_int_handler:
                     signal.signal(sig, self._handler(loop, previous))
                     self.installed = True
-        except (RuntimeError, ValueError, OSError) as exc:  # no loop, or signals not settable here
+        except Exception as exc:  # no loop, or signals not settable here: never a request's problem
             log.debug("litellm-ctx-hook: no shutdown handler installed: %s", exc)
         return self.installed
 
