@@ -300,7 +300,8 @@ def command_calls(redis: Servers) -> dict[str, int]:
 
 async def replay(proxies: Sequence[ProxyProcess], convs: Sequence[Conversation]) -> tuple[int, int]:
     clients = [
-        openai.AsyncOpenAI(base_url=p.base_url + "/v1", api_key=p.master_key, max_retries=0, timeout=600)
+        # the SDK's retries cover dropped connections of an overloaded replica (the request then counts once)
+        openai.AsyncOpenAI(base_url=p.base_url + "/v1", api_key=p.master_key, max_retries=2, timeout=600)
         for p in proxies
     ]
     sent = failed = 0
