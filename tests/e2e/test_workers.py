@@ -16,6 +16,7 @@ The summariser alias talks to an upstream of its own, so its delay can be set ap
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import signal
 import time
@@ -110,6 +111,8 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         redis_servers = standalone()
         private_redis = redis_servers.__enter__()
     except RedisUnavailableError as exc:
+        if os.environ.get("CTX_REQUIRE_REDIS") == "1":  # CI: a missing Redis is a failure
+            pytest.fail(f"{exc} (CTX_REQUIRE_REDIS=1 requires it)", pytrace=False)
         pytest.skip(str(exc))
     multiproc_dir = tmp_path_factory.mktemp(f"prometheus-{request.param}")
     metrics_port = free_port()
