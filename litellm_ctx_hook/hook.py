@@ -30,6 +30,7 @@ from .metrics import Metrics, serve
 from .offloop import LoopBridge, OffLoop, SectionTimer, timed
 from .settings import Settings, default_settings
 from .shared_stats import ENGINE_FIELDS, Growth, SharedStats
+from .shutdown import ShutdownGuard
 from .summarizer import LiteLLMSummarizer, Summarizer
 
 log = logging.getLogger("litellm_ctx_hook")
@@ -78,14 +79,18 @@ class ContextHook(CustomLogger):
             interval_s=self.settings.context_stats_flush_interval,
         )
         self.sections = SectionTimer(self.metrics.loop_sections.observe)  # the plugin's steps on the loop
+        if cache is not None:
+            cache.on_wait = self.metrics.waited
         self._summarizers: dict[str, LiteLLMSummarizer] = {}  # per-model summariser aliases
         self._summarizer_growth = Growth()  # engine counts already in the summariser metric
         for outcome in ("started", "failed"):  # both series from the start, for rates and alerts
             self.metrics.summarizer_calls.labels(outcome=outcome)
         self._invalid_log = InvalidRequestLog(log)
         configure(self.settings)
-        if self.settings.context_metrics_port:
-            serve(self.settings.context_metrics_port)
+        # Background work stops with the server, on its loop and on the worker's.
+        self.shutdown = ShutdownGuard(lambda: [loop] if (loop := self.offloop.loop) is not None else [])
+        if port := self.settings.context_metrics_port:
+            serve(port, multiproc_dir=self.settings.prometheus_multiproc_dir, workers=self.settings.workers)
 
     # LiteLLM only calls hooks defined on the registered class itself: both are defined here.
     async def async_pre_call_hook(
@@ -96,6 +101,7 @@ class ContextHook(CustomLogger):
             return data
         started = time.perf_counter()
         self.offloop.start()  # once: the proxy has started (see OffLoop)
+        self.shutdown.install()  # once, from the server's loop
         key = metadata_key(fmt)
         request_id = _request_id(data, key)
         try:

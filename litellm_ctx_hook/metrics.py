@@ -2,13 +2,22 @@
 
 Names are prefixed ``litellm_ctx_``. When LiteLLM's ``/metrics`` is not served (its Prometheus
 integration off or unavailable), set ``CONTEXT_METRICS_PORT`` to serve them on a port of their own.
+
+Several worker processes (``--num_workers``, gunicorn) each count their own requests. With
+``PROMETHEUS_MULTIPROC_DIR`` set (LiteLLM sets it itself for several workers when its ``prometheus``
+callback is configured) prometheus_client writes every worker's samples to that directory, and
+LiteLLM's ``/metrics`` and the ``CONTEXT_METRICS_PORT`` server both serve the sum over workers.
 """
 
 from __future__ import annotations
 
+import errno
+import logging
 from typing import Any
 
-from prometheus_client import REGISTRY, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, multiprocess, start_http_server
+
+log = logging.getLogger("litellm_ctx_hook")
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
@@ -61,6 +70,13 @@ class Metrics:
             ("target",),
             multiprocess_mode="livemin",
         )
+        self.single_flight_wait = _metric(
+            Histogram,
+            "litellm_ctx_single_flight_wait_seconds",
+            "Time a request waited for a summary another caller (worker, replica) was making",
+            ("outcome",),
+            buckets=_LATENCY_BUCKETS,
+        )
 
     def observe(
         self, *, risk: str, route: str, strategy: str, before: int, after: int, cache: str, seconds: float
@@ -74,7 +90,33 @@ class Metrics:
             self.cache.labels(result=cache).inc()
         self.latency.observe(seconds)
 
+    def waited(self, outcome: str, seconds: float) -> None:
+        self.single_flight_wait.labels(outcome=outcome).observe(seconds)
 
-def serve(port: int) -> None:
-    """Serve the default registry on ``port`` (for proxies without LiteLLM's /metrics)."""
-    start_http_server(port)
+
+def serve(port: int, *, multiproc_dir: str | None = None, workers: int = 1) -> bool:
+    """Serve the metrics on ``port`` (for proxies without LiteLLM's /metrics); ``False`` when another
+    worker of the same server already does.
+
+    With ``multiproc_dir`` the registry served is the sum over every worker's samples in it, so the
+    first worker to bind the port serves them all. Without it each worker has its own counts, and only
+    that worker's are served: a warning says so.
+    """
+    registry = REGISTRY
+    if multiproc_dir:
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry, path=multiproc_dir)  # type: ignore[no-untyped-call]
+    elif workers > 1:
+        log.warning(
+            "CONTEXT_METRICS_PORT with %d workers serves one worker's metrics: set PROMETHEUS_MULTIPROC_DIR "
+            "to an empty directory shared by the workers to serve their sum",
+            workers,
+        )
+    try:
+        start_http_server(port, registry=registry)
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE or workers <= 1:
+            raise
+        log.info("metrics port %d is served by another worker", port)
+        return False
+    return True

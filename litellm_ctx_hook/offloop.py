@@ -115,8 +115,18 @@ class OffLoop:
         (a ``time.perf_counter()`` instant) or over the bound after it; ``None``: outside the bound."""
         if on_worker():
             return await work()
-        future = asyncio.run_coroutine_threadsafe(self._admitted(work, deadline, optional=False), self._ensure())
+        future = asyncio.run_coroutine_threadsafe(self.admitted(work, deadline), self._ensure())
         return cast(T, await asyncio.wrap_future(future))
+
+    async def admitted(self, work: Callable[[], Awaitable[T]], deadline: float | None) -> T | None:
+        """A request's work on the worker. Public, unlike the background work's coroutines, so that
+        a shutdown never cancels a request still being served (:mod:`shutdown`)."""
+        return await self._admitted(work, deadline, optional=False)
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        """The worker's event loop, once started."""
+        return self._loop
 
     def spawn(self, work: Callable[[], Awaitable[Any]], deadline: float | None) -> None:
         """Start optional background work on the worker; it is dropped if no slot frees by ``deadline``."""

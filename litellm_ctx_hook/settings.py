@@ -102,6 +102,9 @@ class Settings(BaseSettings):
     context_log_format: LogFormat = LogFormat.TEXT  # json: one JSON object per log line
     context_stats_flush_interval: float = Field(5.0, ge=0.0)  # seconds between adds to the shared counters
     context_test_fault_injection: bool = False  # tests only: make the hook fail, to show it fails open
+    # set by others: LiteLLM's CLI (--num_workers), prometheus_client's multiprocess mode
+    num_workers: str | None = None
+    prometheus_multiproc_dir: str | None = None
 
     @model_validator(mode="after")
     def _thresholds_ordered(self) -> Self:
@@ -126,6 +129,12 @@ class Settings(BaseSettings):
     def summarizer_enabled(self) -> bool:
         """True when condensation should call a summariser model (else: local extractive)."""
         return self.enable_ai_condensation and bool(self.condensation_model)
+
+    @property
+    def workers(self) -> int:
+        """Worker processes of this server (``NUM_WORKERS``, which LiteLLM's CLI sets; 1 if unset)."""
+        value = (self.num_workers or "").strip()
+        return int(value) if value.isdigit() and int(value) > 0 else 1
 
     @property
     def processing_budget_s(self) -> float:

@@ -63,6 +63,7 @@ class SummaryCache:
         self._poll_s = poll_interval_s
         self._lock_margin_s = lock_margin_s
         self._stats = CacheStats()
+        self.on_wait: Callable[[str, float], None] | None = None  # (outcome, seconds) of each single-flight wait
 
     @classmethod
     def from_settings(cls, settings: Settings, *, clock: Callable[[], float] = time.monotonic) -> SummaryCache:
@@ -143,7 +144,10 @@ class SummaryCache:
         if mine:
             entry, how = await self._compute(scope, digest, compute, deadline, lock, token, on_redis)
         else:
+            waiting = self._clock()
             entry, how = await self._wait(scope, digest, deadline, lock, on_redis, accept)
+            if self.on_wait is not None:
+                self.on_wait(how, self._clock() - waiting)
         return self._flown(entry, how)
 
     async def _compute(

@@ -24,7 +24,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -213,6 +213,7 @@ def start_proxy(
     port: int | None = None,
     files: Mapping[str, str | Path] | None = None,
     timeout_s: float = START_TIMEOUT_S,
+    args: Sequence[str] = (),
 ) -> ProxyProcess:
     """Start ``litellm --config`` on 127.0.0.1 and wait until ``/health/liveliness`` answers.
 
@@ -221,6 +222,7 @@ def start_proxy(
     ``files``: extra files copied (a ``Path``) or written (a ``str``) next to the generated config,
     e.g. a callback module, which LiteLLM looks for in the config file's directory first.
     ``env`` is applied last and overrides everything (``PYTHONPATH`` included).
+    ``args``: more ``litellm`` options, e.g. ``["--num_workers", "2"]`` or ``["--run_gunicorn"]``.
     """
     workdir = tempfile.TemporaryDirectory(prefix="litellm-proxy-")
     root = Path(workdir.name)
@@ -240,7 +242,7 @@ def start_proxy(
     master_key = "sk-test-" + secrets.token_hex(12)
     port = port or free_port()
     log_path = root / "proxy.log"
-    cmd = [*_litellm_command(), "--config", str(config_path), "--port", str(port), "--host", "127.0.0.1"]
+    cmd = [*_litellm_command(), "--config", str(config_path), "--port", str(port), "--host", "127.0.0.1", *args]
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             cmd,

@@ -189,3 +189,17 @@ async def test_cancelled_holder_releases_its_lock(
     with pytest.raises(asyncio.CancelledError):
         await task
     assert await fake_client.exists(LOCK) == 0
+
+
+async def test_each_wait_is_reported_with_its_outcome_and_duration(cache_factory: Factory) -> None:
+    replicas = [cache_factory(), cache_factory()]  # two replicas on one Redis
+    waits: list[tuple[str, float]] = []
+    for cache in replicas:
+        cache.on_wait = lambda how, seconds: waits.append((how, seconds))
+    compute = Computation(delay=0.3)
+    results = await race(replicas, compute, 4)
+    assert compute.calls == 1
+    waited = [how for _, how in results if how == "waited"]
+    assert len(waited) == 3
+    assert [how for how, _ in waits] == waited  # one report per waiter, none for the holder
+    assert all(0.2 <= seconds < 3.0 for _, seconds in waits)  # about as long as the holder's computation
