@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .adapters import MESSAGES_KEY, adapter_for
+from .adapters.anthropic_messages import fit_breakpoints
 from .analysis import Analysis, Analyzer
 from .cache.keys import scope_for
 from .condensation import Condenser, Request, method_name
@@ -31,9 +32,10 @@ from .plan import regions
 from .risk import ContextManagementStrategy, ContextRiskLevel
 from .settings import ManagementMode, Settings
 from .stats import EngineStats
+from .steps import CLEARED, SUMMARIES, Step, clear_level, clear_savings, keeps, prefix_changed, previous_turn_tokens
 from .summarizer import LiteLLMSummarizer, Summarizer
-from .tiers import Work, clear_old, truncate
-from .turns import Managed, TurnMemo, managed_from, memo_key
+from .tiers import SUMMARY_ACTIONS, Work, clear_old, strategy_of, truncate
+from .turns import Managed, TurnMemo, managed_from, memo_key, prefix_length
 from .verify import problems, verification_error
 
 if TYPE_CHECKING:
@@ -54,6 +56,7 @@ class Outcome:
     strategy: ContextManagementStrategy
     cache: str  # hit | miss | none
     metadata: dict[str, Any] = field(default_factory=dict)
+    prefix_changed: bool = False  # the request starts differently from its previous turn (a cache rewrite)
 
 
 class ContextEngine:
@@ -155,9 +158,8 @@ class ContextEngine:
             return self._unchanged(
                 body, a.count.total, risk, meta, started, "nothing to condense: the request is kept as it is"
             )
-        new_conv = a.conversation.with_messages(work.messages)
         after = self._tokens(a, work)
-        strategy = _strategy_of(work.actions)
+        strategy = strategy_of(work.actions)
         meta.update(
             actions=work.actions,
             tokens_after=after,
@@ -172,12 +174,14 @@ class ContextEngine:
             meta["observe_only"] = True
             return self._unchanged(body, a.count.total, risk, meta, started, None, planned=strategy)
 
+        previous = previous_turn_tokens(a.conversation.messages, a.count.messages, a.count.total)
+        meta["prefix_changed"] = changed = prefix_changed(work.step, previous, a.budget.limit, self.settings)
         elapsed = (time.perf_counter() - started) * 1000
         meta["processing_ms"] = round(elapsed, 2)
         self.stats.record(risk.value, strategy.value, a.count.total - after, elapsed)
-        rendered = adapter_for(fmt).render(new_conv)
+        rendered = self._render(a, work)
         self._remember(key, a, work, rendered)
-        return Outcome(rendered, True, a.count.total, after, risk, strategy, work.cache, meta)
+        return Outcome(rendered, True, a.count.total, after, risk, strategy, work.cache, meta, changed)
 
     # -- the conversation's last turn --------------------------------------------------------
     def _recalled(
@@ -230,14 +234,9 @@ class ContextEngine:
             return None, key
         messages, counts = continued
         after = self.counter.assemble(target.model, counts, recalled.turn.system, recalled.turn.tools).total
-        # As the full analysis: summaries are reused below WARNING; the same clearing, to the target.
-        if managed.summaries:
-            fits = after < int(self.settings.condensation_warning_threshold * budget.limit)
-        else:
-            fits = after <= int(self.settings.condensation_target_ratio * budget.limit)
-        if not fits or after > count.total:
-            return None, key
-        strategy = _strategy_of(managed.actions)
+        if not keeps(managed.step, count.total, after, budget.limit, self.settings):
+            return None, key  # the full analysis makes the next step
+        strategy = strategy_of(managed.actions)
         elapsed = (time.perf_counter() - started) * 1000
         meta.update(
             actions=list(managed.actions),
@@ -246,6 +245,7 @@ class ContextEngine:
             messages_before=len(raws),
             messages_after=len(messages),
             processing_ms=round(elapsed, 2),
+            prefix_changed=False,
         )
         if managed.summaries:
             meta["summary"] = {"summaries": [dict(s) for s in managed.summaries]}
@@ -253,7 +253,7 @@ class ContextEngine:
         self._turns.advance(recalled)
         self.stats.bump("turn_memo_hits")
         cache = "hit" if managed.summaries else "none"
-        out = {**body, MESSAGES_KEY[fmt]: messages}
+        out = fit_breakpoints({**body, MESSAGES_KEY[fmt]: messages}, len(managed.prefix) - 1, fmt)
         return Outcome(out, True, count.total, after, risk, strategy, cache, meta), key
 
     def _remember(
@@ -278,18 +278,27 @@ class ContextEngine:
         kinds = {x.split(":", 1)[0] for x in work.actions}
         if work.summary is not None and any(d.get("provisional") for d in work.summary["summaries"]):
             return None  # the model's summary replaces it once ready: look it up on the next turn
-        if work.summary is not None and kinds <= _SUMMARY_ACTIONS:
+        if work.summary is not None and kinds <= SUMMARY_ACTIONS:
             summaries = tuple({**d, "cache": "hit"} for d in work.summary["summaries"])
             actions = tuple(f"reuse:{d['messages_condensed']}" for d in summaries)
-        elif kinds == {"clear"} and len(work.actions) == 1:
-            summaries, actions = (), tuple(work.actions)
+            step = Step(SUMMARIES)
+        elif kinds == {"clear"} and len(work.actions) == 1 and work.step is not None:
+            summaries, actions, step = (), tuple(work.actions), work.step
         else:
             return None
         conv = a.conversation
         raws = rendered.get(MESSAGES_KEY[conv.format])
         if not isinstance(raws, list):
             return None
-        return managed_from(conv.messages, work.messages, raws, self._measure(a, work).messages, actions, summaries)
+        counts = self._measure(a, work).messages
+        return managed_from(conv.messages, work.messages, raws, counts, actions, summaries, step)
+
+    def _render(self, a: Analysis, work: Work) -> Mapping[str, Any]:
+        """The request body of a result; on ``/v1/messages``, with a prompt-cache breakpoint at the
+        end of its managed prefix when the client uses them (:func:`fit_breakpoints`)."""
+        conv = a.conversation
+        rendered = adapter_for(conv.format).render(conv.with_messages(work.messages))
+        return fit_breakpoints(rendered, prefix_length(conv.messages, work.messages) - 1, conv.format)
 
     def _unchanged(
         self,
@@ -335,16 +344,18 @@ class ContextEngine:
         # send exactly what the previous turns sent (no model call, stable prefix).
         reused = await self.condenser.reuse(req, reg, summarizer)
         if reused is not None:
-            work = Work(reused.messages, pinned, reused.actions, cache="hit", summary={"summaries": reused.details})
-            warning = int(self.settings.condensation_warning_threshold * a.budget.limit)
-            if self._tokens(a, work) < warning and self._acceptable(a, work):
+            summary = {"summaries": reused.details}
+            work = Work(reused.messages, pinned, reused.actions, cache="hit", summary=summary, step=Step(SUMMARIES))
+            if self._keeps(a, work) and self._acceptable(a, work):
                 return work
         else:
-            # Tier 1: clear old tool output / thinking / images, if that alone reaches the target.
-            cleared = clear_old(original, reg, target_tokens, self._counter_of(a), self._text_counter_of(a))
+            # Tier 1: clear old tool output / thinking / images: enough for the request's level (steps).
+            level = clear_level(a.count.total, a.budget.limit, self.settings)
+            savings = clear_savings(level, a.budget.limit, self.settings)
+            cleared = clear_old(original, reg, savings, self._counter_of(a), self._text_counter_of(a))
             if cleared is not None:
-                work = Work(cleared[0], pinned, [f"clear:{cleared[1]}"])
-                if self._acceptable(a, work):
+                work = Work(cleared[0], pinned, [f"clear:{cleared[1]}"], step=Step(CLEARED, level))
+                if self._keeps(a, work) and self._acceptable(a, work):
                     return work
 
         # Tier 2: condense a span of the middle (light) or all of it (aggressive).
@@ -427,7 +438,7 @@ class ContextEngine:
             work = Work(condensed.messages, pinned, condensed.actions, summary={"summaries": condensed.details})
             if key is not None and self._acceptable(a, work):
                 conv = a.conversation
-                managed = self._managed(a, work, adapter_for(conv.format).render(conv.with_messages(work.messages)))
+                managed = self._managed(a, work, self._render(a, work))
                 if managed is not None:
                     self._turns.attach(key, conv.body.get(MESSAGES_KEY[conv.format]) or [], managed)
         except Exception:
@@ -441,11 +452,8 @@ class ContextEngine:
         await self.condenser.drain()
 
     # -- verification ------------------------------------------------------------------------
-    def _count(self, a: Analysis, messages: Sequence[Message]) -> int:
-        return self.counter.count(a.conversation.with_messages(messages), a.target.model).total
-
     def _counter_of(self, a: Analysis) -> Callable[[Sequence[Message]], int]:
-        return lambda messages: self._count(a, messages)
+        return lambda messages: self.counter.count(a.conversation.with_messages(messages), a.target.model).total
 
     def _text_counter_of(self, a: Analysis) -> Callable[[str], int]:
         return lambda text: self.counter.count_text(text, a.count.family)
@@ -479,22 +487,12 @@ class ContextEngine:
             cut=frozenset(work.cut),
         )
 
+    def _keeps(self, a: Analysis, work: Work) -> bool:
+        step, after = work.step, self._tokens(a, work)
+        return step is not None and keeps(step, a.count.total, after, a.budget.limit, self.settings)
+
     def _acceptable(self, a: Analysis, work: Work) -> bool:
         found = self._problems(a, work)
         if found:
             log.info("discarding a candidate result: %s", "; ".join(found[:3]))
         return not found
-
-
-_SUMMARY_ACTIONS = frozenset({"reuse", "condense", "extend"})
-
-
-def _strategy_of(actions: Sequence[str]) -> ContextManagementStrategy:
-    kinds = {a.split(":", 1)[0] for a in actions}
-    if kinds & {"truncate", "cut"}:
-        return ContextManagementStrategy.EMERGENCY_TRUNCATION
-    if any(a.startswith(("condense:aggressive", "extend:aggressive")) for a in actions):
-        return ContextManagementStrategy.CONDENSATION_AGGRESSIVE
-    if kinds & {"clear", "condense", "extend", "reuse"}:
-        return ContextManagementStrategy.CONDENSATION_LIGHT
-    return ContextManagementStrategy.MONITOR_ONLY
