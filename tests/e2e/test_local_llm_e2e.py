@@ -59,7 +59,7 @@ PROXY_ENV = {
 
 # A logging callback next to the proxy's config: what the summariser answered, and the plugin's
 # report of each main request (the ctx_hook entry of the request's metadata).
-RECORDER = '''
+RECORDER = """
 import json, os
 from litellm.integrations.custom_logger import CustomLogger
 
@@ -93,7 +93,7 @@ class Recorder(CustomLogger):
 
 
 recorder = Recorder()
-'''
+"""
 
 
 @dataclass
