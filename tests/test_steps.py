@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from hypothesis import given
 from hypothesis import strategies as st
 from support import settings
@@ -57,7 +59,7 @@ def test_level_changes_over_a_growing_session_stay_within_the_bound(limit: int, 
     for g in growths:
         tokens += g
         levels.append(clear_level(tokens, limit, S))
-    changes = sum(a != b for a, b in zip(levels, levels[1:], strict=False))
+    changes = sum(a != b for a, b in itertools.pairwise(levels))
     assert changes <= step_bound(sum(growths), limit, S)
 
 
