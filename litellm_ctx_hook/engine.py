@@ -32,7 +32,7 @@ from .plan import regions
 from .risk import ContextManagementStrategy, ContextRiskLevel
 from .settings import ManagementMode, Settings
 from .stats import EngineStats
-from .steps import CLEARED, SUMMARIES, Step, clear_level, clear_savings, keeps, prefix_changed, previous_turn_tokens
+from .steps import CLEARED, SUMMARIES, Step, clearing, keeps, prefix_changed, previous_turn_tokens
 from .summarizer import LiteLLMSummarizer, Summarizer
 from .tiers import SUMMARY_ACTIONS, Work, clear_old, strategy_of, truncate
 from .turns import Managed, TurnMemo, managed_from, memo_key, prefix_length
@@ -350,8 +350,7 @@ class ContextEngine:
                 return work
         else:
             # Tier 1: clear old tool output / thinking / images: enough for the request's level (steps).
-            level = clear_level(a.count.total, a.budget.limit, self.settings)
-            savings = clear_savings(level, a.budget.limit, self.settings)
+            level, savings = clearing(a.count.total, a.budget.limit, self.settings)
             cleared = clear_old(original, reg, savings, self._counter_of(a), self._text_counter_of(a))
             if cleared is not None:
                 work = Work(cleared[0], pinned, [f"clear:{cleared[1]}"], step=Step(CLEARED, level))

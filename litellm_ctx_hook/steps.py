@@ -41,24 +41,31 @@ class Step:
 
 
 def step_tokens(limit: int, settings: Settings) -> int:
-    """Tokens of growth between two management steps: (WARNING − target) of the limit (at least 1)."""
+    """Tokens of growth between two management steps: (WARNING − target) of the limit (0 when the
+    target is not below WARNING: no steps, every action aims at the target itself)."""
     gap = settings.condensation_warning_threshold - settings.condensation_target_ratio
-    return max(1, int(gap * limit))
+    return max(0, int(gap * limit))
 
 
 def warning_tokens(limit: int, settings: Settings) -> int:
     return int(settings.condensation_warning_threshold * limit)
 
 
-def clear_level(tokens: int, limit: int, settings: Settings) -> int:
-    """The clearing level of a request of ``tokens``: 0 below WARNING, else 1 + whole steps past it."""
+def clearing(tokens: int, limit: int, settings: Settings) -> tuple[int, int]:
+    """The clearing level of a request of ``tokens`` (0 below WARNING, else 1 + whole steps past
+    it) and the tokens clearing must free at that level: enough to stay below WARNING until the
+    next step line. Without steps (a target not below WARNING) the level is the request's size
+    and clearing aims at the target."""
+    step = step_tokens(limit, settings)
     over = tokens - warning_tokens(limit, settings)
-    return 0 if over < 0 else over // step_tokens(limit, settings) + 1
+    if step == 0:
+        return max(0, tokens), tokens - int(settings.condensation_target_ratio * limit)
+    level = 0 if over < 0 else over // step + 1
+    return level, level * step
 
 
-def clear_savings(level: int, limit: int, settings: Settings) -> int:
-    """Tokens clearing must free at ``level``: enough to stay below WARNING until the next step line."""
-    return level * step_tokens(limit, settings)
+def clear_level(tokens: int, limit: int, settings: Settings) -> int:
+    return clearing(tokens, limit, settings)[0]
 
 
 def keeps(step: Step, tokens_before: int, tokens_after: int, limit: int, settings: Settings) -> bool:
@@ -69,11 +76,13 @@ def keeps(step: Step, tokens_before: int, tokens_after: int, limit: int, setting
     the request stays below WARNING; clearing while the request is at the level it was made for
     (and so below WARNING). Never a prefix that makes the request larger.
     """
-    if tokens_after > tokens_before or tokens_after >= warning_tokens(limit, settings):
+    if tokens_after > tokens_before:
         return False
+    warning = warning_tokens(limit, settings)
     if step.kind == CLEARED:
-        return step.level == clear_level(tokens_before, limit, settings)
-    return step.kind == SUMMARIES
+        ceiling = warning - 1 if step_tokens(limit, settings) else int(settings.condensation_target_ratio * limit)
+        return tokens_after <= ceiling and step.level == clear_level(tokens_before, limit, settings)
+    return step.kind == SUMMARIES and tokens_after < warning
 
 
 def step_bound(growth: int, window: int, settings: Settings) -> int:

@@ -14,7 +14,7 @@ from litellm_ctx_hook.steps import (
     SUMMARIES,
     Step,
     clear_level,
-    clear_savings,
+    clearing,
     keeps,
     prefix_changed,
     previous_turn_tokens,
@@ -32,7 +32,7 @@ def test_clearing_a_level_lands_between_the_target_and_warning(limit: int, share
     tokens = int(share * limit)
     level = clear_level(tokens, limit, S)
     assert level >= 1
-    after = tokens - clear_savings(level, limit, S)
+    after = tokens - clearing(tokens, limit, S)[1]
     assert after < warning_tokens(limit, S)  # below WARNING until the next step line ...
     assert after >= warning_tokens(limit, S) - step_tokens(limit, S)  # ... and never below the target
 
@@ -40,7 +40,7 @@ def test_clearing_a_level_lands_between_the_target_and_warning(limit: int, share
 @given(limits, st.integers(min_value=0, max_value=10))
 def test_a_request_on_a_step_line_falls_to_the_target(limit: int, steps: int) -> None:
     tokens = warning_tokens(limit, S) + steps * step_tokens(limit, S)
-    after = tokens - clear_savings(clear_level(tokens, limit, S), limit, S)
+    after = tokens - clearing(tokens, limit, S)[1]
     assert after == warning_tokens(limit, S) - step_tokens(limit, S)
     assert abs(after - int(S.condensation_target_ratio * limit)) <= 1
 
@@ -103,3 +103,13 @@ def test_step_bound_is_the_issue_formula() -> None:
     assert step_bound(0, 64_000, S) == 1
     assert step_bound(12_800, 64_000, S) == 2
     assert step_bound(12_801, 64_000, S) == 3
+
+
+def test_without_steps_clearing_aims_at_the_target() -> None:
+    flat = settings(condensation_target_ratio=1.0)  # the target is not below WARNING: no steps
+    limit = 10_000
+    assert step_tokens(limit, flat) == 0
+    level, savings = clearing(12_000, limit, flat)
+    assert savings == 2_000  # down to the target itself
+    assert keeps(Step(CLEARED, level), 12_000, 10_000, limit, flat)
+    assert not keeps(Step(CLEARED, level), 12_001, 10_000, limit, flat)  # any other request: anew
