@@ -270,6 +270,43 @@ async def compare(data: str, window: int, ref: str, run_id: str) -> list[dict[st
     return rows
 
 
+def table(rows: list[dict[str, Any]]) -> str:
+    """The per-session table of BENCHMARKS §3, and a total per data set and window."""
+    head = (
+        "| session | window | turns | first managed | prefix changes: ours / today / recondense | bound "
+        "| summariser calls: ours / today / recondense | cache read / write, ours (k tokens) "
+        "| input cost: ours / today / recondense (k) | ours vs today | broken pairs | largest request "
+        "| same request with turn memo |"
+    )
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    totals: dict[tuple[str, int], list[float]] = {}
+    for r in rows:
+        o, t, b = r["ours"], r.get("today", {}), r["recondense"]
+        ratio = f"{o['cost'] / t['cost'] - 1:+.1%}" if t else "–"
+        lines.append(
+            f"| {r['session']} | {r['window'] // 1000}k | {o['turns']} | {o['first_managed']} "
+            f"| **{o['prefix_changes']}** / {t.get('prefix_changes', '–')} / {b['prefix_changes']} | {o['bound']} "
+            f"| {o['summarizer_calls']} / {t.get('summarizer_calls', '–')} / {b['summarizer_calls']} "
+            f"| {o['read'] / 1000:,.0f} / {o['write'] / 1000:,.0f} "
+            f"| **{o['cost'] / 1000:,.0f}** / {t.get('cost', 0) / 1000:,.0f} / {b['cost'] / 1000:,.0f} | {ratio} "
+            f"| {o['broken']} | {o['max_utilisation']:.0%} | {r['same_request_with_turn_memo']} |"
+        )
+        key = (r["session"].split(":")[0], r["window"])
+        acc = totals.setdefault(key, [0, 0, 0, 0, 0, 0])
+        for k, v in enumerate(
+            (o["cost"], t.get("cost", 0), b["cost"], o["summarizer_calls"], t.get("summarizer_calls", 0), 1)
+        ):
+            acc[k] += v
+    lines.append("")
+    for (data, window), (ours, today, scratch, calls, today_calls, n) in totals.items():
+        lines.append(
+            f"- {data} at {window // 1000}k ({n:.0f} sessions): input cost ours {ours / 1000:,.0f}k, today "
+            f"{today / 1000:,.0f}k ({ours / today - 1:+.1%}), recondense {scratch / 1000:,.0f}k; summariser "
+            f"calls ours {calls:.0f}, today {today_calls:.0f}"
+        )
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--windows", default="64000,32000")
@@ -298,6 +335,7 @@ def main() -> None:
         for data in args.data.split(","):
             rows += asyncio.run(compare(data, window, ref, run_id))
     print(json.dumps({"baseline": ref, "rows": rows}, indent=1))
+    print(table(rows))
 
 
 if __name__ == "__main__":
