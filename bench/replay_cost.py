@@ -252,11 +252,11 @@ def _changed_request(request: dict[str, Any], turn: dict[str, Any]) -> bool:
     return tuple(turn["wire"][0]) != keys
 
 
-async def compare(data: str, window: int, ref: str, run_id: str) -> list[dict[str, Any]]:
+async def compare(data: str, window: int, ref: str, run_id: str, recondense: bool) -> list[dict[str, Any]]:
     ours = await engine_turns(data, window, f"cost-{run_id}-{window}-l2", context_cache_size=0)
     memo = await engine_turns(data, window, f"cost-{run_id}-{window}-default")
     today = baseline_turns(ref, data, window, f"cost-{run_id}-{window}-today")
-    scratch = await recondense_turns(data, window)
+    scratch = await recondense_turns(data, window) if recondense else {}
     requests = {name: reqs for name, _, _, reqs in sessions(data)}
     rows = []
     for name, run in ours.items():
@@ -265,7 +265,8 @@ async def compare(data: str, window: int, ref: str, run_id: str) -> list[dict[st
         row["ours"] = measure(requests[name], run, window)
         if name in today:
             row["today"] = measure(requests[name], today[name], window)
-        row["recondense"] = measure(requests[name], scratch[name], window)
+        if name in scratch:
+            row["recondense"] = measure(requests[name], scratch[name], window)
         rows.append(row)
     return rows
 
@@ -281,20 +282,21 @@ def table(rows: list[dict[str, Any]]) -> str:
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     totals: dict[tuple[str, int], list[float]] = {}
     for r in rows:
-        o, t, b = r["ours"], r.get("today", {}), r["recondense"]
+        o, t, b = r["ours"], r.get("today", {}), r.get("recondense", {})
         ratio = f"{o['cost'] / t['cost'] - 1:+.1%}" if t else "–"
         lines.append(
             f"| {r['session']} | {r['window'] // 1000}k | {o['turns']} | {o['first_managed']} "
-            f"| **{o['prefix_changes']}** / {t.get('prefix_changes', '–')} / {b['prefix_changes']} | {o['bound']} "
-            f"| {o['summarizer_calls']} / {t.get('summarizer_calls', '–')} / {b['summarizer_calls']} "
+            f"| **{o['prefix_changes']}** / {t.get('prefix_changes', '–')} / {b.get('prefix_changes', '–')} "
+            f"| {o['bound']} | {o['summarizer_calls']} / {t.get('summarizer_calls', '–')} / "
+            f"{b.get('summarizer_calls', '–')} "
             f"| {o['read'] / 1000:,.0f} / {o['write'] / 1000:,.0f} "
-            f"| **{o['cost'] / 1000:,.0f}** / {t.get('cost', 0) / 1000:,.0f} / {b['cost'] / 1000:,.0f} | {ratio} "
+            f"| **{o['cost'] / 1000:,.0f}** / {t.get('cost', 0) / 1000:,.0f} / {b.get('cost', 0) / 1000:,.0f} | {ratio} "
             f"| {o['broken']} | {o['max_utilisation']:.0%} | {r['same_request_with_turn_memo']} |"
         )
         key = (r["session"].split(":")[0], r["window"])
         acc = totals.setdefault(key, [0, 0, 0, 0, 0, 0])
         for k, v in enumerate(
-            (o["cost"], t.get("cost", 0), b["cost"], o["summarizer_calls"], t.get("summarizer_calls", 0), 1)
+            (o["cost"], t.get("cost", 0), b.get("cost", 0), o["summarizer_calls"], t.get("summarizer_calls", 0), 1)
         ):
             acc[k] += v
     lines.append("")
@@ -312,6 +314,7 @@ def main() -> None:
     parser.add_argument("--windows", default="64000,32000")
     parser.add_argument("--data", default="claude,gemini")
     parser.add_argument("--baseline", default=None)
+    parser.add_argument("--recondense", default="claude", help="data sets replayed with recondensing too")
     parser.add_argument("--emit", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--window", type=int, default=64000, help=argparse.SUPPRESS)
     parser.add_argument("--scope", default="", help=argparse.SUPPRESS)
@@ -333,7 +336,7 @@ def main() -> None:
     rows = []
     for window in (int(w) for w in args.windows.split(",")):
         for data in args.data.split(","):
-            rows += asyncio.run(compare(data, window, ref, run_id))
+            rows += asyncio.run(compare(data, window, ref, run_id, data in args.recondense.split(",")))
     print(json.dumps({"baseline": ref, "rows": rows}, indent=1))
     print(table(rows))
 
