@@ -284,13 +284,14 @@ def table(rows: list[dict[str, Any]]) -> str:
     for r in rows:
         o, t, b = r["ours"], r.get("today", {}), r.get("recondense", {})
         ratio = f"{o['cost'] / t['cost'] - 1:+.1%}" if t else "–"
+        scratch_cost = f"{b['cost'] / 1000:,.0f}" if b else "–"
         lines.append(
             f"| {r['session']} | {r['window'] // 1000}k | {o['turns']} | {o['first_managed']} "
             f"| **{o['prefix_changes']}** / {t.get('prefix_changes', '–')} / {b.get('prefix_changes', '–')} "
             f"| {o['bound']} | {o['summarizer_calls']} / {t.get('summarizer_calls', '–')} / "
             f"{b.get('summarizer_calls', '–')} "
             f"| {o['read'] / 1000:,.0f} / {o['write'] / 1000:,.0f} "
-            f"| **{o['cost'] / 1000:,.0f}** / {t.get('cost', 0) / 1000:,.0f} / {b.get('cost', 0) / 1000:,.0f} | {ratio} "
+            f"| **{o['cost'] / 1000:,.0f}** / {t.get('cost', 0) / 1000:,.0f} / {scratch_cost} | {ratio} "
             f"| {o['broken']} | {o['max_utilisation']:.0%} | {r['same_request_with_turn_memo']} |"
         )
         key = (r["session"].split(":")[0], r["window"])
