@@ -304,7 +304,7 @@ def table(rows: list[dict[str, Any]]) -> str:
     for (data, window), (ours, today, scratch, calls, today_calls, n) in totals.items():
         lines.append(
             f"- {data} at {window // 1000}k ({n:.0f} sessions): input cost ours {ours / 1000:,.0f}k, today "
-            f"{today / 1000:,.0f}k ({ours / today - 1:+.1%}), recondense {scratch / 1000:,.0f}k; summariser "
+            f"{today / 1000:,.0f}k ({ours / max(today, 1) - 1:+.1%}), recondense {scratch / 1000:,.0f}k; summariser "
             f"calls ours {calls:.0f}, today {today_calls:.0f}"
         )
     return "\n".join(lines)
