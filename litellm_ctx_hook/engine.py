@@ -1,13 +1,13 @@
 """The context engine: count → analyse → plan → execute → verify, for one request.
 
 Cheapest action first, stopping once the request is below ``CONDENSATION_TARGET_RATIO`` of its
-limit: clear old tool output, thinking and images; condense a span (light) or the whole middle
-(aggressive) with the summariser or the local extractive condenser; drop the oldest unpinned
-atoms; cut the middle of a pinned message that alone is too large. Every result is recounted
-and verified before it is returned; one that fails goes to the next fallback and is never sent.
-
-A request that repeats its conversation's last turn plus a few new messages is handled from
-those alone (:mod:`turns`); analysis and its caches live in :mod:`analysis`.
+limit: clear old tool output, thinking and images (in whole steps, :mod:`steps`); condense a
+span (light) or the whole middle (aggressive) with the summariser or the local extractive
+condenser; drop the oldest unpinned atoms; cut the middle of a pinned message that alone is too
+large. Every result is recounted and verified before it is returned; one that fails goes to the
+next fallback and is never sent. A managed prefix is sent again while :func:`steps.keeps` says
+so, whether found anew (cached summaries) or remembered from the conversation's last turn
+(:mod:`turns`: only the new messages are parsed); analysis and its caches live in :mod:`analysis`.
 """
 
 from __future__ import annotations
