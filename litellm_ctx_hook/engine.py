@@ -358,17 +358,16 @@ class ContextEngine:
                     return work
 
         # Tier 2: condense a span of the middle (light) or all of it (aggressive).
+        # Aimed at the target; short of it, sent as it is while the following turns would send it
+        # again (below WARNING: truncating now would only bring the dropped turns back next turn).
         work = Work(list(original), pinned)
         condensed = await self.condenser.condense(req, reg, target_tokens, summarizer)
         if condensed is not None:
-            work = Work(
-                condensed.messages,
-                pinned,
-                condensed.actions,
-                cache=condensed.cache,
-                summary={"summaries": condensed.details},
-            )
-            if self._tokens(a, work) <= target_tokens and self._acceptable(a, work):
+            summary = {"summaries": condensed.details}
+            work = Work(condensed.messages, pinned, condensed.actions, cache=condensed.cache, summary=summary)
+            after = self._tokens(a, work)
+            again = keeps(Step(SUMMARIES), a.count.total, after, a.budget.limit, self.settings)
+            if (after <= target_tokens or again) and self._acceptable(a, work):
                 return work
 
         # Tier 3: drop the oldest unpinned atoms, then cut the middle of a pinned message.
