@@ -131,13 +131,13 @@ class Condenser:
         return chain[first:upto]
 
     async def _lookup(self, req: Request, digests: Sequence[str]) -> tuple[int, SummaryEntry] | None:
+        """The longest cached prefix, if its summary suits the request's room (SummaryEntry.suits)."""
         if self.cache is not None:
-            return await self.cache.longest_prefix(req.scope, digests)
-        for k in range(len(digests) - 1, -1, -1):
-            entry = self._local.get(f"{req.scope}:{digests[k]}")
-            if entry is not None:
-                return k, entry
-        return None
+            hit = await self.cache.longest_prefix(req.scope, digests)
+        else:
+            found = ((k, self._local.get(f"{req.scope}:{digests[k]}")) for k in range(len(digests) - 1, -1, -1))
+            hit = next(((k, e) for k, e in found if e is not None), None)
+        return hit if hit is not None and hit[1].suits(req.limit) else None
 
     async def _store(self, req: Request, digest: str, entry: SummaryEntry) -> None:
         if self.cache is not None:
@@ -320,6 +320,7 @@ class Condenser:
             tokens=self.counter.count_text(text, req.count.family),
             created_at=time.time(),
             provisional=provisional,
+            room=req.limit,
         )
 
     async def _extractive_entry(

@@ -178,8 +178,9 @@ def cut_middle(
     text = part.text
     ratio = keep_tokens / max(tokens, 1)
     keep_chars = int(len(text) * ratio)
+    tag = len(SUMMARY_OPEN) if text.startswith(SUMMARY_OPEN) else 0  # a cut summary is still one
     for _ in range(8):  # shrink until the count fits; BPE is not linear in characters
-        head, tail = text[: keep_chars // 2], text[len(text) - keep_chars // 2 :]
+        head, tail = text[: max(tag, keep_chars // 2)], text[len(text) - keep_chars // 2 :]
         removed = tokens - count(head) - count(tail)
         new_text = f"{head}\n{CUT_MARK.format(n=removed)}\n{tail}"
         if count(new_text) <= tokens - excess_tokens:

@@ -1,13 +1,13 @@
 """The context engine: count → analyse → plan → execute → verify, for one request.
 
 Cheapest action first, stopping once the request is below ``CONDENSATION_TARGET_RATIO`` of its
-limit: clear old tool output, thinking and images; condense a span (light) or the whole middle
-(aggressive) with the summariser or the local extractive condenser; drop the oldest unpinned
-atoms; cut the middle of a pinned message that alone is too large. Every result is recounted
-and verified before it is returned; one that fails goes to the next fallback and is never sent.
-
-A request that repeats its conversation's last turn plus a few new messages is handled from
-those alone (:mod:`turns`); analysis and its caches live in :mod:`analysis`.
+limit: clear old tool output, thinking and images (in whole steps, :mod:`steps`); condense a
+span (light) or the whole middle (aggressive) with the summariser or the local extractive
+condenser; drop the oldest unpinned atoms; cut the middle of a pinned message that alone is too
+large. Every result is recounted and verified before it is returned; one that fails goes to the
+next fallback and is never sent. A managed prefix is sent again while :func:`steps.keeps` says
+so, whether found anew (cached summaries) or remembered from the conversation's last turn
+(:mod:`turns`: only the new messages are parsed); analysis and its caches live in :mod:`analysis`.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from .adapters import MESSAGES_KEY, adapter_for
+from .adapters.anthropic_messages import fit_breakpoints
 from .analysis import Analysis, Analyzer
 from .cache.keys import scope_for
 from .condensation import Condenser, Request, method_name
@@ -34,9 +35,10 @@ from .risk import ContextManagementStrategy, ContextRiskLevel
 from .settings import ManagementMode, Settings
 from .speculation import start_speculation
 from .stats import EngineStats
+from .steps import CLEARED, SUMMARIES, Step, clearing, keeps, prefix_changed, previous_turn_tokens
 from .summarizer import LiteLLMSummarizer, Summarizer
-from .tiers import Work, clear_old, truncate
-from .turns import Managed, TurnMemo, managed_from, memo_key
+from .tiers import SUMMARY_ACTIONS, Work, clear_old, strategy_of, truncate
+from .turns import Managed, TurnMemo, managed_from, memo_key, prefix_length
 from .verify import problems, verification_error
 
 if TYPE_CHECKING:
@@ -57,6 +59,7 @@ class Outcome:
     strategy: ContextManagementStrategy
     cache: str  # hit | miss | none
     metadata: dict[str, Any] = field(default_factory=dict)
+    prefix_changed: bool = False  # the request starts differently from its previous turn (a cache rewrite)
 
 
 class ContextEngine:
@@ -176,16 +179,15 @@ class ContextEngine:
         observe: bool,
     ) -> Outcome:
         """Manage a request at WARNING or above (on the worker thread when there is one)."""
-        risk, fmt = a.result.risk_level, a.conversation.format
+        risk = a.result.risk_level
         work = await self._execute(a, caller, started, summarizer, scope)
         if not work.actions:
             self._remember(key, a)
             return self._unchanged(
                 body, a.count.total, risk, meta, started, "nothing to condense: the request is kept as it is"
             )
-        new_conv = a.conversation.with_messages(work.messages)
         after = self._tokens(a, work)
-        strategy = _strategy_of(work.actions)
+        strategy = strategy_of(work.actions)
         meta.update(
             actions=work.actions,
             tokens_after=after,
@@ -200,12 +202,14 @@ class ContextEngine:
             meta["observe_only"] = True
             return self._unchanged(body, a.count.total, risk, meta, started, None, planned=strategy)
 
+        previous = previous_turn_tokens(a.conversation.messages, a.count.messages, a.count.total)
+        meta["prefix_changed"] = changed = prefix_changed(work.step, previous, a.budget.limit, self.settings)
         elapsed = (time.perf_counter() - started) * 1000
         meta["processing_ms"] = round(elapsed, 2)
         self.stats.record(risk.value, strategy.value, a.count.total - after, elapsed)
-        rendered = adapter_for(fmt).render(new_conv)
+        rendered = self._render(a, work)
         self._remember(key, a, work, rendered)
-        return Outcome(rendered, True, a.count.total, after, risk, strategy, work.cache, meta)
+        return Outcome(rendered, True, a.count.total, after, risk, strategy, work.cache, meta, changed)
 
     # -- the conversation's last turn --------------------------------------------------------
     def _recalled(
@@ -258,14 +262,9 @@ class ContextEngine:
             return None, key
         messages, counts = continued
         after = self.counter.assemble(target.model, counts, recalled.turn.system, recalled.turn.tools).total
-        # As the full analysis: summaries are reused below WARNING; the same clearing, to the target.
-        if managed.summaries:
-            fits = after < int(self.settings.condensation_warning_threshold * budget.limit)
-        else:
-            fits = after <= int(self.settings.condensation_target_ratio * budget.limit)
-        if not fits or after > count.total:
-            return None, key
-        strategy = _strategy_of(managed.actions)
+        if not keeps(managed.step, count.total, after, budget.limit, self.settings):
+            return None, key  # the full analysis makes the next step
+        strategy = strategy_of(managed.actions)
         elapsed = (time.perf_counter() - started) * 1000
         meta.update(
             actions=list(managed.actions),
@@ -274,6 +273,7 @@ class ContextEngine:
             messages_before=len(raws),
             messages_after=len(messages),
             processing_ms=round(elapsed, 2),
+            prefix_changed=False,
         )
         if managed.summaries:
             meta["summary"] = {"summaries": [dict(s) for s in managed.summaries]}
@@ -281,7 +281,7 @@ class ContextEngine:
         self._turns.advance(recalled)
         self.stats.bump("turn_memo_hits")
         cache = "hit" if managed.summaries else "none"
-        out = {**body, MESSAGES_KEY[fmt]: messages}
+        out = fit_breakpoints({**body, MESSAGES_KEY[fmt]: messages}, len(managed.prefix) - 1, fmt)
         return Outcome(out, True, count.total, after, risk, strategy, cache, meta), key
 
     def _remember(
@@ -306,18 +306,27 @@ class ContextEngine:
         kinds = {x.split(":", 1)[0] for x in work.actions}
         if work.summary is not None and any(d.get("provisional") for d in work.summary["summaries"]):
             return None  # the model's summary replaces it once ready: look it up on the next turn
-        if work.summary is not None and kinds <= _SUMMARY_ACTIONS:
+        if work.summary is not None and kinds <= SUMMARY_ACTIONS:
             summaries = tuple({**d, "cache": "hit"} for d in work.summary["summaries"])
             actions = tuple(f"reuse:{d['messages_condensed']}" for d in summaries)
-        elif kinds == {"clear"} and len(work.actions) == 1:
-            summaries, actions = (), tuple(work.actions)
+            step = Step(SUMMARIES)
+        elif kinds == {"clear"} and len(work.actions) == 1 and work.step is not None:
+            summaries, actions, step = (), tuple(work.actions), work.step
         else:
             return None
         conv = a.conversation
         raws = rendered.get(MESSAGES_KEY[conv.format])
         if not isinstance(raws, list):
             return None
-        return managed_from(conv.messages, work.messages, raws, self._measure(a, work).messages, actions, summaries)
+        counts = self._measure(a, work).messages
+        return managed_from(conv.messages, work.messages, raws, counts, actions, summaries, step)
+
+    def _render(self, a: Analysis, work: Work) -> Mapping[str, Any]:
+        """The request body of a result; on ``/v1/messages``, with a prompt-cache breakpoint at the
+        end of its managed prefix when the client uses them (:func:`fit_breakpoints`)."""
+        conv = a.conversation
+        rendered = adapter_for(conv.format).render(conv.with_messages(work.messages))
+        return fit_breakpoints(rendered, prefix_length(conv.messages, work.messages) - 1, conv.format)
 
     def _unchanged(
         self,
@@ -363,30 +372,30 @@ class ContextEngine:
         # send exactly what the previous turns sent (no model call, stable prefix).
         reused = await self.condenser.reuse(req, reg, summarizer)
         if reused is not None:
-            work = Work(reused.messages, pinned, reused.actions, cache="hit", summary={"summaries": reused.details})
-            warning = int(self.settings.condensation_warning_threshold * a.budget.limit)
-            if self._tokens(a, work) < warning and self._acceptable(a, work):
+            summary = {"summaries": reused.details}
+            work = Work(reused.messages, pinned, reused.actions, cache="hit", summary=summary, step=Step(SUMMARIES))
+            if self._keeps(a, work) and self._acceptable(a, work):
                 return work
         else:
-            # Tier 1: clear old tool output / thinking / images, if that alone reaches the target.
-            cleared = clear_old(original, reg, target_tokens, self._counter_of(a), self._text_counter_of(a))
+            # Tier 1: clear old tool output / thinking / images: enough for the request's level (steps).
+            level, savings = clearing(a.count.total, a.budget.limit, self.settings)
+            cleared = clear_old(original, reg, savings, self._counter_of(a), self._text_counter_of(a))
             if cleared is not None:
-                work = Work(cleared[0], pinned, [f"clear:{cleared[1]}"])
-                if self._acceptable(a, work):
+                work = Work(cleared[0], pinned, [f"clear:{cleared[1]}"], step=Step(CLEARED, level))
+                if self._keeps(a, work) and self._acceptable(a, work):
                     return work
 
         # Tier 2: condense a span of the middle (light) or all of it (aggressive).
+        # Aimed at the target; short of it, sent as it is while the following turns would send it
+        # again (below WARNING: truncating now would only bring the dropped turns back next turn).
         work = Work(list(original), pinned)
         condensed = await self.condenser.condense(req, reg, target_tokens, summarizer)
         if condensed is not None:
-            work = Work(
-                condensed.messages,
-                pinned,
-                condensed.actions,
-                cache=condensed.cache,
-                summary={"summaries": condensed.details},
-            )
-            if self._tokens(a, work) <= target_tokens and self._acceptable(a, work):
+            summary = {"summaries": condensed.details}
+            work = Work(condensed.messages, pinned, condensed.actions, cache=condensed.cache, summary=summary)
+            after = self._tokens(a, work)
+            again = keeps(Step(SUMMARIES), a.count.total, after, a.budget.limit, self.settings)
+            if (after <= target_tokens or again) and self._acceptable(a, work):
                 return work
 
         # Tier 3: drop the oldest unpinned atoms, then cut the middle of a pinned message.
@@ -427,11 +436,8 @@ class ContextEngine:
         await self.condenser.drain()
 
     # -- verification ------------------------------------------------------------------------
-    def _count(self, a: Analysis, messages: Sequence[Message]) -> int:
-        return self.counter.count(a.conversation.with_messages(messages), a.target.model).total
-
     def _counter_of(self, a: Analysis) -> Callable[[Sequence[Message]], int]:
-        return lambda messages: self._count(a, messages)
+        return lambda messages: self.counter.count(a.conversation.with_messages(messages), a.target.model).total
 
     def _text_counter_of(self, a: Analysis) -> Callable[[str], int]:
         return lambda text: self.counter.count_text(text, a.count.family)
@@ -465,6 +471,10 @@ class ContextEngine:
             cut=frozenset(work.cut),
         )
 
+    def _keeps(self, a: Analysis, work: Work) -> bool:
+        step, after = work.step, self._tokens(a, work)
+        return step is not None and keeps(step, a.count.total, after, a.budget.limit, self.settings)
+
     def _acceptable(self, a: Analysis, work: Work) -> bool:
         found = self._problems(a, work)
         if found:
@@ -472,19 +482,5 @@ class ContextEngine:
         return not found
 
 
-_SUMMARY_ACTIONS = frozenset({"reuse", "condense", "extend"})
-
-
 def _messages(body: object, fmt: Format) -> object:
     return body.get(MESSAGES_KEY[fmt]) if isinstance(body, Mapping) else None
-
-
-def _strategy_of(actions: Sequence[str]) -> ContextManagementStrategy:
-    kinds = {a.split(":", 1)[0] for a in actions}
-    if kinds & {"truncate", "cut"}:
-        return ContextManagementStrategy.EMERGENCY_TRUNCATION
-    if any(a.startswith(("condense:aggressive", "extend:aggressive")) for a in actions):
-        return ContextManagementStrategy.CONDENSATION_AGGRESSIVE
-    if kinds & {"clear", "condense", "extend", "reuse"}:
-        return ContextManagementStrategy.CONDENSATION_LIGHT
-    return ContextManagementStrategy.MONITOR_ONLY

@@ -43,7 +43,7 @@ FORMATS = {
     "responses": Format.RESPONSES,
 }
 REPORT_KEY = "ctx_hook"
-HEADERS = ("risk_level", "tokens_before", "tokens_after", "strategy", "cache", "processing_ms")
+HEADERS = ("risk_level", "tokens_before", "tokens_after", "strategy", "cache", "processing_ms", "prefix_changed")
 
 
 def metadata_key(fmt: Format) -> str:
@@ -181,6 +181,7 @@ class ContextHook(CustomLogger):
             "cache": o.cache,
             "actions": o.metadata.get("actions", []),
             "processing_ms": round(seconds * 1000, 2),
+            "prefix_changed": o.prefix_changed,
         }
         meta = data.get(key)
         if not isinstance(meta, dict):
@@ -195,6 +196,7 @@ class ContextHook(CustomLogger):
             after=o.tokens_after,
             cache=o.cache,
             seconds=seconds,
+            prefix_changed=o.prefix_changed,
         )
         self.shared.request(cache=o.cache, seconds=seconds)
         self._follow_engine()
@@ -223,10 +225,14 @@ class ContextHook(CustomLogger):
                 meta = data.get(key)
                 if isinstance(meta, Mapping) and isinstance(meta.get(REPORT_KEY), Mapping):
                     report = meta[REPORT_KEY]
-                    return {f"x-ctx-{name.replace('_', '-')}": str(report[name]) for name in HEADERS if name in report}
+                    return {f"x-ctx-{n.replace('_', '-')}": _header(report[n]) for n in HEADERS if n in report}
         except Exception as exc:
             log_fault(log, "litellm-ctx-hook could not add response headers", exc)
         return None
+
+
+def _header(value: object) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def _opted_out(data: Mapping[str, Any], meta: Mapping[str, Any]) -> bool:

@@ -77,11 +77,28 @@ class Metrics:
             ("outcome",),
             buckets=_LATENCY_BUCKETS,
         )
+        self.prefix_changes = _metric(
+            Counter,
+            "litellm_ctx_prefix_changes",
+            "Requests sent with a prefix other than their previous turn's (a provider prompt-cache rewrite)",
+            ("route",),
+        )
 
     def observe(
-        self, *, risk: str, route: str, strategy: str, before: int, after: int, cache: str, seconds: float
+        self,
+        *,
+        risk: str,
+        route: str,
+        strategy: str,
+        before: int,
+        after: int,
+        cache: str,
+        seconds: float,
+        prefix_changed: bool = False,
     ) -> None:
         self.requests.labels(risk=risk, route=route).inc()
+        if prefix_changed:
+            self.prefix_changes.labels(route=route).inc()
         if before != after:
             self.actions.labels(strategy=strategy).inc()
         self.tokens_before.inc(max(0, before))

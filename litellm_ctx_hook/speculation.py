@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from .adapters import MESSAGES_KEY, adapter_for
+from .adapters import MESSAGES_KEY
 from .condensation import Request
 from .logs import log_fault
 from .plan import regions
@@ -86,7 +86,7 @@ async def speculative_summary(
         work = Work(condensed.messages, pinned, condensed.actions, summary={"summaries": condensed.details})
         if key is not None and engine._acceptable(a, work):
             conv = a.conversation
-            managed = engine._managed(a, work, adapter_for(conv.format).render(conv.with_messages(work.messages)))
+            managed = engine._managed(a, work, engine._render(a, work))
             if managed is not None:
                 engine._turns.attach(key, conv.body.get(MESSAGES_KEY[conv.format]) or [], managed)
     except Exception as exc:  # the exception's message may quote the conversation: at DEBUG only

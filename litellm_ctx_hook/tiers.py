@@ -16,6 +16,8 @@ from .conversation import Format, Message, PartKind, Role
 from .counting import RequestCount
 from .edits import clear_parts, cut_middle, leading_user, merge_adjacent, tool_names
 from .plan import Regions, clear_targets, is_summary
+from .risk import ContextManagementStrategy
+from .steps import Step
 from .verify import contains_message
 
 MIN_CLEARABLE_TOKENS = 40  # a placeholder costs ~15 tokens: clearing less saves nothing
@@ -35,14 +37,19 @@ class Work:
     cache: str = "none"
     summary: dict[str, Any] | None = None
     counted: tuple[tuple[Message, ...], RequestCount] | None = None  # messages last counted, and their count
+    step: Step | None = None  # a prefix the following turns may send again (steps.keeps); None: a new one
 
 
 # -- tier 1 ----------------------------------------------------------------------------------
 def clear_old(
-    messages: list[Message], reg: Regions, target_tokens: int, count: Count, count_text: CountText
+    messages: list[Message], reg: Regions, savings: int, count: Count, count_text: CountText
 ) -> tuple[list[Message], int] | None:
-    """Clear the fewest oldest clearable parts that bring the request under the target, or
-    ``None`` if clearing everything clearable does not."""
+    """Clear the fewest oldest clearable parts that free at least ``savings`` tokens, or ``None``
+    if clearing everything clearable does not.
+
+    Oldest first, so the choice depends only on the older part of the conversation, which does
+    not change as it grows: the same ``savings`` clears the same parts on every later turn.
+    """
     targets = [
         t
         for t in clear_targets(messages, reg)
@@ -62,12 +69,13 @@ def clear_old(
             out[i] = clear_parts(messages[i], parts, lambda p: count_text(p.text), names)
         return [m for m in out if not _dropped_reasoning(m)]
 
-    if count(cleared(len(targets))) > target_tokens:
-        return None  # clearing alone cannot reach the target: condense the raw span instead
-    lo, hi = 1, len(targets)  # smallest k that reaches the target (counts are cached per message)
+    goal = count(messages) - savings
+    if count(cleared(len(targets))) > goal:
+        return None  # clearing alone cannot free that much: condense the raw span instead
+    lo, hi = 1, len(targets)  # smallest k that frees enough (counts are cached per message)
     while lo < hi:
         mid = (lo + hi) // 2
-        if count(cleared(mid)) <= target_tokens:
+        if count(cleared(mid)) <= goal:
             hi = mid
         else:
             lo = mid + 1
@@ -153,3 +161,18 @@ def _first_cut(
             if cut is not None:
                 return i, cut
     return None
+
+
+SUMMARY_ACTIONS = frozenset({"reuse", "condense", "extend"})
+
+
+def strategy_of(actions: Sequence[str]) -> ContextManagementStrategy:
+    """The strategy a result's actions amount to (the most drastic of them)."""
+    kinds = {a.split(":", 1)[0] for a in actions}
+    if kinds & {"truncate", "cut"}:
+        return ContextManagementStrategy.EMERGENCY_TRUNCATION
+    if any(a.startswith(("condense:aggressive", "extend:aggressive")) for a in actions):
+        return ContextManagementStrategy.CONDENSATION_AGGRESSIVE
+    if kinds & {"clear", "condense", "extend", "reuse"}:
+        return ContextManagementStrategy.CONDENSATION_LIGHT
+    return ContextManagementStrategy.MONITOR_ONLY

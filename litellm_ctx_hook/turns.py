@@ -16,11 +16,10 @@ parsed and counted. The request's count is then exactly what the full analysis w
 * below WARNING, the request passes unchanged (:meth:`Recalled.count`);
 * at WARNING and above, if the last turn was managed and its cut messages are unchanged, the
   managed request is the remembered prefix followed by the new request's messages from the cut
-  on (:meth:`Recalled.managed_messages`), provided it stays below WARNING (summaries) or at most
-  at the target (cleared output). That is what the full analysis gives — it reuses the same
-  cached summaries below WARNING, and clears the same oldest parts while they reach the target —
-  without parsing the history again: the prefix is the one verified on the turn that made it,
-  and what follows it is the client's own messages, verbatim.
+  on (:meth:`Recalled.managed_messages`), provided :func:`steps.keeps` says so — the rule the full
+  analysis applies to the same prefix (summaries below WARNING; the clearing of the request's own
+  level) — without parsing the history again: the prefix is the one verified on the turn that
+  made it, and what follows it is the client's own messages, verbatim.
 
 Anything else — a conversation not seen, an edited history, more new messages, a prefix that no
 longer keeps the request below WARNING — is analysed in full, and that turn is remembered.
@@ -40,6 +39,7 @@ from .cache.memory import MemoryLRU
 from .conversation import Conversation, Format, Message, Part
 from .counting import RequestCount, TokenCounter
 from .errors import ContextHookError
+from .steps import Step
 from .tokenizers import family_for_model
 
 # What a count depends on besides the messages (the budget's max_tokens is in the memo key).
@@ -83,13 +83,14 @@ def memo_key(fmt: Format, raws: Sequence[Any], *parts: object) -> str | None:
 class Managed:
     """A managed turn: ``prefix`` (output messages, copies) stood for the request's first ``cut``
     messages; the turns that send it again report ``actions`` and ``summaries`` (none when the
-    turn cleared old tool output instead)."""
+    turn cleared old tool output instead); ``step`` says while it is sent again (:func:`steps.keeps`)."""
 
     cut: int
     prefix: tuple[Any, ...]
     prefix_counts: tuple[int, ...]
     actions: tuple[str, ...]
     summaries: tuple[Mapping[str, Any], ...]
+    step: Step
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,20 +217,28 @@ def managed_from(
     counts: Sequence[int],
     actions: Sequence[str],
     summaries: Sequence[Mapping[str, Any]],
+    step: Step,
 ) -> Managed | None:
     """The :class:`Managed` prefix of a result that ends with the original's last messages, the
     very same objects (``rendered`` and ``counts`` are the result's); everything before them is
     the prefix."""
-    tail = 0
-    while tail < min(len(original), len(result)) and result[-1 - tail] is original[-1 - tail]:
-        tail += 1
-    if tail == 0:
+    keep = prefix_length(original, result)
+    if keep == len(result):
         return None
-    keep = len(result) - tail
     return Managed(
-        len(original) - tail,
+        len(original) - (len(result) - keep),
         tuple(json_copy(m) for m in rendered[:keep]),
         tuple(counts[:keep]),
         tuple(actions),
         tuple(dict(s) for s in summaries),
+        step,
     )
+
+
+def prefix_length(original: Sequence[Message], result: Sequence[Message]) -> int:
+    """How many messages of a managed ``result`` come before the original's last messages (the
+    very same objects, the client's own turns): the managed prefix."""
+    tail = 0
+    while tail < min(len(original), len(result)) and result[-1 - tail] is original[-1 - tail]:
+        tail += 1
+    return len(result) - tail

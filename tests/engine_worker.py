@@ -45,3 +45,22 @@ def manage_in_process(redis_url: str, counter_key: str, body_json: str, limit: i
     body = asyncio.run(run())
     with open(out_path, "w", encoding="utf-8") as fh:
         json.dump(body, fh, sort_keys=True)
+
+
+def manage_turns_in_process(redis_url: str, bodies_json: str, limit: int, scope: str, out_path: str) -> None:
+    """Entry point of a spawned process: a replica without a turn memo (``CONTEXT_CACHE_SIZE=0``)
+    on a shared Redis manages each request in turn; writes the JSON bytes of each message list sent."""
+    settings = load_settings(redis_url=redis_url, context_cache_size=0, context_speculative_condensation=False)
+
+    async def run() -> list[str]:
+        cache = SummaryCache.from_settings(settings)
+        engine = ContextEngine(settings, summarizer=CountingSummarizer(), cache=cache)
+        sent = []
+        for body in json.loads(bodies_json):
+            out = await engine.manage(body, Format.OPENAI, "gpt-4o", limit=limit, scope=scope)
+            sent.append(json.dumps(out.body["messages"]))
+        await cache.aclose()
+        return sent
+
+    with open(out_path, "w", encoding="utf-8") as fh:
+        json.dump(asyncio.run(run()), fh)

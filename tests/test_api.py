@@ -105,3 +105,25 @@ async def test_observe_mode_changes_nothing_but_reports_the_plan() -> None:
     assert result.metadata["observe_only"] is True
     assert result.metadata["planned_strategy"] != "MONITOR_ONLY"
     assert result.metadata["actions"]
+
+
+async def test_clear_context_caches_makes_the_next_call_recompute() -> None:
+    from engine_worker import CountingSummarizer
+
+    summarizer = CountingSummarizer()
+    api.set_default_engine(
+        ContextEngine(
+            settings(context_speculative_condensation=False, condensation_quality_threshold=0.0), summarizer=summarizer
+        )
+    )
+    msgs = openai_chat(60, words=5)
+    first = await api.apply_intelligent_context_management(msgs, max_tokens=4000, model="gpt-4o")
+    calls = summarizer.calls
+    assert calls >= 1 and first.final_tokens < first.original_tokens
+    again = await api.apply_intelligent_context_management(msgs, max_tokens=4000, model="gpt-4o")
+    assert summarizer.calls == calls  # served from what it kept
+    assert [a.split(":")[0] for a in again.metadata["actions"]] == ["reuse"] * len(again.metadata["actions"])
+    api.clear_context_caches()
+    fresh = await api.apply_intelligent_context_management(msgs, max_tokens=4000, model="gpt-4o")
+    assert summarizer.calls == 2 * calls  # recomputed: nothing of the first result was kept
+    assert fresh.processed_messages == first.processed_messages

@@ -157,3 +157,33 @@ async def test_clear_caches_forgets_the_summaries_kept_in_process() -> None:
         fresh = await eng.manage({"messages": chat(120)}, Format.OPENAI, "gpt-4o", limit=LIMIT)
         assert fresh.cache == "miss"  # made again: nothing of the first result was kept
         assert fresh.body == first.body
+
+
+def long_chat(messages: int, tag: str) -> list[dict[str, Any]]:
+    """A plain chat of ``messages`` long messages (~450 tokens each)."""
+    msgs: list[dict[str, Any]] = [{"role": "system", "content": "You are a travel agent."}]
+    for k in range(messages):
+        role = "user" if k % 2 == 0 else "assistant"
+        facts = " ".join(f"flight HAT{k:03d}{i} costs ${100 + i} on 2024-05-{1 + i % 28:02d};" for i in range(40))
+        msgs.append({"role": role, "content": f"{tag} turn {k}: {facts}"})
+    return msgs
+
+
+async def test_a_summary_made_for_a_small_room_is_not_reused_as_is_in_a_large_one() -> None:
+    summarizer = CountingSummarizer()
+    eng = engine(summarizer, context_speculative_condensation=False)
+    body = {"messages": long_chat(400, secrets.token_hex(3))}  # ~180k tokens
+    small = await eng.manage(body, Format.OPENAI, "gpt-4o", limit=32_000)
+    assert small.changed and small.tokens_after <= 32_000 and summarizer.calls >= 1
+    calls = summarizer.calls
+    large = await eng.manage(body, Format.OPENAI, "gpt-4o", limit=200_000)
+    assert large.risk.rank >= ContextRiskLevel.WARNING.rank  # it needs managing at 200k too
+    assert not any(a.startswith("reuse") for a in large.metadata["actions"])  # the 32k summary did not stand
+    assert summarizer.calls > calls
+    assert summary_of(large.body) != summary_of(small.body)
+    assert large.tokens_after > 3 * small.tokens_after  # made for the larger room: much more kept
+    # The summary made for 200k does stand in the next 200k request.
+    calls = summarizer.calls
+    again = await eng.manage({"messages": list(body["messages"])}, Format.OPENAI, "gpt-4o", limit=200_000)
+    assert again.cache == "hit" and summarizer.calls == calls
+    assert summary_of(again.body) == summary_of(large.body)

@@ -46,3 +46,24 @@ async def test_a_malformed_request_passes_unchanged_with_one_log_line(
     assert records[0].levelno == logging.WARNING and records[0].exc_info is None  # no stack trace
     assert "passed through unchanged" in records[0].getMessage()
     assert _invalid(route, reason) == before + 1
+
+
+async def test_prefix_changes_are_reported_per_request_in_headers_metadata_and_metrics() -> None:
+    from test_engine_steps import requests  # a growing agent session, managed by clearing in steps
+
+    # A model LiteLLM does not know: its window is REAL_TEXT_MODEL_TOKENS.
+    hook = ContextHook(settings(context_speculative_condensation=False, real_text_model_tokens=8_100))
+    counter = hook.metrics.prefix_changes.labels(route="openai")
+    before = counter._value.get()
+    flags, headers = [], []
+    for body in requests([25] * 40):
+        data = {"model": "ctx-test-unknown-model", "max_tokens": 100, **copy.deepcopy(body)}
+        out = await hook.async_pre_call_hook(None, None, data, "acompletion")
+        report = out["metadata"]["ctx_hook"]
+        flags.append(report["prefix_changed"])
+        headers.append(
+            (await hook.async_post_call_response_headers_hook(out, None, None) or {})["x-ctx-prefix-changed"]
+        )
+    assert headers == [str(f).lower() for f in flags] and set(headers) == {"true", "false"}
+    assert 1 < sum(flags) < len(flags) // 3  # a few steps, not a change on every managed turn
+    assert counter._value.get() - before == sum(flags)

@@ -165,3 +165,77 @@ class AnthropicMessagesAdapter:
         body = dict(conversation.body)
         body["messages"] = [self.render_message(m) for m in conversation.messages]
         return body
+
+
+# -- prompt-cache breakpoints ---------------------------------------------------------------------
+MAX_BREAKPOINTS = 4  # Anthropic rejects a request with more cache_control blocks
+_CACHEABLE = {"text", "image", "document", "tool_use", "tool_result"}  # blocks that may carry cache_control
+
+
+def _marked(block: Any) -> bool:
+    return isinstance(block, Mapping) and block.get("cache_control") is not None
+
+
+def _blocks(message: Any) -> list[Any]:
+    content = message.get("content") if isinstance(message, Mapping) else None
+    return content if isinstance(content, list) else []
+
+
+def fit_breakpoints(body: Mapping[str, Any], prefix_end: int, fmt: Format = Format.ANTHROPIC) -> Mapping[str, Any]:
+    """``body`` with a prompt-cache breakpoint at the end of its managed prefix (the last block of
+    message ``prefix_end``: summary or cleared span), when the client uses ``cache_control``.
+
+    The client's breakpoints stay while the request keeps within :data:`MAX_BREAKPOINTS`: those on
+    the system prompt and tools always; after ours, the latest of the client's in the prefix,
+    leaving one place for the newest turns, then the latest of the client's after the prefix (the
+    ones the next request reads). What the prefix keeps depends on the prefix alone, so a prefix
+    sent again on a later turn keeps its bytes. Never changes ``body`` itself; a body without
+    ``cache_control``, or of another format than ``fmt`` says, is returned as it is.
+    """
+    messages = body.get("messages")
+    if fmt is not Format.ANTHROPIC or not isinstance(messages, list) or not 0 <= prefix_end < len(messages):
+        return body
+    system, tools = body.get("system"), body.get("tools")
+    fixed = sum(_marked(b) for b in (system if isinstance(system, list) else ()))
+    fixed += sum(_marked(t) for t in (tools if isinstance(tools, list) else ()))
+    marks = [(i, j) for i, m in enumerate(messages) for j, b in enumerate(_blocks(m)) if _marked(b)]
+    if not fixed and not marks:
+        return body
+    out = list(messages)
+    ours = _our_block(out[prefix_end]) if fixed < MAX_BREAKPOINTS else None
+    if ours is not None and (prefix_end, ours) not in marks:
+        later = [messages[i]["content"][j] for i, j in marks if i > prefix_end]
+        earlier = [messages[i]["content"][j] for i, j in marks if i <= prefix_end]
+        control = later[0] if later else earlier[-1] if earlier else {"cache_control": {"type": "ephemeral"}}
+        content = _content_blocks(out[prefix_end])
+        content[ours] = {**content[ours], "cache_control": control["cache_control"]}
+        out[prefix_end] = {**out[prefix_end], "content": content}
+    room = max(0, MAX_BREAKPOINTS - fixed - (ours is not None))
+    prefix = [m for m in marks if m[0] <= prefix_end and m != (prefix_end, ours)]
+    tail = [m for m in marks if m[0] > prefix_end]
+    kept_prefix = prefix[len(prefix) - min(len(prefix), max(0, room - 1)) :]
+    kept_tail = tail[len(tail) - min(len(tail), room - len(kept_prefix)) :]
+    for i, j in sorted(set(prefix + tail) - set(kept_prefix + kept_tail)):
+        content = list(_blocks(out[i]))
+        content[j] = {k: v for k, v in content[j].items() if k != "cache_control"}
+        out[i] = {**out[i], "content": content}
+    return {**body, "messages": out}
+
+
+def _content_blocks(message: Mapping[str, Any]) -> list[Any]:
+    content = message.get("content")
+    if isinstance(content, str):
+        return [{"type": "text", "text": content}]
+    return list(content) if isinstance(content, list) else []
+
+
+def _our_block(message: Any) -> int | None:
+    """The last block of ``message`` that can carry a breakpoint (not thinking, not empty text)."""
+    if not isinstance(message, Mapping):
+        return None
+    blocks = _content_blocks(message)
+    for j in range(len(blocks) - 1, -1, -1):
+        b = blocks[j]
+        if isinstance(b, Mapping) and b.get("type") in _CACHEABLE and (b.get("type") != "text" or b.get("text")):
+            return j
+    return None

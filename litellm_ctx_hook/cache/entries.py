@@ -46,6 +46,14 @@ class SummaryEntry(VersionedEntry):
     # Made by the extractive condenser in place of a summariser model that had not answered in
     # time: used until the model's summary (made in the background) replaces it.
     provisional: bool = False
+    # The limit (window less reserved output) of the request it was made for; None: not recorded.
+    room: int | None = Field(default=None, ge=0)
+
+    def suits(self, room: int) -> bool:
+        """Whether this summary may stand, as it is, in a request of ``room``: one made for less
+        than half that room (another model's window, a fallback deployment, another
+        ``max_tokens``) says too little for it, and the span is condensed anew."""
+        return self.room is None or 2 * self.room >= room
 
 
 class AnalysisEntry(VersionedEntry):

@@ -143,3 +143,18 @@ def test_decode_never_raises_on_arbitrary_bytes(raw: bytes) -> None:
 def test_signed_round_trip_for_any_text(text: str, tokens: int) -> None:
     entry = make_entry(text, tokens=tokens)
     assert decode(encode(entry, KEY, context=CTX), SummaryEntry, KEY, context=CTX) == entry
+
+
+@given(st.integers(min_value=1, max_value=1_000_000), st.integers(min_value=1, max_value=1_000_000))
+def test_a_summary_stands_as_it_is_only_in_a_room_at_most_twice_its_own(made: int, now: int) -> None:
+    entry = make_entry().model_copy(update={"room": made})
+    assert entry.suits(now) is (now <= 2 * made)
+    back = decode(encode(entry, None), SummaryEntry, None)
+    assert back is not None and back.room == made
+
+
+def test_a_summary_without_a_recorded_room_still_stands() -> None:
+    body = make_entry().model_dump(mode="json")
+    body.pop("room", None)
+    entry = decode(json.dumps({"body": body}), SummaryEntry, None)  # written before rooms were recorded
+    assert entry is not None and entry.room is None and entry.suits(200_000)

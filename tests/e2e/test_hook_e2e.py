@@ -220,6 +220,35 @@ def test_over_limit_anthropic_messages(env: Env) -> None:
     assert int(raw.headers["x-ctx-tokens-after"]) < int(raw.headers["x-ctx-tokens-before"])
 
 
+def test_anthropic_turns_keep_their_prefix_and_a_breakpoint_at_its_end(env: Env) -> None:
+    """Consecutive turns of a Claude Code-like client (breakpoints on its system prompt and newest
+    message): the upstream reads the managed prefix from the cache until the next step."""
+    body = claude_conversation()
+    msgs = body["messages"]
+    ends = [k + 1 for k in range(len(msgs)) if msgs[k]["role"] == "user"][-8:]
+    system = [{"type": "text", "text": body["system"], "cache_control": {"type": "ephemeral"}}]
+    flags, received = [], []
+    for n in ends:
+        turn = copy.deepcopy(msgs[:n])
+        last = turn[-1]["content"]
+        blocks = [{"type": "text", "text": last}] if isinstance(last, str) else last
+        blocks[-1]["cache_control"] = {"type": "ephemeral"}
+        turn[-1]["content"] = blocks
+        raw = env.anthropic().messages.with_raw_response.create(
+            model="claude-small", max_tokens=OUTPUT, system=system, messages=turn
+        )
+        flags.append(raw.headers["x-ctx-prefix-changed"])
+        received.append(env.main_requests("/messages")[-1])
+    assert set(flags) <= {"true", "false"} and "false" in flags[1:], flags
+    for got, flag in zip(received[1:], flags[1:], strict=True):
+        marked = [i for i, m in enumerate(got["messages"]) for b in m["content"] if "cache_control" in b]
+        assert len(marked) == 2 and marked[-1] == len(got["messages"]) - 1  # ours, and the client's newest
+        if flag == "false":  # the previous request, up to our breakpoint, byte for byte
+            previous = received[received.index(got) - 1]["messages"]
+            end = marked[0] + 1
+            assert json.dumps(got["messages"][:end]) == json.dumps(previous[:end])
+
+
 def test_over_limit_responses(env: Env) -> None:
     items: list[dict[str, Any]] = [{"role": "user", "content": "Fix the failing billing tests (BILL-2291)."}]
     for k in range(40):
