@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import shutil
 import signal
@@ -51,7 +50,7 @@ import redis
 
 from litellm_ctx_hook.demo.fake_upstream import free_port
 from litellm_ctx_hook.demo.proxy import model_entry, start_proxy
-from litellm_ctx_hook.demo.session import generate_session, turns_of
+from litellm_ctx_hook.demo.session import anthropic_messages, generate_session, turns_of
 
 WINDOW = 16_000
 SMALL_RPS = 10.0
@@ -158,33 +157,6 @@ class Run:
     stop: bool = False
 
 
-def anthropic_from_openai(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    for m in messages:
-        role = m["role"]
-        if role == "system":
-            continue
-        if role == "tool":
-            blocks = [{"type": "tool_result", "tool_use_id": m["tool_call_id"], "content": m["content"]}]
-            role = "user"
-        else:
-            blocks = [{"type": "text", "text": m["content"]}] if m.get("content") else []
-            blocks += [
-                {
-                    "type": "tool_use",
-                    "id": c["id"],
-                    "name": c["function"]["name"],
-                    "input": json.loads(c["function"]["arguments"]),
-                }
-                for c in m.get("tool_calls") or []
-            ]
-        if out and out[-1]["role"] == role:
-            out[-1]["content"].extend(blocks)
-        else:
-            out.append({"role": role, "content": blocks})
-    return out
-
-
 def responses_from_openai(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = []
     for m in messages:
@@ -219,7 +191,7 @@ def bodies(kind: str, seed: int) -> list[tuple[str, dict[str, Any]]]:
             out.append(("/v1/chat/completions", {"model": "agent", "messages": msgs, "max_tokens": 512}))
         elif kind == "claude":
             sys_text = msgs[0]["content"]
-            conv = anthropic_from_openai(msgs)
+            conv = anthropic_messages(msgs)
             if conv[-1]["role"] != "user":
                 continue
             out.append(("/v1/messages", {"model": "claude", "system": sys_text, "messages": conv, "max_tokens": 512}))

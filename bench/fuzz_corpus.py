@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench import evaldata
-from litellm_ctx_hook.demo.session import generate_session
+from litellm_ctx_hook.demo.session import anthropic_messages, generate_session
 
 SEED = 20261130
 ROUTES = {"chat": "/v1/chat/completions", "messages": "/v1/messages", "responses": "/v1/responses"}
@@ -66,38 +66,7 @@ def seed_conversations(limit: int = 40) -> tuple[list[list[dict[str, Any]]], lis
         sessions = [s.messages for _, s in zip(range(limit), evaldata.claude_sessions(), strict=False)]
         return chats, sessions
     chats = [generate_session(turns=6 + 4 * k, seed=100 + k)["messages"] for k in range(12)]
-    return chats, [anthropic_from_openai(c) for c in chats[:6]]
-
-
-def anthropic_from_openai(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """An OpenAI conversation as Anthropic blocks (no system; tool results in user turns; roles alternate)."""
-    out: list[dict[str, Any]] = []
-    for m in messages:
-        role = m.get("role")
-        if role == "system":
-            continue
-        if role == "tool":
-            blocks: list[dict[str, Any]] = [
-                {"type": "tool_result", "tool_use_id": m["tool_call_id"], "content": m.get("content") or ""}
-            ]
-            role = "user"
-        else:
-            blocks = (
-                [{"type": "text", "text": m["content"]}] if isinstance(m.get("content"), str) and m["content"] else []
-            )
-            for call in m.get("tool_calls") or []:
-                try:
-                    args = json.loads(call["function"]["arguments"])
-                except (ValueError, TypeError):
-                    args = {"raw": call["function"].get("arguments")}
-                blocks.append({"type": "tool_use", "id": call["id"], "name": call["function"]["name"], "input": args})
-        if not blocks:
-            continue
-        if out and out[-1]["role"] == role:
-            out[-1]["content"].extend(blocks)
-        else:
-            out.append({"role": role, "content": blocks})
-    return out
+    return chats, [anthropic_messages(c) for c in chats[:6]]
 
 
 def responses_from_openai(messages: list[dict[str, Any]]) -> tuple[str | None, list[dict[str, Any]]]:
@@ -141,7 +110,7 @@ def valid_body(route: str, rng: random.Random, chats: list[Any], sessions: list[
         body["messages"] = _prefix(rng.choice(chats), rng, lambda m: m.get("role") in ("user", "tool"))
         body["max_tokens"] = 256
     elif route == "messages":
-        source = rng.choice(sessions) if sessions and rng.random() < 0.7 else anthropic_from_openai(rng.choice(chats))
+        source = rng.choice(sessions) if sessions and rng.random() < 0.7 else anthropic_messages(rng.choice(chats))
         body["messages"] = _prefix(source, rng, lambda m: m.get("role") == "user")
         body["max_tokens"] = 256
         if rng.random() < 0.5:

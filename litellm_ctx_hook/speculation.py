@@ -33,7 +33,7 @@ def start_speculation(
     scope: str,
     key: str | None,
 ) -> None:
-    """Start :func:`speculative_summary` in the background: on the engine's executor when it has
+    """Start :func:`_speculative_summary` in the background: on the engine's executor when it has
     one (dropped if it cannot start within the queue deadline), else on the running loop; never
     more at once than ``CONDENSATION_PARALLEL_REQUESTS``."""
     executor = engine.executor
@@ -41,7 +41,7 @@ def start_speculation(
         engine.settings.condensation_parallel_requests
     ):
         return
-    work = partial(speculative_summary, engine, a, caller, summarizer, scope, key)
+    work = partial(_speculative_summary, engine, a, caller, summarizer, scope, key)
     if executor is not None:
         executor.spawn(work, time.perf_counter() + engine._queue_s)
         return
@@ -50,7 +50,7 @@ def start_speculation(
     task.add_done_callback(engine._speculating.discard)
 
 
-async def speculative_summary(
+async def _speculative_summary(
     engine: ContextEngine,
     a: Analysis,
     caller: Mapping[str, Any],
@@ -59,7 +59,8 @@ async def speculative_summary(
     key: str | None,
 ) -> None:
     """Condense ``a``'s conversation as a WARNING turn would (reusing what earlier turns cached) and
-    attach the verified result to the conversation's memo; never raises."""
+    attach the verified result to the conversation's memo; never raises. Private, as background
+    work is, so that a server's shutdown cancels it (:mod:`shutdown`)."""
     try:
         original = a.conversation.messages
         reg = regions(original, engine.settings)

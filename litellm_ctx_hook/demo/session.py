@@ -169,3 +169,36 @@ def turns_of(body: dict[str, Any]) -> list[dict[str, Any]]:
         for k in range(2, len(msgs) + 1)
         if k == len(msgs) or (msgs[k]["role"] == "assistant" and msgs[k - 1]["role"] != "assistant")
     ]
+
+
+def anthropic_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """An OpenAI conversation as Anthropic ``/v1/messages`` blocks: no system message, tool calls
+    as ``tool_use``, tool results as ``tool_result`` blocks of a user message, one message per run
+    of a role (so roles alternate)."""
+    out: list[dict[str, Any]] = []
+    for m in messages:
+        role = m.get("role")
+        if role == "system":
+            continue
+        if role == "tool":
+            blocks: list[dict[str, Any]] = [
+                {"type": "tool_result", "tool_use_id": m["tool_call_id"], "content": m.get("content") or ""}
+            ]
+            role = "user"
+        else:
+            blocks = (
+                [{"type": "text", "text": m["content"]}] if isinstance(m.get("content"), str) and m["content"] else []
+            )
+            for call in m.get("tool_calls") or []:
+                try:
+                    args = json.loads(call["function"]["arguments"])
+                except (ValueError, TypeError):
+                    args = {"raw": call["function"].get("arguments")}
+                blocks.append({"type": "tool_use", "id": call["id"], "name": call["function"]["name"], "input": args})
+        if not blocks:
+            continue
+        if out and out[-1]["role"] == role:
+            out[-1]["content"].extend(blocks)
+        else:
+            out.append({"role": role, "content": blocks})
+    return out

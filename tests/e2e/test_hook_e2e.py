@@ -26,7 +26,7 @@ from litellm_ctx_hook.atoms import group_atoms
 from litellm_ctx_hook.conversation import Format
 from litellm_ctx_hook.counting import TokenCounter
 from litellm_ctx_hook.demo.fake_upstream import FakeUpstream, is_summarizer_call
-from litellm_ctx_hook.demo.session import generate_session
+from litellm_ctx_hook.demo.session import anthropic_messages, generate_session
 from litellm_ctx_hook.settings import load_settings
 
 SMALL_WINDOW = 8_000
@@ -100,36 +100,7 @@ def claude_conversation() -> dict[str, Any]:
         session = next(s for s in evaldata.claude_sessions() if s.name.startswith("claude:258c7280"))
         return {"system": "You are Claude Code.", "messages": copy.deepcopy(session.messages[:120])}
     body = generate_session(turns=30)  # ~36k Claude tokens: over the 24k window
-    return {"system": body["messages"][0]["content"], "messages": anthropic_from_openai(body["messages"])}
-
-
-def anthropic_from_openai(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """An OpenAI agent conversation in Anthropic blocks: tool calls as ``tool_use``, tool messages
-    as ``tool_result`` blocks of one user message, one message per run of a role; no system."""
-    out: list[dict[str, Any]] = []
-    for m in messages:
-        role = m["role"]
-        if role == "system":
-            continue
-        if role == "tool":
-            blocks = [{"type": "tool_result", "tool_use_id": m["tool_call_id"], "content": m["content"]}]
-            role = "user"
-        else:
-            blocks = [{"type": "text", "text": m["content"]}] if m.get("content") else []
-            blocks += [
-                {
-                    "type": "tool_use",
-                    "id": c["id"],
-                    "name": c["function"]["name"],
-                    "input": json.loads(c["function"]["arguments"]),
-                }
-                for c in m.get("tool_calls") or []
-            ]
-        if out and out[-1]["role"] == role:
-            out[-1]["content"].extend(blocks)
-        else:
-            out.append({"role": role, "content": blocks})
-    return out
+    return {"system": body["messages"][0]["content"], "messages": anthropic_messages(body["messages"])}
 
 
 def assert_fits_and_intact(fmt: Format, sent: dict[str, Any], received: dict[str, Any], model: str, limit: int) -> None:
