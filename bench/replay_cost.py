@@ -61,6 +61,7 @@ from litellm_ctx_hook.tokenizers import family_for_model
 
 from . import evaldata
 from .prompt_cache import Wire, bill, wire_of
+from .replay import requests_of
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 CLAUDE_MODEL = "anthropic/claude-opus-4-6"
@@ -81,15 +82,8 @@ def _marked(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def claude_requests(sample: evaldata.Sample) -> list[dict[str, Any]]:
-    msgs = sample.messages
-    cuts = sorted(c["summary_message_index"] for c in sample.extra.get("compactions", []))
-    out = []
-    for k, m in enumerate(msgs):
-        if m["role"] != "assistant" or k == 0:
-            continue
-        start = max([c for c in cuts if c < k], default=0)
-        out.append({"model": "claude", "max_tokens": 4096, "messages": _marked(msgs[start:k])})
-    return out
+    """The session's requests as ``bench.replay`` has them, with Claude Code's breakpoint."""
+    return [{**r, "messages": _marked(r["messages"])} for r in requests_of(sample)]
 
 
 def gemini_requests(sample: evaldata.Sample) -> list[dict[str, Any]]:
