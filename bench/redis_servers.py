@@ -56,6 +56,17 @@ def _binary(name: str) -> str:
     return found
 
 
+def answers(port: int, timeout_s: float) -> bool:
+    """Whether a Redis server on ``port`` (localhost) answers PING within ``timeout_s``."""
+    client = redis.Redis(port=port, socket_connect_timeout=timeout_s, socket_timeout=timeout_s)
+    try:
+        return bool(client.ping())
+    except (redis.RedisError, OSError):
+        return False
+    finally:
+        client.close()
+
+
 @dataclass
 class Node:
     port: int
@@ -65,13 +76,7 @@ class Node:
         return redis.Redis(port=self.port, socket_connect_timeout=1.0, socket_timeout=10.0)
 
     def ping(self) -> bool:
-        client = self.client()
-        try:
-            return bool(client.ping())
-        except (redis.RedisError, OSError):
-            return False
-        finally:
-            client.close()
+        return answers(self.port, 1.0)
 
     def stop(self) -> None:
         if self.process.poll() is None:

@@ -40,10 +40,7 @@ from .plan import CHAT_RECENT_MESSAGES, Regions, aggressive_span, light_span
 from .risk import ContextRiskLevel
 from .settings import CondensationStrategyName, Settings
 from .stats import EngineStats
-from .summarizer import (
-    PROMPT_VERSION,
-    Summarizer,
-)
+from .summarizer import PROMPT_VERSION, Summarizer
 from .summary_writer import SUMMARY_MIN_TOKENS, ModelWriter
 
 if TYPE_CHECKING:

@@ -15,6 +15,8 @@ from typing import NoReturn
 import pytest
 import redis
 
+from bench.redis_servers import answers
+
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 
@@ -93,13 +95,7 @@ class RedisServer:
         raise RuntimeError(f"redis-server on port {self.port} did not answer within {timeout_s}s")
 
     def ping(self) -> bool:
-        client = redis.Redis(port=self.port, socket_connect_timeout=0.2, socket_timeout=0.2)
-        try:
-            return bool(client.ping())
-        except (redis.RedisError, OSError):
-            return False
-        finally:
-            client.close()
+        return answers(self.port, 0.2)
 
     def client(self) -> redis.Redis:
         return redis.Redis(port=self.port, socket_connect_timeout=1.0, socket_timeout=5.0)
