@@ -30,7 +30,7 @@ from .counting import RequestCount, TokenCounter
 from .errors import ContextHookError, ContextWindowExceededError
 from .limits import RouterLike
 from .offloop import INLINE_CHARS, QUEUE_SHARE, OffLoop, larger_than, on_worker
-from .plan import regions
+from .plan import fitting_regions, regions
 from .risk import ContextManagementStrategy, ContextRiskLevel
 from .settings import ManagementMode, Settings
 from .speculation import start_speculation
@@ -353,9 +353,11 @@ class ContextEngine:
     ) -> Work:
         conv = a.conversation
         original = list(conv.messages)
-        reg = regions(original, self.settings)
-        pinned = [i for i in range(len(original)) if reg.pinned(i)]
         target_tokens = int(self.settings.condensation_target_ratio * a.budget.limit)
+        # Clearing never reaches into the recent turns; condensing does when they alone are too large.
+        reg = regions(original, self.settings)
+        span_reg = fitting_regions(original, self.settings, a.count.messages, a.budget.limit)
+        pinned = [i for i in range(len(original)) if span_reg.pinned(i)]
         req = Request(
             conv,
             a.count,
@@ -370,7 +372,7 @@ class ContextEngine:
 
         # Cached summaries of this conversation's prefix: while they keep the request below WARNING,
         # send exactly what the previous turns sent (no model call, stable prefix).
-        reused = await self.condenser.reuse(req, reg, summarizer)
+        reused = await self.condenser.reuse(req, span_reg, summarizer)
         if reused is not None:
             summary = {"summaries": reused.details}
             work = Work(reused.messages, pinned, reused.actions, cache="hit", summary=summary, step=Step(SUMMARIES))
@@ -389,7 +391,7 @@ class ContextEngine:
         # Aimed at the target; short of it, sent as it is while the following turns would send it
         # again (below WARNING: truncating now would only bring the dropped turns back next turn).
         work = Work(list(original), pinned)
-        condensed = await self.condenser.condense(req, reg, target_tokens, summarizer)
+        condensed = await self.condenser.condense(req, span_reg, target_tokens, summarizer)
         if condensed is not None:
             summary = {"summaries": condensed.details}
             work = Work(condensed.messages, pinned, condensed.actions, cache=condensed.cache, summary=summary)

@@ -2,9 +2,9 @@
 
 The conversation splits into a pinned head (leading system messages and, with
 ``ENABLE_CONVERSATION_FLOW_PRESERVATION``, the first user message: the task), a pinned tail
-(the last ``CONDENSATION_KEEP_RECENT`` atoms, always reaching back to the last user turn, and
-any atom with an unanswered tool call) and the middle the engine may change. Atoms are never
-split.
+(the last ``CONDENSATION_KEEP_RECENT`` atoms, fewer for condensing when they alone exceed the limit, always
+reaching back to the last user turn, and any atom with an unanswered tool call) and the middle the
+engine may change. Atoms are never split.
 """
 
 from __future__ import annotations
@@ -104,6 +104,25 @@ def regions(messages: Sequence[Message], settings: Settings, keep_recent: int | 
     if last_user is not None and head_atoms <= last_user < first_tail:
         islands.append((grouped[last_user].start, grouped[last_user].end))
     return Regions(head_end, tail_start, grouped, tuple(sorted(set(islands))))
+
+
+def fitting_regions(messages: Sequence[Message], settings: Settings, tokens: Sequence[int], room: int) -> Regions:
+    """:func:`regions`, with a shorter pinned tail when the pinned messages alone exceed ``room``
+    (the request's limit: they could only be cut): the fewest recent atoms released from the tail
+    that make them fit, or the newest atom alone.
+
+    A tail holding a message larger than the room (an agent's parallel tool results) would
+    otherwise be cut in its middle on every turn, by a little more as the conversation grows. With
+    the atoms before it released, they are condensed once, and each later atom stays in the tail
+    until the default tail has moved past the large one. A function of the request alone, so
+    every replica chooses the same. Clearing keeps to :func:`regions`: it never empties a recent
+    tool result."""
+    keep = settings.condensation_keep_recent
+    reg = regions(messages, settings)
+    while keep > 1 and sum(t for i, t in enumerate(tokens) if reg.pinned(i)) > room:
+        keep -= 1
+        reg = regions(messages, settings, keep)
+    return reg
 
 
 def is_summary(message: Message) -> bool:

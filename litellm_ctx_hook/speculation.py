@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from .adapters import MESSAGES_KEY
 from .condensation import Request
 from .logs import log_fault
-from .plan import regions
+from .plan import fitting_regions
 from .risk import ContextRiskLevel
 from .summarizer import Summarizer
 from .tiers import Work
@@ -63,7 +63,7 @@ async def _speculative_summary(
     work is, so that a server's shutdown cancels it (:mod:`shutdown`)."""
     try:
         original = a.conversation.messages
-        reg = regions(original, engine.settings)
+        reg = fitting_regions(original, engine.settings, a.count.messages, a.budget.limit)
         req = Request(
             a.conversation,
             a.count,

@@ -18,7 +18,7 @@ from litellm_ctx_hook.atoms import group_atoms
 from litellm_ctx_hook.conversation import Format, Message, Role
 from litellm_ctx_hook.engine import ContextEngine, Outcome
 from litellm_ctx_hook.errors import ContextWindowExceededError
-from litellm_ctx_hook.plan import regions
+from litellm_ctx_hook.plan import fitting_regions
 from litellm_ctx_hook.risk import ContextRiskLevel
 
 ENGINE = ContextEngine(settings(condensation_min_messages=1))
@@ -63,8 +63,8 @@ def check_invariants(fmt: Format, body: dict[str, Any], limit: int) -> None:
 
     original = before.conversation.messages
     cut = "cut:1" in out.metadata.get("actions", [])
-    if not cut:
-        reg = regions(original, ENGINE.settings)
+    if not cut:  # the pinned turns, fewer of the recent ones when they alone exceed the limit
+        reg = fitting_regions(original, ENGINE.settings, before.count.messages, limit)
         for i in range(len(original)):
             if reg.pinned(i):
                 want = _parts(original[i])

@@ -102,6 +102,22 @@ async def test_clearing_reaches_the_target_at_once_and_then_clears_the_same_part
     assert changes < len(cleared) // 2  # not a new part cleared on every turn
 
 
+async def test_a_result_larger_than_the_window_is_cut_while_newest_then_condensed_once() -> None:
+    # One tool result larger than the window among small ones: while it is the newest atom only its
+    # middle can go; afterwards the atoms up to it are condensed once, not cut anew on every turn.
+    sizes = [5, 5, 5, 700, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5]
+    bodies = requests(sizes)
+    outs = await replay(ContextEngine(settings(context_speculative_condensation=False)), bodies)
+    assert all(o.tokens_after <= LIMIT for o in outs)
+    big = next(k for k, o in enumerate(outs) if o.tokens_before > LIMIT)
+    assert "cut:1" in outs[big].metadata["actions"]
+    assert not any("cut:1" in o.metadata.get("actions", []) for o in outs[big + 1 :])
+    for body, out in zip(bodies[big + 1 :], outs[big + 1 :], strict=True):
+        assert sent(out)[-2:] == [json.dumps(m) for m in body["messages"][-2:]], "the newest atom stays verbatim"
+    changes, growth, _ = prefix_changes(outs)
+    assert changes <= step_bound(growth, LIMIT, settings()), (changes, growth)
+
+
 @pytest.mark.redis
 def test_two_fresh_replicas_send_the_same_bytes_after_a_clearing_step(redis_url: str, tmp_path: Path) -> None:
     bodies = requests([25] * 60, tag=secrets.token_hex(4))

@@ -1,4 +1,5 @@
-"""Planning: the span an aggressive condensation takes, with the recent atoms it leaves verbatim."""
+"""Planning: the pinned tail, and the span an aggressive condensation takes with the recent atoms it
+leaves verbatim."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from hypothesis import strategies as st
 from support import settings
 
 from litellm_ctx_hook.atoms import Atom
-from litellm_ctx_hook.plan import aggressive_span
+from litellm_ctx_hook.conversation import Message, Part, PartKind, Role
+from litellm_ctx_hook.plan import Regions, aggressive_span, fitting_regions, regions
 
 SETTINGS = settings(condensation_min_messages=1)
 
@@ -55,3 +57,33 @@ def test_the_tail_fits_both_caps_and_the_span_is_a_prefix(
     assert sum(per[end:]) <= keep_tokens
     if keep_messages is not None:
         assert sum(sizes[end:]) <= keep_messages
+
+
+def _agent(turns: int) -> list[Message]:
+    messages = [Message(Role.SYSTEM, (Part(PartKind.TEXT, "agent"),)), Message(Role.USER, (Part(PartKind.TEXT, "go"),))]
+    for k in range(turns):
+        call = Part(PartKind.TOOL_CALL, "bash {}", tool_id=f"c{k}", tool_name="bash")
+        messages.append(Message(Role.ASSISTANT, (call,)))
+        messages.append(Message(Role.TOOL, (Part(PartKind.TOOL_RESULT, "out", tool_id=f"c{k}"),)))
+    return messages
+
+
+@given(st.lists(st.integers(min_value=1, max_value=5_000), min_size=2, max_size=12), st.integers(100, 20_000))
+def test_the_pinned_tail_shrinks_only_as_far_as_it_must(sizes: list[int], room: int) -> None:
+    messages = _agent(len(sizes))
+    tokens = [10, 10] + [t for size in sizes for t in (20, size)]
+    full = regions(messages, SETTINGS)
+    fitted = fitting_regions(messages, SETTINGS, tokens, room)
+
+    def pinned(reg: Regions) -> int:
+        return sum(t for i, t in enumerate(tokens) if reg.pinned(i))
+
+    assert fitted.head_end == full.head_end and fitted.tail_start >= full.tail_start
+    tail_atoms = sum(1 for a in fitted.atoms if a.start >= fitted.tail_start)
+    assert tail_atoms >= 1  # the newest atom is always kept
+    if pinned(full) <= room:
+        assert fitted == full
+    else:
+        assert pinned(fitted) <= room or tail_atoms == 1
+        if tail_atoms < SETTINGS.condensation_keep_recent:  # one atom more would not have fitted
+            assert pinned(regions(messages, SETTINGS, tail_atoms + 1)) > room

@@ -23,25 +23,43 @@ def _result(tag: str) -> str:
     return json.dumps([{"flight_number": f"{tag}{i:03d}", "price": 100 + i, "status": "available"} for i in range(40)])
 
 
-def _body() -> dict[str, Any]:
-    """Two tool results in the pinned tail (the last four atoms), each about 1,000 tokens."""
-
-    def call(i: int) -> dict[str, Any]:
-        fn = {"name": "search_direct_flight", "arguments": json.dumps({"date": f"2024-05-2{i}"})}
-        return {
-            "role": "assistant",
-            "content": None,
-            "tool_calls": [{"id": f"c{i}", "type": "function", "function": fn}],
+def _call(*days: int) -> dict[str, Any]:
+    calls = [
+        {
+            "id": f"c{i}",
+            "type": "function",
+            "function": {"name": "search_direct_flight", "arguments": json.dumps({"date": f"2024-05-2{i}"})},
         }
+        for i in days
+    ]
+    return {"role": "assistant", "content": None, "tool_calls": calls}
 
+
+def _body() -> dict[str, Any]:
+    """Two parallel tool results, each about 1,000 tokens, in the newest atom: nothing but cuts
+    can shrink them."""
     return {
         "model": MODEL,
         "messages": [
             {"role": "system", "content": "You are an airline agent."},
             {"role": "user", "content": "Find me a flight to Seattle."},
-            call(1),
+            _call(1, 2),
             {"role": "tool", "tool_call_id": "c1", "content": _result("HAT")},
-            call(2),
+            {"role": "tool", "tool_call_id": "c2", "content": _result("SKY")},
+        ],
+    }
+
+
+def _later_body() -> dict[str, Any]:
+    """The same results in two atoms, followed by two more turns: all four atoms are the pinned tail."""
+    return {
+        "model": MODEL,
+        "messages": [
+            {"role": "system", "content": "You are an airline agent."},
+            {"role": "user", "content": "Find me a flight to Seattle."},
+            _call(1),
+            {"role": "tool", "tool_call_id": "c1", "content": _result("HAT")},
+            _call(2),
             {"role": "tool", "tool_call_id": "c2", "content": _result("SKY")},
             {"role": "assistant", "content": "Here are the flights."},
             {"role": "user", "content": "Book the first one."},
@@ -70,7 +88,21 @@ def test_the_excess_is_shared_between_pinned_messages_when_none_can_lose_it_alon
     atoms = group_atoms(conv.messages)
     assert not atoms.orphan_results and not atoms.unanswered_calls
     assert messages[0]["content"] == "You are an airline agent."
-    assert messages[-1]["content"] == "Book the first one."
+
+
+def test_a_pinned_tail_too_large_for_the_limit_has_its_older_atoms_condensed_not_cut() -> None:
+    engine = ContextEngine(settings())
+    body = _later_body()
+    analysis = engine.analyze(body, Format.OPENAI, MODEL)
+    per_result = engine.counter.count_text(_result("HAT"), analysis.count.family)
+    limit = analysis.count.total - int(per_result * 1.5)
+    out = asyncio.run(engine.manage(body, Format.OPENAI, MODEL, limit=limit))
+    assert out.tokens_after <= limit
+    actions = out.metadata["actions"]
+    assert "cut:1" not in actions and any(a.startswith("condense") for a in actions), actions
+    messages = out.body["messages"]
+    assert messages[0] == body["messages"][0] and messages[-2:] == body["messages"][-2:]
+    assert not [m for m in messages if m["role"] == "tool"]  # both calls and results were condensed
 
 
 def test_a_request_that_cannot_fit_even_cut_down_is_rejected_with_its_counts() -> None:
