@@ -394,13 +394,17 @@ class ContextEngine:
         condensed = await self.condenser.condense(req, span_reg, target_tokens, summarizer)
         if condensed is not None:
             summary = {"summaries": condensed.details}
+            # Summaries all found in the cache are those an earlier turn sent (for the prefix flag).
+            step = Step(SUMMARIES) if condensed.cache == "hit" else None
             work = Work(condensed.messages, pinned, condensed.actions, cache=condensed.cache, summary=summary)
+            work.step = step
             after = self._tokens(a, work)
             again = keeps(Step(SUMMARIES), a.count.total, after, a.budget.limit, self.settings)
             if (after <= target_tokens or again) and self._acceptable(a, work):
                 return work
 
         # Tier 3: drop the oldest unpinned atoms, then cut the middle of a pinned message.
+        acted = len(work.actions)
         truncate(
             a.conversation.format,
             original,
@@ -410,6 +414,8 @@ class ContextEngine:
             lambda ms: self.counter.count(a.conversation.with_messages(ms), a.target.model),
             self._text_counter_of(a),
         )
+        if len(work.actions) > acted:
+            work.step = None
         if self._acceptable(a, work):
             return work
         if a.count.total <= a.budget.limit:
