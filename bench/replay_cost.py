@@ -8,8 +8,9 @@ compacted), at a 64k and a 32k window, with a counting fake summariser, under th
 * **ours** — this engine, Redis as its only cache and no turn memo (every turn analysed in full,
   as on a fresh replica); run again in the default configuration (turn memo and in-process tier)
   to check that both send the same requests;
-* **today** — the engine of an earlier commit (``--baseline``, default: the merge base with
-  ``main``), run from a ``git archive`` of it in a subprocess, same requests, default configuration;
+* **today** — the engine of an earlier commit (``--baseline``, default: ``7c3a191``, the engine
+  before prompt-cache-aware management), run from a ``git archive`` of it in a subprocess, same
+  requests, default configuration;
 * **recondense** — from scratch on every WARNING turn: the turn's middle condensed anew to the
   target (no cached summary, no clearing).
 
@@ -67,6 +68,7 @@ REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 CLAUDE_MODEL = "anthropic/claude-opus-4-6"
 GEMINI_MODEL = "gemini/gemini-3-pro-preview"
 ROOT = Path(__file__).resolve().parents[1]
+BASELINE = "7c3a191"  # the engine before prompt-cache-aware management ("today" in BENCHMARKS §3)
 
 
 # -- the sessions --------------------------------------------------------------------------------
@@ -308,7 +310,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--windows", default="64000,32000")
     parser.add_argument("--data", default="claude,gemini")
-    parser.add_argument("--baseline", default=None)
+    parser.add_argument("--baseline", default=BASELINE)
     parser.add_argument("--recondense", default="claude", help="data sets replayed with recondensing too")
     parser.add_argument("--emit", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--window", type=int, default=64000, help=argparse.SUPPRESS)
@@ -321,12 +323,7 @@ def main() -> None:
         assert not Path(litellm_ctx_hook.__file__).is_relative_to(ROOT), "the baseline must not run this tree"
         Path(args.out).write_text(json.dumps(asyncio.run(engine_turns(args.emit, args.window, args.scope))))
         return
-    ref = (
-        args.baseline
-        or subprocess.run(
-            ["git", "merge-base", "HEAD", "main"], cwd=ROOT, check=True, capture_output=True, text=True
-        ).stdout.strip()
-    )
+    ref = args.baseline
     run_id = str(int(time.time()))
     rows = []
     for window in (int(w) for w in args.windows.split(",")):
