@@ -67,6 +67,7 @@ class ContextHook(CustomLogger):
             self.settings.context_max_concurrent,
             switch_interval_s=self.settings.context_switch_interval_ms / 1000,
             gc_freeze=self.settings.context_gc_freeze,
+            gc_pause=self.settings.context_gc_pause,
         )
         self.engine = engine or ContextEngine(
             self.settings, cache=SummaryCache.from_settings(self.settings), executor=self.offloop

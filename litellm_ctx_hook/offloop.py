@@ -52,10 +52,13 @@ def on_worker() -> bool:
 class OffLoop:
     """One worker thread with its own event loop, and a bound on the work it runs at once."""
 
-    def __init__(self, limit: int, *, switch_interval_s: float = 0.0, gc_freeze: bool = False) -> None:
+    def __init__(
+        self, limit: int, *, switch_interval_s: float = 0.0, gc_freeze: bool = False, gc_pause: bool = False
+    ) -> None:
         self.limit = limit
         self.switch_interval_s = switch_interval_s
         self.gc_freeze = gc_freeze
+        self.gc_pause = gc_pause  # the collector off during each step of the worker's work
         self.overruns = 0  # requests admitted over the bound after their queue deadline
         self.dropped = 0  # optional work dropped at its queue deadline
         self.peak_queue = 0
@@ -150,9 +153,14 @@ class OffLoop:
         while self._spawned:
             await asyncio.gather(*(asyncio.wrap_future(f) for f in list(self._spawned)), return_exceptions=True)
 
+    async def _steps(self, work: Awaitable[T]) -> T:
+        if self.gc_pause and asyncio.iscoroutine(work):
+            return await collector_paused(work)
+        return await work
+
     async def _admitted(self, work: Callable[[], Awaitable[T]], deadline: float | None, *, optional: bool) -> T | None:
         if deadline is None:
-            return await work()
+            return await self._steps(work())
         slots = self._slots
         assert slots is not None
         self._waiting += 1
@@ -171,7 +179,7 @@ class OffLoop:
                 return None
             self.overruns += 1
         try:
-            return await work()
+            return await self._steps(work())
         finally:
             if admitted:
                 slots.release()
@@ -250,26 +258,30 @@ class SectionTimer:
             }
 
 
-class _Timed:
-    def __init__(self, coro: Coroutine[Any, Any, T], timer: SectionTimer) -> None:
+class _Stepped:
+    """Drives a coroutine step by step (a step: from a resume to the next suspension), calling
+    ``begin()`` before each step and ``end(begin's value)`` after it."""
+
+    def __init__(self, coro: Coroutine[Any, Any, Any], begin: Callable[[], Any], end: Callable[[Any], None]) -> None:
         self._coro = coro
-        self._timer = timer
+        self._begin = begin
+        self._end = end
 
     def __await__(self) -> Generator[Any, Any, Any]:
-        coro, record = self._coro, self._timer.record
+        coro, begin, end = self._coro, self._begin, self._end
         send: Any = None
         error: BaseException | None = None
         while True:
-            started = time.perf_counter()
+            token = begin()
             try:
                 yielded = coro.send(send) if error is None else coro.throw(error)
             except StopIteration as stop:
-                record(time.perf_counter() - started)
+                end(token)
                 return stop.value
             except BaseException:
-                record(time.perf_counter() - started)
+                end(token)
                 raise
-            record(time.perf_counter() - started)
+            end(token)
             try:
                 send, error = (yield yielded), None
             except GeneratorExit:
@@ -281,7 +293,29 @@ class _Timed:
 
 async def timed(coro: Coroutine[Any, Any, T], timer: SectionTimer) -> T:
     """``await coro``, recording the duration of each of its steps in ``timer``."""
-    result: T = await _Timed(coro, timer)
+    record = timer.record
+    result: T = await _Stepped(coro, time.perf_counter, lambda started: record(time.perf_counter() - started))
+    return result
+
+
+def _collector_off() -> bool:
+    was = gc.isenabled()
+    gc.disable()
+    return was
+
+
+def _collector_back(was: bool) -> None:
+    if was:
+        gc.enable()
+
+
+async def collector_paused(coro: Coroutine[Any, Any, T]) -> T:
+    """``await coro`` with the garbage collector off during each of its steps (never across a
+    suspension). A young collection that starts in the middle of managing a conversation scans
+    the thousands of objects its analysis holds, with every thread stopped (a few ms of the
+    proxy's loop each time); after the step they are mostly freed, and the next collection,
+    wherever it starts, is short."""
+    result: T = await _Stepped(coro, _collector_off, _collector_back)
     return result
 
 

@@ -72,6 +72,7 @@ class Settings(BaseSettings):
     context_max_concurrent: int = Field(2, ge=1)  # requests managed at once per process (the rest queue)
     context_switch_interval_ms: float = Field(1.0, ge=0.0)  # the interpreter's thread switch interval; 0: as is
     context_gc_freeze: bool = True  # at the first request, exempt what start-up allocated from full collections
+    context_gc_pause: bool = True  # the garbage collector off during each step of the worker's work
     context_default_model: str | None = None  # target model of the library API when none is given
 
     # -- counting

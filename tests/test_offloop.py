@@ -236,3 +236,50 @@ def test_starting_the_worker_freezes_what_start_up_allocated_when_asked() -> Non
     finally:
         worker.close()
         gc.unfreeze()
+
+
+async def test_the_worker_pauses_the_collector_during_its_steps_only_when_asked() -> None:
+    import gc
+
+    seen: list[bool] = []
+
+    async def work() -> str:
+        seen.append(gc.isenabled())
+        await asyncio.sleep(0.3)  # suspended: the collector is on again meanwhile
+        seen.append(gc.isenabled())
+        return "done"
+
+    for pause in (True, False):
+        seen.clear()
+        worker = OffLoop(1, gc_pause=pause)
+        try:
+            task = asyncio.ensure_future(worker.run(work, far()))
+            await asyncio.sleep(0.15)
+            assert seen == [not pause] and gc.isenabled()
+            assert await task == "done"
+        finally:
+            worker.close()
+        assert seen == [not pause, not pause]  # each step of the work runs without it when asked
+        assert gc.isenabled()
+
+
+async def test_a_paused_collector_is_restored_after_a_failing_step_and_left_off_if_it_was() -> None:
+    import gc
+
+    async def fail() -> None:
+        raise ValueError("boom")
+
+    worker = OffLoop(1, gc_pause=True)
+    try:
+        with pytest.raises(ValueError, match="boom"):
+            await worker.run(fail, far())
+        assert gc.isenabled()
+        gc.disable()
+        try:
+            with pytest.raises(ValueError, match="boom"):
+                await worker.run(fail, far())
+            assert not gc.isenabled()  # an application that turned it off keeps it off
+        finally:
+            gc.enable()
+    finally:
+        worker.close()
