@@ -396,8 +396,9 @@ class ContextEngine:
             summary = {"summaries": condensed.details}
             # Summaries all found in the cache are those an earlier turn sent (for the prefix flag).
             step = Step(SUMMARIES) if condensed.cache == "hit" else None
-            work = Work(condensed.messages, pinned, condensed.actions, cache=condensed.cache, summary=summary)
-            work.step = step
+            work = Work(
+                condensed.messages, pinned, condensed.actions, cache=condensed.cache, summary=summary, step=step
+            )
             after = self._tokens(a, work)
             again = keeps(Step(SUMMARIES), a.count.total, after, a.budget.limit, self.settings)
             if (after <= target_tokens or again) and self._acceptable(a, work):

@@ -2,9 +2,10 @@
 
 The conversation splits into a pinned head (leading system messages and, with
 ``ENABLE_CONVERSATION_FLOW_PRESERVATION``, the first user message: the task), a pinned tail
-(the last ``CONDENSATION_KEEP_RECENT`` atoms, fewer for condensing when they alone exceed the limit, always
-reaching back to the last user turn, and any atom with an unanswered tool call) and the middle the
-engine may change. Atoms are never split.
+(the last ``CONDENSATION_KEEP_RECENT`` atoms, always reaching back to the last user turn, and any
+atom with an unanswered tool call) and the middle the engine may change. Atoms are never split.
+When the pinned messages alone exceed the limit, condensation and truncation get a shorter tail
+(:func:`fitting_regions`); clearing never does.
 """
 
 from __future__ import annotations
@@ -114,9 +115,9 @@ def fitting_regions(messages: Sequence[Message], settings: Settings, tokens: Seq
     A tail holding a message larger than the room (an agent's parallel tool results) would
     otherwise be cut in its middle on every turn, by a little more as the conversation grows. With
     the atoms before it released, they are condensed once, and each later atom stays in the tail
-    until the default tail has moved past the large one. A function of the request alone, so
-    every replica chooses the same. Clearing keeps to :func:`regions`: it never empties a recent
-    tool result."""
+    until the default tail has moved past the large one; truncation, if condensing fails, drops
+    them before it cuts the newest. A function of the request alone, so every replica chooses the
+    same. Clearing keeps to :func:`regions`: it never empties a recent tool result."""
     keep = settings.condensation_keep_recent
     reg = regions(messages, settings)
     while keep > 1 and sum(t for i, t in enumerate(tokens) if reg.pinned(i)) > room:
