@@ -55,6 +55,7 @@ def pinned(session: nox.Session) -> None:
     """The suite against the pinned LiteLLM with its proxy extra."""
     session.install("-c", "constraints.txt", "-e", ".[proxy,dev]")
     session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
     session.run("mypy")
     session.run("python", "-m", "pytest", *_pytest_args(session))
 

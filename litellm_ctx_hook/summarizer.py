@@ -28,6 +28,7 @@ _PROMPT_TAG = re.compile(r"<\s*/?\s*(?:conversation_transcript|previous_summary)
 def _as_data(text: str) -> str:
     return _PROMPT_TAG.sub(lambda m: "‹" + m.group(0)[1:-1] + "›", text)
 
+
 #: The headings a summary is asked to use, in order (the quality gate recognises them).
 SECTIONS = (
     ("Goal", "the user's overall goal, in one or two sentences"),
