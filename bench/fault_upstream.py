@@ -30,6 +30,7 @@ from litellm_ctx_hook.adapters import adapter_for
 from litellm_ctx_hook.conversation import Format
 from litellm_ctx_hook.counting import TokenCounter
 from litellm_ctx_hook.demo import fake_upstream
+from litellm_ctx_hook.demo.fake_replies import chat_completion, error_body
 from litellm_ctx_hook.demo.fake_upstream import FakeUpstream, _Handler, is_summarizer_call
 from litellm_ctx_hook.settings import load_settings
 
@@ -120,13 +121,13 @@ class Handler(_Handler):
             STATE.bump("summarizer_calls")
             mode = STATE.summarizer
             if mode in ("500", "429"):
-                self._send_json(int(mode), fake_upstream._error_body(endpoint, int(mode), f"summariser {mode}"))
+                self._send_json(int(mode), error_body(endpoint, int(mode), f"summariser {mode}"))
                 return
             if mode in ("slow", "hang") and STATE.release.wait(STATE.slow_s if mode == "slow" else 3600):
                 self.close_connection = True
                 return
             if mode in REPLIES:
-                self._send_json(200, fake_upstream._chat_completion(body, REPLIES[mode], len(raw) // 4))
+                self._send_json(200, chat_completion(body, REPLIES[mode], len(raw) // 4))
                 return
         elif isinstance(body, dict) and endpoint in FORMATS:
             try:
@@ -136,7 +137,7 @@ class Handler(_Handler):
                 print(f"unreadable body: {exc!r}", file=sys.stderr, flush=True)
             if STATE.main_status:
                 status = STATE.main_status
-                self._send_json(status, fake_upstream._error_body(endpoint, status, f"fake upstream failure {status}"))
+                self._send_json(status, error_body(endpoint, status, f"fake upstream failure {status}"))
                 return
         self._replay(raw)
 
