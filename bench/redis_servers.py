@@ -79,13 +79,31 @@ class Node:
         return answers(self.port, 1.0)
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        terminate(self.process, 10)
+
+
+def terminate(process: subprocess.Popen[bytes], timeout: float) -> None:
+    """Stop ``process`` if it still runs: SIGTERM, then SIGKILL after ``timeout`` seconds."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=timeout)
+
+
+def await_answer(process: subprocess.Popen[bytes], port: int, timeout: float) -> None:
+    """Wait until the redis-server ``process`` answers PING on ``port``; :class:`RedisUnavailableError`
+    if it exits or is still silent after ``timeout`` seconds (the caller stops it)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RedisUnavailableError(f"redis-server on port {port} exited with {process.returncode}")
+        if answers(port, 1.0):
+            return
+        time.sleep(0.02)
+    raise RedisUnavailableError(f"redis-server on port {port} did not answer within {timeout} s")
 
 
 @dataclass
@@ -152,15 +170,12 @@ def _start_node(binary: str, workdir: Path, extra: list[str]) -> Node:
     args += ["--dir", str(workdir), "--protected-mode", "no", "--loglevel", "warning", *extra]
     process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     node = Node(port, process)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RedisUnavailableError(f"redis-server on port {port} exited with {process.returncode}")
-        if node.ping():
-            return node
-        time.sleep(0.02)
-    node.stop()
-    raise RedisUnavailableError(f"redis-server on port {port} did not answer within 10 s")
+    try:
+        await_answer(process, port, 10)
+    except RedisUnavailableError:
+        node.stop()
+        raise
+    return node
 
 
 def _wait_cluster_ok(nodes: list[Node], timeout_s: float = 30.0) -> None:
