@@ -356,7 +356,7 @@ class ContextEngine:
         target_tokens = int(self.settings.condensation_target_ratio * a.budget.limit)
         # Clearing never reaches into the recent turns; condensing does when they alone are too large.
         reg = regions(original, self.settings)
-        span_reg = fitting_regions(original, self.settings, a.count.messages, a.budget.limit)
+        span_reg = fitting_regions(original, self.settings, a.count.messages, a.budget.limit, reg)
         pinned = [i for i in range(len(original)) if span_reg.pinned(i)]
         req = Request(
             conv,

@@ -107,7 +107,9 @@ def regions(messages: Sequence[Message], settings: Settings, keep_recent: int | 
     return Regions(head_end, tail_start, grouped, tuple(sorted(set(islands))))
 
 
-def fitting_regions(messages: Sequence[Message], settings: Settings, tokens: Sequence[int], room: int) -> Regions:
+def fitting_regions(
+    messages: Sequence[Message], settings: Settings, tokens: Sequence[int], room: int, full: Regions | None = None
+) -> Regions:
     """:func:`regions`, with a shorter pinned tail when the pinned messages alone exceed ``room``
     (the request's limit: they could only be cut): the fewest recent atoms released from the tail
     that make them fit, or the newest atom alone.
@@ -117,9 +119,10 @@ def fitting_regions(messages: Sequence[Message], settings: Settings, tokens: Seq
     the atoms before it released, they are condensed once, and each later atom stays in the tail
     until the default tail has moved past the large one; truncation, if condensing fails, drops
     them before it cuts the newest. A function of the request alone, so every replica chooses the
-    same. Clearing keeps to :func:`regions`: it never empties a recent tool result."""
+    same. Clearing keeps to :func:`regions`: it never empties a recent tool result. ``full``:
+    :func:`regions` of the same messages, when the caller has it already."""
     keep = settings.condensation_keep_recent
-    reg = regions(messages, settings)
+    reg = full if full is not None else regions(messages, settings)
     while keep > 1 and sum(t for i, t in enumerate(tokens) if reg.pinned(i)) > room:
         keep -= 1
         reg = regions(messages, settings, keep)
