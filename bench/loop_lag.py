@@ -50,6 +50,7 @@ VARIANTS: list[tuple[str, bool, dict[str, str]]] = [
     ("without, gc frozen by the probe", False, {"LOOP_PROBE_GC_FREEZE": "1"}),
     ("with", True, {}),
     ("with, no gc pause", True, {"CONTEXT_GC_PAUSE": "false"}),
+    ("with, no slices", True, {"CONTEXT_WORKER_SLICE_MS": "0"}),
 ]
 SWITCH = (
     "with, no gc freeze, 5 ms switch interval",
@@ -161,7 +162,12 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--segment", type=float, default=15.0)
     parser.add_argument("--switch", action="store_true", help="also the plugin with Python's switch interval")
+    parser.add_argument("--only", help="comma-separated proxy names to run (default: all)")
     args = parser.parse_args()
+    chosen = VARIANTS + ([SWITCH] if args.switch else [])
+    if args.only:
+        names = set(args.only.split(","))
+        chosen = [v for v in chosen if v[0] in names]
     upstream = Upstream()
     try:
         with ExitStack() as stack:
@@ -169,7 +175,7 @@ def main() -> None:
                 name: stack.enter_context(
                     start_proxy(config(upstream.url, plugin), env, files={"loop_probe.py": PROBE})
                 )
-                for name, plugin, env in VARIANTS + ([SWITCH] if args.switch else [])
+                for name, plugin, env in chosen
             }
             for name, proxy in proxies.items():  # warm-up: imports, tokenizers, connections
                 asyncio.run(segment(proxy, 4, f"warm-{name}", 900_000))

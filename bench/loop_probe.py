@@ -45,10 +45,14 @@ def _plugin(reset: bool) -> dict[str, Any] | None:
     if hook is None:
         return None
     out: dict[str, Any] = {"sections": dict(hook.sections.snapshot()), "worker": hook.offloop.snapshot()}
+    pacer = hook.offloop.pacer
+    out["pacing"] = pacer.snapshot() if pacer is not None else None
     out["sizes"] = structure_sizes(hook)
     out["stats"] = hook.engine.stats.snapshot()
     if reset:
         hook.sections.reset()
+        if pacer is not None:
+            pacer.reset()
     return out
 
 

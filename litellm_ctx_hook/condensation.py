@@ -18,17 +18,16 @@ Summaries are made under a single-flight lock, so replicas given the same conver
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from .atoms import Atom
 from .cache.entries import SummaryEntry
-from .cache.keys import chain_digests, chain_salt
+from .cache.keys import chain_digests, chain_salt, content_digest
 from .cache.memory import MemoryLRU
 from .conversation import Conversation, Message, Part, PartKind, Role
 from .counting import OFF_LOOP_CHARS, RequestCount, TokenCounter
@@ -466,31 +465,6 @@ def _detail(first: int, last: int, entry: SummaryEntry, how: str) -> dict[str, A
     if entry.provisional:
         detail["provisional"] = True
     return detail
-
-
-def content_digest(messages: Iterable[Message]) -> bytes:
-    """A digest of what a summary of ``messages`` depends on: roles, names and every part's kind,
-    text, tool id and name and image reference. Stable across processes (cache keys are shared);
-    length-prefixed fields, so no two different contents hash alike by concatenation."""
-    h = hashlib.blake2b(digest_size=16)
-
-    def put(value: str | None) -> None:
-        data = b"\xff" if value is None else value.encode("utf-8", "surrogatepass")
-        h.update(len(data).to_bytes(8, "little"))
-        h.update(data)
-
-    for m in messages:
-        put(m.raw_role)
-        put(m.name)
-        for p in m.parts:
-            put(p.kind.value)
-            put(p.text)
-            put(p.tool_id)
-            put(p.tool_name)
-            if p.image is not None:
-                put(p.image.url or p.image.data)
-                put(p.image.detail)
-    return h.digest()
 
 
 def method_name(summarizer: Summarizer | None) -> str:

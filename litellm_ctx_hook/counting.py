@@ -27,6 +27,7 @@ from .images import (
     size_of_data_url,
 )
 from .offloop import on_worker
+from .pacing import pace
 from .settings import Settings
 from .tokenizers import Family, bpe_counter, char_estimate, family_for_model, is_exact
 
@@ -215,6 +216,7 @@ class TokenCounter:
         cached = self._cached(key)
         if cached is not None:
             return cached
+        pace()
         value = self._message_tokens(message, family, description)
         self._store(key, value)
         return value

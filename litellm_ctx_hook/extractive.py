@@ -62,6 +62,7 @@ from .chat import CHAT_LENGTH_NORM, chat_prescores, is_header, speaks_of_self
 from .conversation import Message, PartKind
 from .cutting import GAP, cut_units
 from .fact_index import INDEX_LABEL, INDEX_SHARE, INDEX_SHARE_MAX, index_line, index_share, missing_facts_index
+from .pacing import pace
 from .prescore import best_within, prescores
 from .rarity import mass, rarity_weights, words
 from .readable import readable
@@ -312,6 +313,7 @@ def _raw_units(segments: Sequence[Segment], fields: set[str], chat: bool) -> lis
     raw: list[_Raw] = []
     seen_text: set[str] = set()
     for s, seg in enumerate(segments):
+        pace()
         bonus = 0.0 if chat else RECENT_BONUS * s / last + (USER_BONUS if seg.speaker == "user" else 0.0)
         dropped = False  # the unit before was a duplicate: the next one cannot join it
         for n, (text, glue) in enumerate(cut_units(seg.text, fields)):
@@ -376,6 +378,7 @@ def _scored(raw: Sequence[_Raw], keep: Sequence[int], chat: _ChatWords | None) -
     seen_shape: set[str] = set()
     scan = KeyScanner()
     for k in keep:
+        pace()
         s, text, bonus, glue = raw[k]
         found = signals(text, scan)
         factor = 1.0

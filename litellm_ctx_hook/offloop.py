@@ -31,6 +31,9 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine, Generator, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
+from . import pacing
+from .pacing import Pacer
+
 if TYPE_CHECKING:
     from .summarizer import Summarizer, SummaryRequest
 
@@ -53,12 +56,20 @@ class OffLoop:
     """One worker thread with its own event loop, and a bound on the work it runs at once."""
 
     def __init__(
-        self, limit: int, *, switch_interval_s: float = 0.0, gc_freeze: bool = False, gc_pause: bool = False
+        self,
+        limit: int,
+        *,
+        switch_interval_s: float = 0.0,
+        gc_freeze: bool = False,
+        gc_pause: bool = False,
+        slice_s: float = 0.0,
     ) -> None:
         self.limit = limit
         self.switch_interval_s = switch_interval_s
         self.gc_freeze = gc_freeze
         self.gc_pause = gc_pause  # the collector off during each step of the worker's work
+        # the worker's work in slices, giving way to the proxy's loop between them (:mod:`pacing`)
+        self.pacer = Pacer(slice_s) if slice_s > 0 else None
         self.overruns = 0  # requests admitted over the bound after their queue deadline
         self.dropped = 0  # optional work dropped at its queue deadline
         self.peak_queue = 0
@@ -71,8 +82,15 @@ class OffLoop:
 
     # -- the worker -----------------------------------------------------------------------------
     def start(self) -> None:
-        """Start the worker now (the hook does at its first request, when the proxy has started)."""
-        self._ensure()
+        """Start the worker now (the hook does at its first request, when the proxy has started);
+        called on the proxy's loop, that loop is the one the worker gives way to."""
+        worker = self._ensure()
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        if self.pacer is not None and running is not worker:
+            self.pacer.loop = running
 
     def _ensure(self) -> asyncio.AbstractEventLoop:
         with self._lock:
@@ -82,6 +100,7 @@ class OffLoop:
 
                 def serve() -> None:
                     asyncio.set_event_loop(loop)
+                    pacing.install(self.pacer)
                     self._slots = asyncio.Semaphore(self.limit)
                     loop.call_soon(ready.set)
                     loop.run_forever()
@@ -154,9 +173,25 @@ class OffLoop:
             await asyncio.gather(*(asyncio.wrap_future(f) for f in list(self._spawned)), return_exceptions=True)
 
     async def _steps(self, work: Awaitable[T]) -> T:
-        if self.gc_pause and asyncio.iscoroutine(work):
-            return await collector_paused(work)
+        if (self.gc_pause or self.pacer is not None) and asyncio.iscoroutine(work):
+            result: T = await _Stepped(work, self._step_begins, self._step_ends)
+            return result
         return await work
+
+    def _step_begins(self) -> bool:
+        """Before each step: the pacer's stretch starts, and with ``gc_pause`` the collector is off
+        (never across a suspension). A young collection that starts in the middle of managing a
+        conversation scans the thousands of objects its analysis holds, with every thread stopped
+        (a few ms of the proxy's loop each time); after the step they are mostly freed, and the
+        next collection, wherever it starts, is short."""
+        if self.pacer is not None:
+            self.pacer.begin()
+        return _collector_off() if self.gc_pause else False
+
+    def _step_ends(self, collecting: bool) -> None:
+        if self.pacer is not None:
+            self.pacer.end()
+        _collector_back(collecting)
 
     async def _admitted(self, work: Callable[[], Awaitable[T]], deadline: float | None, *, optional: bool) -> T | None:
         if deadline is None:
@@ -307,16 +342,6 @@ def _collector_off() -> bool:
 def _collector_back(was: bool) -> None:
     if was:
         gc.enable()
-
-
-async def collector_paused(coro: Coroutine[Any, Any, T]) -> T:
-    """``await coro`` with the garbage collector off during each of its steps (never across a
-    suspension). A young collection that starts in the middle of managing a conversation scans
-    the thousands of objects its analysis holds, with every thread stopped (a few ms of the
-    proxy's loop each time); after the step they are mostly freed, and the next collection,
-    wherever it starts, is short."""
-    result: T = await _Stepped(coro, _collector_off, _collector_back)
-    return result
 
 
 async def in_thread_if(heavy: bool, fn: Callable[..., T], *args: Any) -> T:

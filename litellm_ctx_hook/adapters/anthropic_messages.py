@@ -7,6 +7,7 @@ from typing import Any
 
 from ..conversation import Conversation, Format, ImageRef, Message, Part, PartKind, Role
 from ..errors import InvalidRequestError
+from ..pacing import pace
 from .base import as_json, brief, require_list, require_mapping, tools_of
 
 _ROLES = {"user": Role.USER, "assistant": Role.ASSISTANT}
@@ -93,6 +94,7 @@ def _block(block: Any, where: str) -> Part:
 
 
 def parse_message(raw: Any, where: str) -> Message:
+    pace()
     msg = require_mapping(raw, where)
     role_name = msg.get("role")
     role = _ROLES.get(role_name) if isinstance(role_name, str) else None

@@ -7,6 +7,7 @@ from typing import Any
 
 from ..conversation import Conversation, Format, ImageRef, Message, Part, PartKind, Role
 from ..errors import InvalidRequestError
+from ..pacing import pace
 from .base import as_json, brief, require_list, require_mapping, tools_of
 
 _ROLES = {
@@ -80,6 +81,7 @@ def _tool_call_parts(calls: Any, where: str) -> list[Part]:
 
 
 def parse_message(raw: Any, where: str) -> Message:
+    pace()
     msg = require_mapping(raw, where)
     role_name = msg.get("role")
     role = _ROLES.get(role_name) if isinstance(role_name, str) else None

@@ -7,6 +7,7 @@ from typing import Any
 
 from ..conversation import Conversation, Format, ImageRef, Message, Part, PartKind, Role
 from ..errors import InvalidRequestError
+from ..pacing import pace
 from .base import as_json, brief, require_mapping, tools_of
 
 _MESSAGE_ROLES = {
@@ -67,6 +68,7 @@ def _content_parts(content: Any, where: str) -> tuple[Part, ...]:
 
 
 def parse_item(raw: Any, where: str) -> Message:
+    pace()
     item = require_mapping(raw, where)
     kind = item.get("type", "message")
     if kind == "message":

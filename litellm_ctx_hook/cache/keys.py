@@ -15,9 +15,11 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
+from ..conversation import Message
 from ..errors import ContextHookError
+from ..pacing import pace
 from ..settings import CacheScope
 
 PREFIX = "ctxhook:v1"
@@ -98,3 +100,29 @@ def chain_digests(atom_payloads: Sequence[bytes], salt: str) -> list[str]:
         h = hashlib.blake2b(h + atom_digest(payload), digest_size=DIGEST_BYTES, person=_CHAIN_PERSON).digest()
         out.append(h.hex())
     return out
+
+
+def content_digest(messages: Iterable[Message]) -> bytes:
+    """A digest of what a summary of ``messages`` depends on: roles, names and every part's kind,
+    text, tool id and name and image reference. Stable across processes (cache keys are shared);
+    length-prefixed fields, so no two different contents hash alike by concatenation."""
+    h = hashlib.blake2b(digest_size=16)
+
+    def put(value: str | None) -> None:
+        data = b"\xff" if value is None else value.encode("utf-8", "surrogatepass")
+        h.update(len(data).to_bytes(8, "little"))
+        h.update(data)
+
+    for m in messages:
+        pace()
+        put(m.raw_role)
+        put(m.name)
+        for p in m.parts:
+            put(p.kind.value)
+            put(p.text)
+            put(p.tool_id)
+            put(p.tool_name)
+            if p.image is not None:
+                put(p.image.url or p.image.data)
+                put(p.image.detail)
+    return h.digest()

@@ -1,0 +1,90 @@
+"""The worker thread gives way to the proxy's event loop.
+
+The plugin's worker thread (:mod:`offloop`) and the proxy's loop share one interpreter lock. While
+the worker computes, every step of the loop's own work (LiteLLM parsing a body, routing,
+streaming a reply) waits for the lock after each system call and is then interrupted every switch
+interval: a loop busy for 8 ms while the worker computes takes about twice as long.
+
+So the worker computes in slices. The core's long loops call :func:`pace` once per item (a message
+counted, parsed or rendered, a unit scored); on the worker, once its slice is used up, ``pace``
+hands the lock to the proxy's loop and waits until that loop has run what it had ready (at most
+``wait_s``), then starts the next slice. On any other thread ``pace`` does nothing. The wait is a
+hop through the loop (``call_soon_threadsafe`` then ``call_soon``): it runs after the callbacks
+that were ready when the worker asked, so a loop in the middle of its own work finishes it first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+_local = threading.local()
+
+
+class Pacer:
+    """Slices of at most ``slice_s`` for the thread it is installed on, with a wait of at most
+    ``wait_s`` for the proxy's loop between them."""
+
+    def __init__(self, slice_s: float, wait_s: float = 0.02) -> None:
+        self.slice_s = slice_s
+        self.wait_s = wait_s
+        self.loop: asyncio.AbstractEventLoop | None = None  # the loop given way to (the proxy's)
+        self.pauses = 0  # times the worker gave way
+        self.waited_s = 0.0  # time spent giving way
+        self.longest_s = 0.0  # the longest stretch of the worker's work without a pause
+        self._since = time.perf_counter()
+
+    def begin(self) -> None:
+        """A stretch of work starts (a step of the worker's work: from a resume to a suspension)."""
+        self._since = time.perf_counter()
+
+    def end(self) -> None:
+        """The stretch ends at a suspension (the worker waits anyway)."""
+        self.longest_s = max(self.longest_s, time.perf_counter() - self._since)
+
+    def __call__(self) -> None:
+        started = time.perf_counter()
+        if started - self._since < self.slice_s:
+            return
+        self.longest_s = max(self.longest_s, started - self._since)
+        loop = self.loop
+        if loop is not None and not loop.is_closed():
+            ready = threading.Event()
+            try:
+                loop.call_soon_threadsafe(loop.call_soon, ready.set)
+            except RuntimeError:  # closed in the meantime
+                pass
+            else:
+                ready.wait(self.wait_s)
+                self.pauses += 1
+        self._since = time.perf_counter()
+        self.waited_s += self._since - started
+
+    def snapshot(self) -> dict[str, float]:
+        return {
+            "pauses": self.pauses,
+            "waited_ms": round(self.waited_s * 1000, 3),
+            "longest_stretch_ms": round(self.longest_s * 1000, 3),
+        }
+
+    def reset(self) -> None:
+        self.pauses, self.waited_s, self.longest_s = 0, 0.0, 0.0
+
+
+def install(pacer: Pacer | None) -> None:
+    """Pace the calling thread's work with ``pacer`` (``None``: never)."""
+    _local.pacer = pacer
+
+
+def current() -> Pacer | None:
+    """The calling thread's pacer, if it has one."""
+    pacer: Pacer | None = getattr(_local, "pacer", None)
+    return pacer
+
+
+def pace() -> None:
+    """A point in a long computation where the worker may give way to the proxy's loop."""
+    pacer: Pacer | None = getattr(_local, "pacer", None)
+    if pacer is not None:
+        pacer()
