@@ -162,12 +162,11 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--segment", type=float, default=15.0)
     parser.add_argument("--switch", action="store_true", help="also the plugin with Python's switch interval")
-    parser.add_argument("--only", help="comma-separated proxy names to run (default: all)")
+    parser.add_argument("--only", action="append", help="a proxy to run (again for more; default: all)")
     args = parser.parse_args()
     chosen = VARIANTS + ([SWITCH] if args.switch else [])
     if args.only:
-        names = set(args.only.split(","))
-        chosen = [v for v in chosen if v[0] in names]
+        chosen = [v for v in chosen if v[0] in args.only]
     upstream = Upstream()
     try:
         with ExitStack() as stack:
@@ -222,7 +221,7 @@ def table(runs: list[dict[str, dict[str, Any]]]) -> str:
             ratio = "" if name.startswith("without") else summary(run, name)["small_p99_ratio"]
             if not name.startswith("without") and isinstance(ratio, float):
                 ratios.setdefault(name, []).append(ratio)
-            if name == "with":
+            if name == "with" and "without, gc frozen by the probe" in run:
                 frozen = summary(run, name, "without, gc frozen by the probe")["small_p99_ratio"]
                 ratios.setdefault("with, against the frozen proxy without", []).append(frozen)
             longest = f"{plugin['sections']['max_ms']} ms" if plugin else ""

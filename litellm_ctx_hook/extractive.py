@@ -116,12 +116,10 @@ def segments_of(messages: Sequence[Message]) -> list[Segment]:
         role = m.role.value
         image_said = False
         for p in m.parts:
-            if p.kind is PartKind.TEXT:
-                if p.text.strip():
-                    out.append(Segment(role, p.text))
-            elif p.kind is PartKind.DOCUMENT:
-                if p.text.strip():
-                    out.append(Segment(f"{role} document", p.text))
+            if p.kind is PartKind.TEXT and p.text.strip():
+                out.append(Segment(role, p.text))
+            elif p.kind is PartKind.DOCUMENT and p.text.strip():
+                out.append(Segment(f"{role} document", p.text))
             elif p.kind is PartKind.IMAGE:
                 if not image_said:
                     out.append(Segment(role, "[image]"))
@@ -254,6 +252,7 @@ class _Selection:
         known_words: set[bytes] = set()
         used = 0
         while heap and budget - used > 0:
+            pace()
             neg, k = heappop(heap)
             unit = self.units[k]
             if (known or known_words) and unit.signals is not None and (unit.signals.keys or unit.words):
@@ -276,6 +275,7 @@ class _Selection:
         added: list[int] = []
         chosen = set(self.chosen)
         for k in order:
+            pace()
             if budget - used <= 0:
                 break
             if k in chosen or not self._may_fit(k, budget - used):
@@ -400,6 +400,7 @@ def _scored(raw: Sequence[_Raw], keep: Sequence[int], chat: _ChatWords | None) -
         for unit in units:
             unit.rarity = rarity
     for unit in units:
+        pace()
         unit.score = unit.value(set(), set())
     return units
 
