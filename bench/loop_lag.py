@@ -51,6 +51,7 @@ VARIANTS: list[tuple[str, bool, dict[str, str]]] = [
     ("with", True, {}),
     ("with, no gc pause", True, {"CONTEXT_GC_PAUSE": "false"}),
     ("with, no slices", True, {"CONTEXT_WORKER_SLICE_MS": "0"}),
+    ("with, 0.2 ms switch interval", True, {"CONTEXT_SWITCH_INTERVAL_MS": "0.2"}),
 ]
 SWITCH = (
     "with, no gc freeze, 5 ms switch interval",

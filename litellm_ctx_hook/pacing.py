@@ -5,12 +5,14 @@ the worker computes, every step of the loop's own work (LiteLLM parsing a body, 
 streaming a reply) waits for the lock after each system call and is then interrupted every switch
 interval: a loop busy for 8 ms while the worker computes takes about twice as long.
 
-So the worker computes in slices. The core's long loops call :func:`pace` once per item (a message
-counted, parsed or rendered, a unit scored); on the worker, once its slice is used up, ``pace``
-hands the lock to the proxy's loop and waits until that loop has run what it had ready (at most
-``wait_s``), then starts the next slice. On any other thread ``pace`` does nothing. The wait is a
-hop through the loop (``call_soon_threadsafe`` then ``call_soon``): it runs after the callbacks
-that were ready when the worker asked, so a loop in the middle of its own work finishes it first.
+So the worker computes in slices, and the loop comes first. The core's long loops call
+:func:`pace` once per item (a message counted or parsed, a unit scored or selected); on the
+worker, once its slice is used up, ``pace`` releases the lock and waits until the proxy's loop is
+idle, at most ``wait_s`` in all (the worker still gets a slice in every ``wait_s`` when the loop
+is never idle), then starts the next slice. On any other thread ``pace`` does nothing. Idle is
+found by hops through the loop (``call_soon_threadsafe`` then ``call_soon``: it runs after the
+callbacks that were ready): a hop that comes back at once found the loop idle; one that took
+longer found it busy, and the worker hops again.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import threading
 import time
 
 _local = threading.local()
+IDLE_HOP_S = 0.00025  # a hop through an idle loop takes about 0.05 ms here; through a busy one, as long as it is busy
 
 
 class Pacer:
@@ -50,14 +53,10 @@ class Pacer:
         self.longest_s = max(self.longest_s, started - self._since)
         loop = self.loop
         if loop is not None and not loop.is_closed():
-            ready = threading.Event()
-            try:
-                loop.call_soon_threadsafe(loop.call_soon, ready.set)
-            except RuntimeError:  # closed in the meantime
+            self.pauses += 1
+            deadline = started + self.wait_s
+            while (left := deadline - time.perf_counter()) > 0 and not _idle(loop, left):
                 pass
-            else:
-                ready.wait(self.wait_s)
-                self.pauses += 1
         self._since = time.perf_counter()
         self.waited_s += self._since - started
 
@@ -70,6 +69,19 @@ class Pacer:
 
     def reset(self) -> None:
         self.pauses, self.waited_s, self.longest_s = 0, 0.0, 0.0
+
+
+def _idle(loop: asyncio.AbstractEventLoop, timeout: float) -> bool:
+    """Whether ``loop`` turned out idle: a hop through it came back within ``IDLE_HOP_S`` (a
+    closed loop counts as idle: there is nothing to give way to)."""
+    started = time.perf_counter()
+    ready = threading.Event()
+    try:
+        loop.call_soon_threadsafe(loop.call_soon, ready.set)
+    except RuntimeError:  # closed
+        return True
+    ready.wait(timeout)
+    return time.perf_counter() - started < IDLE_HOP_S
 
 
 def install(pacer: Pacer | None) -> None:
