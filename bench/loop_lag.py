@@ -52,6 +52,7 @@ VARIANTS: list[tuple[str, bool, dict[str, str]]] = [
     ("with, no gc pause", True, {"CONTEXT_GC_PAUSE": "false"}),
     ("with, no slices", True, {"CONTEXT_WORKER_SLICE_MS": "0"}),
     ("with, 0.2 ms switch interval", True, {"CONTEXT_SWITCH_INTERVAL_MS": "0.2"}),
+    ("with, 0.2 ms, no gc pause", True, {"CONTEXT_SWITCH_INTERVAL_MS": "0.2", "CONTEXT_GC_PAUSE": "false"}),
 ]
 SWITCH = (
     "with, no gc freeze, 5 ms switch interval",
@@ -110,6 +111,8 @@ async def segment(proxy: ProxyProcess, seconds: float, tag: str, seed: int) -> d
     small: list[float] = []
     failures: list[int] = []
     heavy_done = 0
+    # Made before the segment starts: the client's own work must not compete with the proxy's.
+    bodies = [json.dumps(heavy_body(seed + n, tag)).encode() for n in range(int(seconds * HEAVY_RPS) + 1)]
     limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
     async with httpx.AsyncClient(
         base_url=proxy.base_url, headers=proxy.auth_headers, timeout=120, limits=limits
@@ -118,7 +121,9 @@ async def segment(proxy: ProxyProcess, seconds: float, tag: str, seed: int) -> d
 
         async def heavy(n: int) -> None:
             nonlocal heavy_done
-            resp = await client.post("/v1/chat/completions", json=heavy_body(seed + n, tag))
+            resp = await client.post(
+                "/v1/chat/completions", content=bodies[n], headers={"content-type": "application/json"}
+            )
             if resp.status_code != 200:
                 failures.append(resp.status_code)
             heavy_done += 1
@@ -137,7 +142,7 @@ async def segment(proxy: ProxyProcess, seconds: float, tag: str, seed: int) -> d
         h = s = 0
         loop = asyncio.get_running_loop()
         while (now := time.perf_counter() - start) < seconds:
-            if now >= next_heavy:
+            if now >= next_heavy and h < len(bodies):
                 tasks.append(loop.create_task(heavy(h)))
                 h += 1
                 next_heavy += 1 / HEAVY_RPS
