@@ -190,7 +190,8 @@ def main() -> None:
                 order = names[r % len(names) :] + names[: r % len(names)]  # each proxy goes first in turn
                 run = {n: asyncio.run(segment(proxies[n], args.segment, f"r{r}-{n}", r * 10_000)) for n in order}
                 runs.append(run)
-                print(json.dumps({"run": r, **{n: run[n]["probe"] for n in names}}), flush=True)
+                brief = {n: {k: v for k, v in run[n]["probe"].items() if k != "lags_ms"} for n in names}
+                print(json.dumps({"run": r, **brief}), flush=True)
     finally:
         upstream.stop()
     print(table(runs))
@@ -243,7 +244,15 @@ def table(runs: list[dict[str, dict[str, Any]]]) -> str:
         lines.append(f"\n{name}: small-request p99 ratios {values}, median {statistics.median(values)}")
     for name in runs[0]:
         lags = [run[name]["probe"]["lag_p99_ms"] for run in runs]
-        lines.append(f"\n{name}: loop-lag p99 by run {lags}, median {statistics.median(lags)} ms")
+        pooled = [x for run in runs for x in run[name]["probe"]["lags_ms"]]
+        line = f"\n{name}: loop-lag p99 by run {lags}, median {statistics.median(lags)} ms"
+        line += f"; p99 of all {len(pooled)} samples of the runs pooled {pct(pooled, 0.99)} ms"
+        if name != "without":
+            diffs = [round(run[name]["probe"]["lag_p99_ms"] - run["without"]["probe"]["lag_p99_ms"], 3) for run in runs]
+            lower = sum(d <= 0 for d in diffs)
+            line += f"; minus the proxy without, run by run {diffs} (median {statistics.median(diffs)} ms, "
+            line += f"no higher in {lower} of {len(diffs)})"
+        lines.append(line)
     return "\n".join(lines)
 
 

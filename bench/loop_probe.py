@@ -134,6 +134,7 @@ class LoopProbe(CustomLogger):
             "lag_p99_ms": round(_pct(lags, 0.99) * 1000, 3),
             "lag_max_ms": round(max(lags, default=0.0) * 1000, 3),
             "lag_over_20ms": sum(1 for x in lags if x > 0.02),
+            "lags_ms": [round(x * 1000, 3) for x in lags],  # every sample, to pool runs
             "rss_kib": _rss_kib(),
             "gc": self.gc.report(),
             "plugin": _plugin(bool(reset)),
