@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import os
 import sys
 import time
 from typing import Any
@@ -123,9 +122,6 @@ class LoopProbe(CustomLogger):
 
     async def report(self, reset: int = 0) -> dict[str, Any]:
         if self.task is None:
-            if os.environ.get("LOOP_PROBE_GC_FREEZE") == "1":  # what start-up allocated is never scanned again
-                gc.collect()
-                gc.freeze()
             self.task = asyncio.get_running_loop().create_task(self.sample())
         lags = self.samples
         out = {

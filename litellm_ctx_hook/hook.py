@@ -67,7 +67,6 @@ class ContextHook(CustomLogger):
             self.settings.context_max_concurrent,
             switch_interval_s=self.settings.context_switch_interval_ms / 1000,
             gc_freeze=self.settings.context_gc_freeze,
-            gc_pause=self.settings.context_gc_pause,
             slice_s=self.settings.context_worker_slice_ms / 1000,
         )
         self.engine = engine or ContextEngine(

@@ -61,13 +61,11 @@ class OffLoop:
         *,
         switch_interval_s: float = 0.0,
         gc_freeze: bool = False,
-        gc_pause: bool = False,
         slice_s: float = 0.0,
     ) -> None:
         self.limit = limit
         self.switch_interval_s = switch_interval_s
         self.gc_freeze = gc_freeze
-        self.gc_pause = gc_pause  # the collector off during each step of the worker's work
         # the worker's work in slices, giving way to the proxy's loop between them (:mod:`pacing`)
         self.pacer = Pacer(slice_s) if slice_s > 0 else None
         self.overruns = 0  # requests admitted over the bound after their queue deadline
@@ -173,25 +171,10 @@ class OffLoop:
             await asyncio.gather(*(asyncio.wrap_future(f) for f in list(self._spawned)), return_exceptions=True)
 
     async def _steps(self, work: Awaitable[T]) -> T:
-        if (self.gc_pause or self.pacer is not None) and asyncio.iscoroutine(work):
-            result: T = await _Stepped(work, self._step_begins, self._step_ends)
+        if self.pacer is not None and asyncio.iscoroutine(work):  # each step starts a slice
+            result: T = await _Stepped(work, self.pacer.begin, self.pacer.end)
             return result
         return await work
-
-    def _step_begins(self) -> bool:
-        """Before each step: the pacer's stretch starts, and with ``gc_pause`` the collector is off
-        (never across a suspension). A young collection that starts in the middle of managing a
-        conversation scans the thousands of objects its analysis holds, with every thread stopped
-        (a few ms of the proxy's loop each time); after the step they are mostly freed, and the
-        next collection, wherever it starts, is short."""
-        if self.pacer is not None:
-            self.pacer.begin()
-        return _collector_off() if self.gc_pause else False
-
-    def _step_ends(self, collecting: bool) -> None:
-        if self.pacer is not None:
-            self.pacer.end()
-        _collector_back(collecting)
 
     async def _admitted(self, work: Callable[[], Awaitable[T]], deadline: float | None, *, optional: bool) -> T | None:
         if deadline is None:
@@ -331,17 +314,6 @@ async def timed(coro: Coroutine[Any, Any, T], timer: SectionTimer) -> T:
     record = timer.record
     result: T = await _Stepped(coro, time.perf_counter, lambda started: record(time.perf_counter() - started))
     return result
-
-
-def _collector_off() -> bool:
-    was = gc.isenabled()
-    gc.disable()
-    return was
-
-
-def _collector_back(was: bool) -> None:
-    if was:
-        gc.enable()
 
 
 async def in_thread_if(heavy: bool, fn: Callable[..., T], *args: Any) -> T:

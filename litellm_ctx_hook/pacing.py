@@ -42,7 +42,7 @@ class Pacer:
         """A stretch of work starts (a step of the worker's work: from a resume to a suspension)."""
         self._since = time.perf_counter()
 
-    def end(self) -> None:
+    def end(self, _: object = None) -> None:
         """The stretch ends at a suspension (the worker waits anyway)."""
         self.longest_s = max(self.longest_s, time.perf_counter() - self._since)
 
