@@ -7,7 +7,9 @@ milliseconds of Python (parsing, counting, planning, condensing, verifying, rend
 :class:`OffLoop` runs it on one worker thread with an event loop of its own; the proxy's loop only
 hands the request over and takes the result back. The summary cache's Redis client follows the
 worker's loop (all cache work happens there); summariser calls go back to the proxy's loop, where
-LiteLLM's router and its HTTP clients live (:class:`LoopBridge`).
+LiteLLM's router and its HTTP clients live (:class:`LoopBridge`). The worker shares the
+interpreter lock with the proxy's loop, so it computes in slices and waits for that loop to be
+idle between them (:mod:`pacing`).
 
 At most ``CONTEXT_MAX_CONCURRENT`` requests are managed at once; the rest wait in order. A request
 still waiting when its queue deadline passes is managed anyway (over the bound, counted as an

@@ -8,11 +8,12 @@ interval: a loop busy for 8 ms while the worker computes takes about twice as lo
 So the worker computes in slices, and the loop comes first. The core's long loops call
 :func:`pace` once per item (a message counted or parsed, a unit scored or selected); on the
 worker, once its slice is used up, ``pace`` releases the lock and waits until the proxy's loop is
-idle, at most ``wait_s`` in all (the worker still gets a slice in every ``wait_s`` when the loop
-is never idle), then starts the next slice. On any other thread ``pace`` does nothing. Idle is
-found by hops through the loop (``call_soon_threadsafe`` then ``call_soon``: it runs after the
-callbacks that were ready): a hop that comes back at once found the loop idle; one that took
-longer found it busy, and the worker hops again.
+idle, at most ``wait_s`` (10 ms) in all: when the loop is never idle (a saturated proxy), the
+worker still computes a slice in every 11 ms, and its requests are still managed in their time
+budget. On any other thread ``pace`` does nothing. Idle is found by hops through the loop
+(``call_soon_threadsafe`` then ``call_soon``: it runs after the callbacks that were ready): a hop
+that comes back at once found the loop idle; one that took longer found it busy, and the worker
+hops again after a nap of ``BUSY_NAP_S``.
 """
 
 from __future__ import annotations
@@ -23,13 +24,14 @@ import time
 
 _local = threading.local()
 IDLE_HOP_S = 0.00025  # a hop through an idle loop takes about 0.05 ms here; through a busy one, as long as it is busy
+BUSY_NAP_S = 0.0005  # after a hop that found the loop busy (hops in a row would only add to its work)
 
 
 class Pacer:
     """Slices of at most ``slice_s`` for the thread it is installed on, with a wait of at most
     ``wait_s`` for the proxy's loop between them."""
 
-    def __init__(self, slice_s: float, wait_s: float = 0.02) -> None:
+    def __init__(self, slice_s: float, wait_s: float = 0.01) -> None:
         self.slice_s = slice_s
         self.wait_s = wait_s
         self.loop: asyncio.AbstractEventLoop | None = None  # the loop given way to (the proxy's)
@@ -56,7 +58,7 @@ class Pacer:
             self.pauses += 1
             deadline = started + self.wait_s
             while (left := deadline - time.perf_counter()) > 0 and not _idle(loop, left):
-                pass
+                time.sleep(max(0.0, min(BUSY_NAP_S, deadline - time.perf_counter())))
         self._since = time.perf_counter()
         self.waited_s += self._since - started
 
