@@ -172,15 +172,17 @@ class OffLoop:
         while self._spawned:
             await asyncio.gather(*(asyncio.wrap_future(f) for f in list(self._spawned)), return_exceptions=True)
 
-    async def _steps(self, work: Awaitable[T]) -> T:
-        if self.pacer is not None and asyncio.iscoroutine(work):  # each step starts a slice
-            result: T = await _Stepped(work, self.pacer.begin, self.pacer.end)
+    async def _steps(self, work: Awaitable[T], deadline: float | None) -> T:
+        """``await work``; with a pacer, each step starts a slice, polite until ``deadline``."""
+        pacer = self.pacer
+        if pacer is not None and asyncio.iscoroutine(work):
+            result: T = await _Stepped(work, lambda: pacer.begin(deadline), pacer.end)
             return result
         return await work
 
     async def _admitted(self, work: Callable[[], Awaitable[T]], deadline: float | None, *, optional: bool) -> T | None:
         if deadline is None:
-            return await self._steps(work())
+            return await self._steps(work(), deadline)
         slots = self._slots
         assert slots is not None
         self._waiting += 1
@@ -199,7 +201,7 @@ class OffLoop:
                 return None
             self.overruns += 1
         try:
-            return await self._steps(work())
+            return await self._steps(work(), deadline)
         finally:
             if admitted:
                 slots.release()

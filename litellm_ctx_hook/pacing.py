@@ -8,17 +8,21 @@ interval: a loop busy for 8 ms while the worker computes takes about twice as lo
 So the worker computes in slices, and the loop comes first. The core's long loops call
 :func:`pace` once per item (a message counted or parsed, a unit scored or selected); on the
 worker, once its slice is used up, ``pace`` releases the lock and waits until the proxy's loop is
-idle, at most ``wait_s`` (10 ms) in all: when the loop is never idle (a saturated proxy), the
-worker still computes a slice in every 11 ms, and its requests are still managed in their time
-budget. On any other thread ``pace`` does nothing. Idle is found by hops through the loop
+idle, at most ``wait_s`` (10 ms) in all. Idle is found by hops through the loop
 (``call_soon_threadsafe`` then ``call_soon``: it runs after the callbacks that were ready): a hop
 that comes back at once found the loop idle; one that took longer found it busy, and the worker
-hops again after a nap of ``BUSY_NAP_S``.
+hops again after a nap of ``BUSY_NAP_S``. On any other thread ``pace`` does nothing.
+
+A saturated proxy's loop is never idle: the worker then computes one slice in every 11 ms, and a
+request's management would outlast its time budget. So a request gives way only in the first half
+of its budget (the half it may also wait in the worker's queue); past it, it computes at the
+lock's usual share.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import threading
 import time
 
@@ -39,10 +43,13 @@ class Pacer:
         self.waited_s = 0.0  # time spent giving way
         self.longest_s = 0.0  # the longest stretch of the worker's work without a pause
         self._since = time.perf_counter()
+        self._polite_until = math.inf
 
-    def begin(self) -> None:
-        """A stretch of work starts (a step of the worker's work: from a resume to a suspension)."""
+    def begin(self, polite_until: float | None = None) -> None:
+        """A stretch of work starts (a step of the worker's work: from a resume to a suspension);
+        its work gives way until ``polite_until`` (a ``time.perf_counter()`` instant), not after."""
         self._since = time.perf_counter()
+        self._polite_until = math.inf if polite_until is None else polite_until
 
     def end(self, _: object = None) -> None:
         """The stretch ends at a suspension (the worker waits anyway)."""
@@ -54,7 +61,7 @@ class Pacer:
             return
         self.longest_s = max(self.longest_s, started - self._since)
         loop = self.loop
-        if loop is not None and not loop.is_closed():
+        if loop is not None and not loop.is_closed() and started < self._polite_until:
             self.pauses += 1
             deadline = started + self.wait_s
             while (left := deadline - time.perf_counter()) > 0 and not _idle(loop, left):

@@ -48,6 +48,22 @@ async def test_a_spent_slice_waits_until_the_loop_has_run_what_was_ready() -> No
     assert pacer.pauses == 1
 
 
+async def test_a_step_past_its_polite_instant_does_not_give_way() -> None:
+    loop = asyncio.get_running_loop()
+    pacer = Pacer(slice_s=1e-9, wait_s=30)
+    pacer.loop = loop
+
+    def worker() -> None:
+        pacing.install(pacer)
+        pacer.begin(polite_until=time.perf_counter() - 1)  # half its time budget is spent
+        pace()
+        pacer.begin(polite_until=None)
+
+    thread = in_thread(worker)
+    thread.join(30)  # blocks the loop: a pause would wait for it
+    assert not thread.is_alive() and pacer.pauses == 0
+
+
 async def test_the_wait_for_a_blocked_loop_is_bounded() -> None:
     loop = asyncio.get_running_loop()
     pacer = Pacer(slice_s=1e-9, wait_s=0.05)
