@@ -106,6 +106,6 @@ def current() -> Pacer | None:
 
 def pace() -> None:
     """A point in a long computation where the worker may give way to the proxy's loop."""
-    pacer: Pacer | None = getattr(_local, "pacer", None)
+    pacer = current()
     if pacer is not None:
         pacer()
