@@ -34,7 +34,6 @@ from collections.abc import Awaitable, Callable, Coroutine, Generator, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from . import pacing
-from .pacing import Pacer
 
 if TYPE_CHECKING:
     from .summarizer import Summarizer, SummaryRequest
@@ -69,7 +68,7 @@ class OffLoop:
         self.switch_interval_s = switch_interval_s
         self.gc_freeze = gc_freeze
         # the worker's work in slices, giving way to the proxy's loop between them (:mod:`pacing`)
-        self.pacer = Pacer(slice_s) if slice_s > 0 else None
+        self.pacer = pacing.Pacer(slice_s) if slice_s > 0 else None
         self.overruns = 0  # requests admitted over the bound after their queue deadline
         self.dropped = 0  # optional work dropped at its queue deadline
         self.peak_queue = 0

@@ -17,6 +17,13 @@ from litellm_ctx_hook.offloop import OffLoop
 from litellm_ctx_hook.pacing import Pacer, pace
 
 
+def giving_way_to(loop: asyncio.AbstractEventLoop, wait_s: float) -> Pacer:
+    """A pacer whose every call to ``pace`` is past its slice."""
+    pacer = Pacer(slice_s=1e-9, wait_s=wait_s)
+    pacer.loop = loop
+    return pacer
+
+
 def in_thread(fn: Callable[[], None]) -> threading.Thread:
     thread = threading.Thread(target=fn)
     thread.start()
@@ -25,8 +32,7 @@ def in_thread(fn: Callable[[], None]) -> threading.Thread:
 
 async def test_a_spent_slice_waits_until_the_loop_has_run_what_was_ready() -> None:
     loop = asyncio.get_running_loop()
-    pacer = Pacer(slice_s=1e-9, wait_s=30)
-    pacer.loop = loop
+    pacer = giving_way_to(loop, wait_s=30)
     events: list[str] = []
     asked = threading.Event()
 
@@ -50,14 +56,12 @@ async def test_a_spent_slice_waits_until_the_loop_has_run_what_was_ready() -> No
 
 async def test_a_step_past_its_polite_instant_does_not_give_way() -> None:
     loop = asyncio.get_running_loop()
-    pacer = Pacer(slice_s=1e-9, wait_s=30)
-    pacer.loop = loop
+    pacer = giving_way_to(loop, wait_s=30)
 
     def worker() -> None:
         pacing.install(pacer)
         pacer.begin(polite_until=time.perf_counter() - 1)  # half its time budget is spent
         pace()
-        pacer.begin(polite_until=None)
 
     thread = in_thread(worker)
     thread.join(30)  # blocks the loop: a pause would wait for it
@@ -66,8 +70,7 @@ async def test_a_step_past_its_polite_instant_does_not_give_way() -> None:
 
 async def test_the_wait_for_a_blocked_loop_is_bounded() -> None:
     loop = asyncio.get_running_loop()
-    pacer = Pacer(slice_s=1e-9, wait_s=0.05)
-    pacer.loop = loop
+    pacer = giving_way_to(loop, wait_s=0.05)
     events: list[str] = []
     released = threading.Event()
 
