@@ -246,6 +246,10 @@ def table(runs: list[dict[str, dict[str, Any]]]) -> str:
             lower = sum(d <= 0 for d in diffs)
             line += f"; minus the proxy without, run by run {diffs} (median {statistics.median(diffs)} ms, "
             line += f"no higher in {lower} of {len(diffs)})"
+            slow = [run[name]["probe"]["slowest"] for run in runs]
+            line += "; in the slowest 1 % of samples the plugin's worker computed "
+            line += f"{[s['worker_cpu_ms'] for s in slow]} ms (all samples {[s['worker_cpu_ms_all'] for s in slow]}) "
+            line += f"and its sections ran {[s['sections_ms'] for s in slow]} ms per sample"
         lines.append(line)
     return "\n".join(lines)
 

@@ -6,7 +6,8 @@ the list), it adds ``GET /loop-probe`` to the proxy. The first call starts a tas
 busy with something else (the loop's lag). Each call answers the lag samples since the previous
 ``?reset=1`` call (count, p50, p99, max, and the number over 20 ms), the process's RSS, and, when
 the ``litellm_ctx_hook`` plugin is loaded in the same proxy, the timing of its synchronous sections
-on the loop, its worker's queue and the sizes of its in-process structures.
+on the loop, its worker's queue and the sizes of its in-process structures, and what the plugin
+did during the slowest 1 % of the samples (its worker thread's CPU time, its sections' time).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import asyncio
 import gc
 import sys
 import time
+from collections.abc import Iterable
 from typing import Any
 
 from litellm.integrations.custom_logger import CustomLogger
@@ -82,6 +84,49 @@ def structure_sizes(hook: Any) -> dict[str, int]:
     return sizes
 
 
+def _hook() -> Any:
+    module = sys.modules.get("litellm_ctx_hook.hook")
+    return getattr(module, "proxy_handler_instance", None) if module is not None else None
+
+
+def _worker_cpu_s() -> float:
+    """The CPU time of the plugin's worker thread so far (0 without the plugin or its worker)."""
+    hook = _hook()
+    thread = hook.offloop._thread if hook is not None else None
+    if thread is None or thread.ident is None:
+        return 0.0
+    try:
+        return time.clock_gettime(time.pthread_getcpuclockid(thread.ident))
+    except OSError:  # the thread has ended
+        return 0.0
+
+
+def _sections_s() -> float:
+    hook = _hook()
+    return float(hook.sections.total_s) if hook is not None else 0.0
+
+
+def _slowest(lags: list[float], worker: list[float], sections: list[float]) -> dict[str, Any]:
+    """What the plugin did during the slowest 1 % of the samples, against all of them: its worker's
+    CPU time and its sections' time on the loop (mean ms per sample)."""
+    n = min(len(lags), len(worker), len(sections))
+    if n == 0:
+        return {}
+    slow = sorted(range(n), key=lambda i: lags[i])[-max(1, n // 100) :]
+
+    def mean_ms(values: list[float], idx: Iterable[int]) -> float:
+        chosen = list(idx)
+        return round(sum(values[i] for i in chosen) * 1000 / len(chosen), 3)
+
+    return {
+        "samples": len(slow),
+        "worker_cpu_ms": mean_ms(worker, slow),
+        "worker_cpu_ms_all": mean_ms(worker, range(n)),
+        "sections_ms": mean_ms(sections, slow),
+        "sections_ms_all": mean_ms(sections, range(n)),
+    }
+
+
 class GcTimer:
     """Durations of the garbage collector's collections (``gc.callbacks``), by generation."""
 
@@ -111,14 +156,19 @@ class LoopProbe(CustomLogger):
     def __init__(self) -> None:
         super().__init__()
         self.samples: list[float] = []
+        self.worker: list[float] = []  # the plugin's worker thread's CPU time during each sample
+        self.sections: list[float] = []  # the plugin's sections on the loop during each sample
         self.task: asyncio.Task[None] | None = None
         self.gc = GcTimer()
 
     async def sample(self) -> None:
         while True:
             started = time.perf_counter()
+            worker, sections = _worker_cpu_s(), _sections_s()
             await asyncio.sleep(INTERVAL_S)
             self.samples.append(time.perf_counter() - started - INTERVAL_S)
+            self.worker.append(max(0.0, _worker_cpu_s() - worker))
+            self.sections.append(max(0.0, _sections_s() - sections))  # 0 across a reset
 
     async def report(self, reset: int = 0) -> dict[str, Any]:
         if self.task is None:
@@ -134,9 +184,10 @@ class LoopProbe(CustomLogger):
             "rss_kib": _rss_kib(),
             "gc": self.gc.report(),
             "plugin": _plugin(bool(reset)),
+            "slowest": _slowest(lags, self.worker, self.sections),
         }
         if reset:
-            self.samples = []
+            self.samples, self.worker, self.sections = [], [], []
             self.gc.reset()
         return out
 

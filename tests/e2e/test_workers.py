@@ -44,6 +44,7 @@ SERVERS = {
     "gunicorn": ["--num_workers", str(WORKERS), "--run_gunicorn"],
 }
 START_TIMEOUT_S = 240.0
+STUCK_S = 60.0  # a gunicorn worker not started this long after the proxy is live is stuck
 REQUESTS = "litellm_ctx_requests"
 
 
@@ -97,12 +98,32 @@ class Server:
         return self.scraped(f"http://127.0.0.1:{self.metrics_port}/metrics")
 
 
-def wait_workers_started(proxy: ProxyProcess, n: int, timeout_s: float = START_TIMEOUT_S) -> None:
+def wait_workers_started(proxy: ProxyProcess, n: int, *, gunicorn: bool, timeout_s: float = START_TIMEOUT_S) -> None:
+    """Wait until ``n`` workers have started; under gunicorn, replace a worker stuck in its start.
+
+    Since LiteLLM 1.110 its gunicorn master runs a thread (its query-engine reaper) when it forks
+    the workers, and a fork while that thread holds an import lock leaves the worker deadlocked in
+    its start-up (seen in about one start in five here, with or without the plugin). Gunicorn
+    replaces a worker that dies: a worker not started after ``STUCK_S`` is killed.
+    """
     deadline = time.monotonic() + timeout_s
+    stuck_at = time.monotonic() + STUCK_S
     while proxy.log_text().count("Application startup complete") < n:
         assert proxy.process.poll() is None, proxy.log_tail()
         assert time.monotonic() < deadline, f"{n} workers did not start:\n{proxy.log_tail()}"
+        if gunicorn and time.monotonic() > stuck_at:
+            for pid in _children(proxy.process.pid):
+                if f"[{pid}] [INFO] Application startup complete" not in proxy.log_text():
+                    os.kill(pid, signal.SIGKILL)
+            stuck_at = time.monotonic() + STUCK_S
         time.sleep(0.2)
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
 
 
 @pytest.fixture(scope="module", params=sorted(SERVERS))
@@ -129,7 +150,7 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         }
         try:
             with start_proxy(cfg, env, args=SERVERS[request.param], timeout_s=START_TIMEOUT_S) as proxy:
-                wait_workers_started(proxy, WORKERS)
+                wait_workers_started(proxy, WORKERS, gunicorn=request.param == "gunicorn")
                 yield Server(proxy, upstream, summarizer, private_redis, multiproc_dir, metrics_port)
         finally:
             redis_servers.__exit__(None, None, None)
