@@ -250,6 +250,10 @@ def table(runs: list[dict[str, dict[str, Any]]]) -> str:
             line += "; in the slowest 1 % of samples the plugin's worker computed "
             line += f"{[s['worker_cpu_ms'] for s in slow]} ms (all samples {[s['worker_cpu_ms_all'] for s in slow]}) "
             line += f"and its sections ran {[s['sections_ms'] for s in slow]} ms per sample"
+        if "loop_gc_ms" in runs[0][name]["probe"]["slowest"]:
+            slow = [run[name]["probe"]["slowest"] for run in runs]
+            line += f"; garbage collections on the loop's thread took {[s['loop_gc_ms'] for s in slow]} ms per "
+            line += f"sample of the slowest 1 % (all samples {[s['loop_gc_ms_all'] for s in slow]})"
         lines.append(line)
     return "\n".join(lines)
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import sys
+import threading
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -106,10 +107,11 @@ def _sections_s() -> float:
     return float(hook.sections.total_s) if hook is not None else 0.0
 
 
-def _slowest(lags: list[float], worker: list[float], sections: list[float]) -> dict[str, Any]:
+def _slowest(lags: list[float], worker: list[float], sections: list[float], collecting: list[float]) -> dict[str, Any]:
     """What the plugin did during the slowest 1 % of the samples, against all of them: its worker's
-    CPU time and its sections' time on the loop (mean ms per sample)."""
-    n = min(len(lags), len(worker), len(sections))
+    CPU time and its sections' time on the loop; and the garbage collections on the loop's thread
+    (mean ms per sample)."""
+    n = min(len(lags), len(worker), len(sections), len(collecting))
     if n == 0:
         return {}
     slow = sorted(range(n), key=lambda i: lags[i])[-max(1, n // 100) :]
@@ -124,6 +126,8 @@ def _slowest(lags: list[float], worker: list[float], sections: list[float]) -> d
         "worker_cpu_ms_all": mean_ms(worker, range(n)),
         "sections_ms": mean_ms(sections, slow),
         "sections_ms_all": mean_ms(sections, range(n)),
+        "loop_gc_ms": mean_ms(collecting, slow),
+        "loop_gc_ms_all": mean_ms(collecting, range(n)),
     }
 
 
@@ -132,6 +136,8 @@ class GcTimer:
 
     def __init__(self) -> None:
         self.started = 0.0
+        self.loop_thread: int | None = None  # the proxy's loop's thread
+        self.on_loop_s = 0.0  # time in collections run on that thread, so far
         self.reset()
         gc.callbacks.append(self.callback)
 
@@ -145,6 +151,8 @@ class GcTimer:
             return
         gen = int(info.get("generation", 0))
         took = time.perf_counter() - self.started
+        if threading.get_ident() == self.loop_thread:
+            self.on_loop_s += took
         self.count[gen] += 1
         self.max_s[gen] = max(self.max_s[gen], took)
 
@@ -158,17 +166,20 @@ class LoopProbe(CustomLogger):
         self.samples: list[float] = []
         self.worker: list[float] = []  # the plugin's worker thread's CPU time during each sample
         self.sections: list[float] = []  # the plugin's sections on the loop during each sample
+        self.collecting: list[float] = []  # garbage collections on the loop's thread during each sample
         self.task: asyncio.Task[None] | None = None
         self.gc = GcTimer()
 
     async def sample(self) -> None:
+        self.gc.loop_thread = threading.get_ident()
         while True:
             started = time.perf_counter()
-            worker, sections = _worker_cpu_s(), _sections_s()
+            worker, sections, collecting = _worker_cpu_s(), _sections_s(), self.gc.on_loop_s
             await asyncio.sleep(INTERVAL_S)
             self.samples.append(time.perf_counter() - started - INTERVAL_S)
             self.worker.append(max(0.0, _worker_cpu_s() - worker))
             self.sections.append(max(0.0, _sections_s() - sections))  # 0 across a reset
+            self.collecting.append(self.gc.on_loop_s - collecting)
 
     async def report(self, reset: int = 0) -> dict[str, Any]:
         if self.task is None:
@@ -184,10 +195,10 @@ class LoopProbe(CustomLogger):
             "rss_kib": _rss_kib(),
             "gc": self.gc.report(),
             "plugin": _plugin(bool(reset)),
-            "slowest": _slowest(lags, self.worker, self.sections),
+            "slowest": _slowest(lags, self.worker, self.sections, self.collecting),
         }
         if reset:
-            self.samples, self.worker, self.sections = [], [], []
+            self.samples, self.worker, self.sections, self.collecting = [], [], [], []
             self.gc.reset()
         return out
 
