@@ -49,6 +49,8 @@ VARIANTS: list[tuple[str, bool, dict[str, str]]] = [
     ("without", False, {}),
     ("with", True, {}),
     ("with, 0.2 ms switch interval", True, {"CONTEXT_SWITCH_INTERVAL_MS": "0.2"}),
+    ("with, 5 ms switch interval", True, {"CONTEXT_SWITCH_INTERVAL_MS": "0"}),
+    ("with, full collections 10x rarer", True, {"LOOP_PROBE_GC_THRESHOLD2": "100"}),
     ("with, no slices", True, {"CONTEXT_WORKER_SLICE_MS": "0"}),
 ]
 SWITCH = (
