@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import os
 import sys
 import threading
 import time
@@ -204,7 +203,5 @@ class LoopProbe(CustomLogger):
         return out
 
 
-if threshold := os.environ.get("LOOP_PROBE_GC_THRESHOLD2"):  # an experiment: full collections rarer
-    gc.set_threshold(*gc.get_threshold()[:2], int(threshold))
 probe = LoopProbe()
 app.add_api_route("/loop-probe", probe.report, methods=["GET"])

@@ -13,6 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from litellm_ctx_hook.offloop import (
+    FULL_GC_EVERY,
     WORKER_NAME,
     LoopBridge,
     OffLoop,
@@ -225,14 +226,20 @@ def test_starting_the_worker_freezes_what_start_up_allocated_when_asked() -> Non
     import gc
 
     gc.unfreeze()
+    thresholds = gc.get_threshold()
     plain = OffLoop(1)
     plain.start()
     assert gc.get_freeze_count() == 0  # not asked: the collector is left as it is
+    assert gc.get_threshold() == thresholds
     plain.close()
     worker = OffLoop(1, gc_freeze=True)
     try:
         worker.start()
         assert gc.get_freeze_count() > 1000  # the objects alive at the first request are exempt from collections
+        # full collections, no longer held back by a large old generation, are made rarer
+        assert gc.get_threshold() == (*thresholds[:2], max(thresholds[2], FULL_GC_EVERY))
+        assert gc.get_threshold()[2] > thresholds[2]
     finally:
         worker.close()
         gc.unfreeze()
+        gc.set_threshold(*thresholds)
