@@ -6,8 +6,9 @@ the list), it adds ``GET /loop-probe`` to the proxy. The first call starts a tas
 busy with something else (the loop's lag). Each call answers the lag samples since the previous
 ``?reset=1`` call (count, p50, p99, max, and the number over 20 ms), the process's RSS, and, when
 the ``litellm_ctx_hook`` plugin is loaded in the same proxy, the timing of its synchronous sections
-on the loop, its worker's queue and the sizes of its in-process structures, and what the plugin
-did during the slowest 1 % of the samples (its worker thread's CPU time, its sections' time).
+on the loop, its worker's queue and the sizes of its in-process structures; and what went on
+during the slowest 1 % of the samples against all of them: the plugin's worker thread's CPU time,
+its sections' time, and the garbage collections run on the loop's thread.
 """
 
 from __future__ import annotations
