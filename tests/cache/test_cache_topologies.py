@@ -13,6 +13,7 @@ import pytest
 import redis
 from cache_support import digest, free_port, make_entry, make_settings
 
+from bench.redis_servers import RedisUnavailableError
 from litellm_ctx_hook.cache import SummaryCache, SummaryEntry, cache_key
 
 pytestmark = pytest.mark.redis
@@ -57,14 +58,25 @@ async def test_sentinel_url(redis_server_factory: Callable[..., Any]) -> None:
     db3.close()
 
 
+def _cluster_node(factory: Callable[..., Any], args: list[str], attempts: int = 3) -> Any:
+    """A cluster node on a free port with a free bus port (the default, port + 10000, may not exist
+    for high free ports). Both are chosen before the server binds them: another process, or the
+    one choice the other, may take one first, and the server then exits; a node is tried again."""
+    for _ in range(attempts - 1):
+        try:
+            return factory([*args, "--cluster-port", str(free_port())])
+        except RedisUnavailableError:
+            pass
+    return factory([*args, "--cluster-port", str(free_port())])
+
+
 def form_cluster(factory: Callable[..., Any]) -> list[Any]:
     """Three master nodes covering all slots (no replicas)."""
     cli = shutil.which("redis-cli")
     if cli is None:
         pytest.skip("redis-cli not found: needed to form a test cluster")
     args = ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000"]
-    # the default bus port (port + 10000) may not exist for high free ports
-    nodes = [factory([*args, "--cluster-port", str(free_port())]) for _ in range(3)]
+    nodes = [_cluster_node(factory, args) for _ in range(3)]
     create = [cli, "--cluster", "create", *(f"127.0.0.1:{n.port}" for n in nodes), "--cluster-yes"]
     subprocess.run(create, check=True, capture_output=True, timeout=30)
     deadline = time.monotonic() + 15
