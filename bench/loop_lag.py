@@ -242,19 +242,17 @@ def table(runs: list[dict[str, dict[str, Any]]]) -> str:
         pooled = [x for run in runs for x in run[name]["probe"]["lags_ms"]]
         line = f"\n{name}: loop-lag p99 by run {lags}, median {statistics.median(lags)} ms"
         line += f"; p99 of all {len(pooled)} samples of the runs pooled {pct(pooled, 0.99)} ms"
+        slow = [run[name]["probe"]["slowest"] for run in runs]
         if name != "without":
             diffs = [round(run[name]["probe"]["lag_p99_ms"] - run["without"]["probe"]["lag_p99_ms"], 3) for run in runs]
             lower = sum(d <= 0 for d in diffs)
             line += f"; minus the proxy without, run by run {diffs} (median {statistics.median(diffs)} ms, "
             line += f"no higher in {lower} of {len(diffs)})"
-            slow = [run[name]["probe"]["slowest"] for run in runs]
             line += "; in the slowest 1 % of samples the plugin's worker computed "
             line += f"{[s['worker_cpu_ms'] for s in slow]} ms (all samples {[s['worker_cpu_ms_all'] for s in slow]}) "
             line += f"and its sections ran {[s['sections_ms'] for s in slow]} ms per sample"
-        if "loop_gc_ms" in runs[0][name]["probe"]["slowest"]:
-            slow = [run[name]["probe"]["slowest"] for run in runs]
-            line += f"; garbage collections on the loop's thread took {[s['loop_gc_ms'] for s in slow]} ms per "
-            line += f"sample of the slowest 1 % (all samples {[s['loop_gc_ms_all'] for s in slow]})"
+        line += f"; garbage collections on the loop's thread took {[s.get('loop_gc_ms') for s in slow]} ms per "
+        line += f"sample of the slowest 1 % (all samples {[s.get('loop_gc_ms_all') for s in slow]})"
         lines.append(line)
     return "\n".join(lines)
 

@@ -42,9 +42,14 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def _plugin(reset: bool) -> dict[str, Any] | None:
+def _hook() -> Any:
+    """The plugin's hook, when the plugin is loaded in this proxy."""
     module = sys.modules.get("litellm_ctx_hook.hook")
-    hook = getattr(module, "proxy_handler_instance", None) if module is not None else None
+    return getattr(module, "proxy_handler_instance", None) if module is not None else None
+
+
+def _plugin(reset: bool) -> dict[str, Any] | None:
+    hook = _hook()
     if hook is None:
         return None
     out: dict[str, Any] = {"sections": dict(hook.sections.snapshot()), "worker": hook.offloop.snapshot()}
@@ -86,14 +91,8 @@ def structure_sizes(hook: Any) -> dict[str, int]:
     return sizes
 
 
-def _hook() -> Any:
-    module = sys.modules.get("litellm_ctx_hook.hook")
-    return getattr(module, "proxy_handler_instance", None) if module is not None else None
-
-
-def _worker_cpu_s() -> float:
+def _worker_cpu_s(hook: Any) -> float:
     """The CPU time of the plugin's worker thread so far (0 without the plugin or its worker)."""
-    hook = _hook()
     thread = hook.offloop._thread if hook is not None else None
     if thread is None or thread.ident is None:
         return 0.0
@@ -103,8 +102,7 @@ def _worker_cpu_s() -> float:
         return 0.0
 
 
-def _sections_s() -> float:
-    hook = _hook()
+def _sections_s(hook: Any) -> float:
     return float(hook.sections.total_s) if hook is not None else 0.0
 
 
@@ -175,11 +173,12 @@ class LoopProbe(CustomLogger):
         self.gc.loop_thread = threading.get_ident()
         while True:
             started = time.perf_counter()
-            worker, sections, collecting = _worker_cpu_s(), _sections_s(), self.gc.on_loop_s
+            hook = _hook()
+            worker, sections, collecting = _worker_cpu_s(hook), _sections_s(hook), self.gc.on_loop_s
             await asyncio.sleep(INTERVAL_S)
             self.samples.append(time.perf_counter() - started - INTERVAL_S)
-            self.worker.append(max(0.0, _worker_cpu_s() - worker))
-            self.sections.append(max(0.0, _sections_s() - sections))  # 0 across a reset
+            self.worker.append(max(0.0, _worker_cpu_s(hook) - worker))
+            self.sections.append(max(0.0, _sections_s(hook) - sections))  # 0 across a reset
             self.collecting.append(self.gc.on_loop_s - collecting)
 
     async def report(self, reset: int = 0) -> dict[str, Any]:

@@ -112,8 +112,9 @@ def wait_workers_started(proxy: ProxyProcess, n: int, *, gunicorn: bool, timeout
         assert proxy.process.poll() is None, proxy.log_tail()
         assert time.monotonic() < deadline, f"{n} workers did not start:\n{proxy.log_tail()}"
         if gunicorn and time.monotonic() > stuck_at:
+            log = proxy.log_text()
             for pid in _children(proxy.process.pid):
-                if f"[{pid}] [INFO] Application startup complete" not in proxy.log_text():
+                if f"[{pid}] [INFO] Application startup complete" not in log:
                     os.kill(pid, signal.SIGKILL)
             stuck_at = time.monotonic() + STUCK_S
         time.sleep(0.2)
