@@ -51,6 +51,8 @@ VARIANTS: list[tuple[str, bool, dict[str, str]]] = [
     ("with, 0.2 ms switch interval", True, {"CONTEXT_SWITCH_INTERVAL_MS": "0.2"}),
     ("with, 5 ms switch interval", True, {"CONTEXT_SWITCH_INTERVAL_MS": "0"}),
     ("with, no slices", True, {"CONTEXT_WORKER_SLICE_MS": "0"}),
+    ("with, no speculation", True, {"CONTEXT_SPECULATIVE_CONDENSATION": "false"}),
+    ("with, observe only", True, {"CONTEXT_MANAGEMENT_MODE": "observe"}),
 ]
 SWITCH = (
     "with, no gc freeze, 5 ms switch interval",
@@ -253,6 +255,9 @@ def table(runs: list[dict[str, dict[str, Any]]]) -> str:
             line += f"and its sections ran {[s['sections_ms'] for s in slow]} ms per sample"
         line += f"; garbage collections on the loop's thread took {[s.get('loop_gc_ms') for s in slow]} ms per "
         line += f"sample of the slowest 1 % (all samples {[s.get('loop_gc_ms_all') for s in slow]})"
+        line += f"; those samples lagged {[s.get('lag_ms') for s in slow]} ms, of which the loop's thread was "
+        line += f"on a core {[s.get('loop_cpu_ms') for s in slow]} ms (all samples {[s.get('loop_cpu_ms_all') for s in slow]})"
+        line += f"; the proxy used {[run[name]['probe'].get('cpu_share') for run in runs]} cores"
         lines.append(line)
     return "\n".join(lines)
 

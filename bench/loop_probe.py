@@ -106,11 +106,14 @@ def _sections_s(hook: Any) -> float:
     return float(hook.sections.total_s) if hook is not None else 0.0
 
 
-def _slowest(lags: list[float], worker: list[float], sections: list[float], collecting: list[float]) -> dict[str, Any]:
-    """What the plugin did during the slowest 1 % of the samples, against all of them: its worker's
-    CPU time and its sections' time on the loop; and the garbage collections on the loop's thread
-    (mean ms per sample)."""
-    n = min(len(lags), len(worker), len(sections), len(collecting))
+def _slowest(
+    lags: list[float], worker: list[float], sections: list[float], collecting: list[float], loop_cpu: list[float]
+) -> dict[str, Any]:
+    """What went on during the slowest 1 % of the samples, against all of them (mean ms per
+    sample): the plugin's worker's CPU time and its sections' time on the loop; the garbage
+    collections on the loop's thread; and the loop's thread's own CPU time (a sample's lag beyond
+    it is time the thread waited: for the interpreter lock or for a core)."""
+    n = min(len(lags), len(worker), len(sections), len(collecting), len(loop_cpu))
     if n == 0:
         return {}
     slow = sorted(range(n), key=lambda i: lags[i])[-max(1, n // 100) :]
@@ -127,6 +130,9 @@ def _slowest(lags: list[float], worker: list[float], sections: list[float], coll
         "sections_ms_all": mean_ms(sections, range(n)),
         "loop_gc_ms": mean_ms(collecting, slow),
         "loop_gc_ms_all": mean_ms(collecting, range(n)),
+        "loop_cpu_ms": mean_ms(loop_cpu, slow),
+        "loop_cpu_ms_all": mean_ms(loop_cpu, range(n)),
+        "lag_ms": mean_ms(lags, slow),
     }
 
 
@@ -166,6 +172,9 @@ class LoopProbe(CustomLogger):
         self.worker: list[float] = []  # the plugin's worker thread's CPU time during each sample
         self.sections: list[float] = []  # the plugin's sections on the loop during each sample
         self.collecting: list[float] = []  # garbage collections on the loop's thread during each sample
+        self.loop_cpu: list[float] = []  # the loop's thread's CPU time during each sample
+        self.cpu_since = time.process_time()  # the process's CPU time at the last reset
+        self.wall_since = time.perf_counter()
         self.task: asyncio.Task[None] | None = None
         self.gc = GcTimer()
 
@@ -175,7 +184,9 @@ class LoopProbe(CustomLogger):
             started = time.perf_counter()
             hook = _hook()
             worker, sections, collecting = _worker_cpu_s(hook), _sections_s(hook), self.gc.on_loop_s
+            cpu = time.thread_time()
             await asyncio.sleep(INTERVAL_S)
+            self.loop_cpu.append(time.thread_time() - cpu)
             self.samples.append(time.perf_counter() - started - INTERVAL_S)
             self.worker.append(max(0.0, _worker_cpu_s(hook) - worker))
             self.sections.append(max(0.0, _sections_s(hook) - sections))  # 0 across a reset
@@ -195,10 +206,13 @@ class LoopProbe(CustomLogger):
             "rss_kib": _rss_kib(),
             "gc": self.gc.report(),
             "plugin": _plugin(bool(reset)),
-            "slowest": _slowest(lags, self.worker, self.sections, self.collecting),
+            "slowest": _slowest(lags, self.worker, self.sections, self.collecting, self.loop_cpu),
+            # the whole process's CPU time per second since the last reset (all its threads)
+            "cpu_share": round((time.process_time() - self.cpu_since) / (time.perf_counter() - self.wall_since), 3),
         }
         if reset:
-            self.samples, self.worker, self.sections, self.collecting = [], [], [], []
+            self.samples, self.worker, self.sections, self.collecting, self.loop_cpu = [], [], [], [], []
+            self.cpu_since, self.wall_since = time.process_time(), time.perf_counter()
             self.gc.reset()
         return out
 

@@ -14,7 +14,9 @@ idle between them (:mod:`pacing`).
 At most ``CONTEXT_MAX_CONCURRENT`` requests are managed at once; the rest wait in order. A request
 still waiting when its queue deadline passes is managed anyway (over the bound, counted as an
 overrun): its time budget is then mostly spent, so it takes the quickest verified result, and it is
-never forwarded unmanaged. Optional work (speculative summaries) past its deadline is dropped.
+never forwarded unmanaged. Optional work (speculative summaries) is dropped past its deadline, or at
+once while requests wait; it always gives way to the proxy's loop (a request does only in the first
+half of its budget).
 
 :func:`timed` drives a coroutine step by step and times each step: a step is exactly one
 synchronous section of the plugin's code on the running loop (from a resume to the next
@@ -158,7 +160,11 @@ class OffLoop:
         return self._loop
 
     def spawn(self, work: Callable[[], Awaitable[Any]], deadline: float | None) -> None:
-        """Start optional background work on the worker; it is dropped if no slot frees by ``deadline``."""
+        """Start optional background work on the worker; it is dropped if no slot frees by
+        ``deadline``, and at once while requests wait for a slot (it would only add to their wait)."""
+        if self._waiting:
+            self.dropped += 1
+            return
         coro = self._admitted(work, deadline, optional=True)
         if on_worker():
             task = asyncio.get_running_loop().create_task(coro)
@@ -208,7 +214,8 @@ class OffLoop:
                 return None
             self.overruns += 1
         try:
-            return await self._steps(work(), deadline)
+            # optional work has no budget to keep: it gives way to the proxy's loop to the end
+            return await self._steps(work(), None if optional else deadline)
         finally:
             if admitted:
                 slots.release()

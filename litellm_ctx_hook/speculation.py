@@ -34,8 +34,8 @@ def start_speculation(
     key: str | None,
 ) -> None:
     """Start :func:`_speculative_summary` in the background: on the engine's executor when it has
-    one (dropped if it cannot start within the queue deadline), else on the running loop; never
-    more at once than ``CONDENSATION_PARALLEL_REQUESTS``."""
+    one (dropped while requests wait for its slots, or if it cannot start within the queue
+    deadline), else on the running loop; never more at once than ``CONDENSATION_PARALLEL_REQUESTS``."""
     executor = engine.executor
     if len(engine._speculating) + (executor.pending if executor is not None else 0) >= (
         engine.settings.condensation_parallel_requests

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from litellm_ctx_hook import pacing
 from litellm_ctx_hook.offloop import (
     FULL_GC_EVERY,
     WORKER_NAME,
@@ -173,6 +174,48 @@ async def test_optional_work_is_dropped_at_its_deadline(offloop: OffLoop) -> Non
     offloop.spawn(optional, far())
     await offloop.drain()
     assert ran == ["optional"]
+
+
+async def test_optional_work_is_dropped_at_once_while_requests_wait(offloop: OffLoop) -> None:
+    release = threading.Event()
+    ran: list[str] = []
+
+    async def hold() -> None:
+        await asyncio.get_running_loop().run_in_executor(None, release.wait)
+
+    async def work(name: str) -> None:
+        ran.append(name)
+
+    first = asyncio.create_task(offloop.run(hold, far()))
+    await asyncio.sleep(0.05)
+    queued = asyncio.create_task(offloop.run(lambda: work("queued"), far()))
+    await asyncio.sleep(0.05)
+    offloop.spawn(lambda: work("optional"), far())  # a request waits: it would only add to its wait
+    assert offloop.dropped == 1 and offloop.pending == 0
+    release.set()
+    await asyncio.gather(first, queued)
+    await offloop.drain()
+    assert ran == ["queued"]
+
+
+async def test_optional_work_gives_way_to_the_loop_to_the_end_a_late_request_does_not() -> None:
+    worker = OffLoop(1, slice_s=1e-9)  # every pace() is past its slice
+    try:
+        worker.start()
+        pacer = worker.pacer
+        assert pacer is not None
+
+        async def computes() -> None:
+            for _ in range(3):
+                pacing.pace()
+
+        await worker.run(computes, time.perf_counter() - 1)  # a request past the half of its budget
+        assert pacer.pauses == 0
+        worker.spawn(computes, time.perf_counter() - 1)  # a slot is free: it starts, late as it is
+        await worker.drain()
+        assert pacer.pauses == 3
+    finally:
+        worker.close()
 
 
 async def test_the_bridge_runs_summariser_calls_on_the_loop_it_was_made_on(offloop: OffLoop) -> None:
