@@ -256,7 +256,8 @@ def table(runs: list[dict[str, dict[str, Any]]]) -> str:
         line += f"; garbage collections on the loop's thread took {[s.get('loop_gc_ms') for s in slow]} ms per "
         line += f"sample of the slowest 1 % (all samples {[s.get('loop_gc_ms_all') for s in slow]})"
         line += f"; those samples lagged {[s.get('lag_ms') for s in slow]} ms, of which the loop's thread was "
-        line += f"on a core {[s.get('loop_cpu_ms') for s in slow]} ms (all samples {[s.get('loop_cpu_ms_all') for s in slow]})"
+        line += f"on a core {[s.get('loop_cpu_ms') for s in slow]} ms "
+        line += f"(all samples {[s.get('loop_cpu_ms_all') for s in slow]})"
         line += f"; the proxy used {[run[name]['probe'].get('cpu_share') for run in runs]} cores"
         lines.append(line)
     return "\n".join(lines)
