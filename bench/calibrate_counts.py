@@ -103,7 +103,8 @@ def fit(x: np.ndarray, y: np.ndarray, iterations: int = 50) -> np.ndarray:
         w = 1.0 / np.sqrt(np.maximum(np.abs(a @ coef - b), 1e-3))
     # L1 fits the typical step; rescale so the total over all steps is unbiased, since an
     # estimator that undercounts long conversations is the one that lets requests overflow.
-    return np.asarray(coef) * (y.sum() / (x @ coef).sum())
+    scaled: np.ndarray = np.asarray(coef) * (y.sum() / (x @ coef).sum())
+    return scaled
 
 
 def errors(pred: np.ndarray, y: np.ndarray) -> dict[str, float]:

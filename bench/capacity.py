@@ -281,7 +281,7 @@ def redis_benchmark(redis: Servers) -> dict[str, float]:
 
 def command_calls(redis: Servers) -> dict[str, int]:
     stats = redis.info("commandstats")
-    out = {}
+    out: dict[str, int] = {}
     for name, value in stats.items():
         if name.startswith("cmdstat_") and isinstance(value, dict):
             cmd = name.removeprefix("cmdstat_").split("|")[0]
@@ -321,7 +321,7 @@ async def replay(proxies: Sequence[ProxyProcess], convs: Sequence[Conversation])
             body = conv.messages[:k]
             if j == conv.hedged:
                 other = (replica + 1) % len(clients)
-                oks = await asyncio.gather(one(clients[replica], body), one(clients[other], body))
+                oks = list(await asyncio.gather(one(clients[replica], body), one(clients[other], body)))
             else:
                 oks = [await one(clients[replica], body)]
             sent += len(oks)

@@ -83,7 +83,8 @@ def openai_view(sample: evaldata.Sample) -> list[dict[str, Any]]:
     messages = json.loads(json.dumps(sample.messages))
     if sample.format == "openai":
         return list(messages)
-    adapter = LiteLLMAnthropicMessagesAdapter()
+    make: Any = LiteLLMAnthropicMessagesAdapter  # untyped in some LiteLLM releases
+    adapter = make()
     return [dict(m) for m in adapter.translate_anthropic_messages_to_openai(messages)]
 
 

@@ -193,7 +193,8 @@ def _tool_ids(body: dict[str, Any], rng: random.Random) -> None:
             ids.append((t, "tool_call_id"))
         if "call_id" in t:
             ids.append((t, "call_id"))
-        for block in t.get("content") if isinstance(t.get("content"), list) else []:
+        content = t.get("content")
+        for block in content if isinstance(content, list) else []:
             if isinstance(block, dict) and block.get("type") in ("tool_use", "tool_result"):
                 ids.append((block, "id" if block["type"] == "tool_use" else "tool_use_id"))
     if not ids:

@@ -46,7 +46,7 @@ from typing import Any
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-import litellm
+from litellm.router import Router
 
 from litellm_ctx_hook.adapters import adapter_for
 from litellm_ctx_hook.condensation import Condenser
@@ -204,7 +204,7 @@ class Methods:
         self.summarizer: LiteLLMSummarizer | None = None
         if server is not None:
             settings = load_settings(condensation_model="local", condensation_timeout=900)
-            router = litellm.Router(
+            router = Router(
                 model_list=[
                     {
                         "model_name": "local",
@@ -256,7 +256,7 @@ class Methods:
             room -= tokens - budget
         return conversations.text_of([last]), ""
 
-    async def _summary(self, span: list[Message], room: int, llm: bool) -> str:
+    async def _summary(self, span: Sequence[Message], room: int, llm: bool) -> str:
         if llm:
             assert self.condenser is not None and self.summarizer is not None
             started = time.perf_counter()
@@ -331,7 +331,7 @@ def claude_compactions(methods: Methods) -> list[dict[str, Any]]:
             if not idx or not summary:
                 continue
             span_msgs = sample.messages[:idx]
-            parsed: list[Message] = adapter.parse({"messages": span_msgs}).messages
+            parsed = adapter.parse({"messages": span_msgs}).messages
             facts = claude_facts(parsed)
             if not facts:
                 continue

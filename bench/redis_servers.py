@@ -185,7 +185,7 @@ def _wait_cluster_ok(nodes: list[Node], timeout_s: float = 30.0) -> None:
         for node in nodes:
             client = node.client()
             try:
-                reply = client.execute_command("CLUSTER", "INFO")
+                reply = client.execute_command("CLUSTER", "INFO")  # type: ignore[no-untyped-call]
             finally:
                 client.close()
             states.append(reply.decode() if isinstance(reply, bytes) else str(reply))
