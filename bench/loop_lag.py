@@ -44,7 +44,8 @@ PLUGIN = "litellm_ctx_hook.proxy_handler_instance"
 # (name, with the plugin, environment). The plugin's worker computes in slices and gives way to the
 # proxy's loop between them (CONTEXT_WORKER_SLICE_MS) and shortens the thread switch interval
 # (CONTEXT_SWITCH_INTERVAL_MS, 1 ms); the variants show the plugin with a shorter interval, with
-# Python's 5 ms interval and without the slices.
+# Python's 5 ms interval, without the slices, without speculative summaries and in observe mode
+# (forwarding every body whole).
 VARIANTS: list[tuple[str, bool, dict[str, str]]] = [
     ("without", False, {}),
     ("without, a second one", False, {}),  # the same plain proxy twice: how far two runs differ by chance
