@@ -207,9 +207,9 @@ def table(runs: list[dict[str, dict[str, Any]]]) -> str:
     ]
     ratios: dict[str, list[float]] = {}
     for r, run in enumerate(runs, 1):
+        base = run["without"]["small_p99_ms"]
         for name, seg in run.items():
             plugin = seg["probe"]["plugin"]
-            base = run["without"]["small_p99_ms"]
             ratio = round(seg["small_p99_ms"] / base, 3) if name != "without" and base else ""
             if isinstance(ratio, float):
                 ratios.setdefault(name, []).append(ratio)
