@@ -193,7 +193,9 @@ def connect(target: RedisTarget, *, connect_timeout_s: float, read_timeout_s: fl
         sentinel_kwargs = dict(common)
         if target.sentinel_password:
             sentinel_kwargs["password"] = target.sentinel_password
-        sentinel = Sentinel(  # type: ignore[no-untyped-call]
+        # redis-py types Sentinel's constructor from 8.2 on and not before: a typed alias is right on both.
+        make_sentinel: Callable[..., Sentinel] = Sentinel
+        sentinel = make_sentinel(
             list(target.nodes),
             sentinel_kwargs=sentinel_kwargs,
             username=target.username,
