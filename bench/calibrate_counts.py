@@ -4,7 +4,7 @@ Ground truth (see the evaldata README): the difference in real context between t
 assistant calls is the provider's count of the messages added in between. The estimator is
 linear in per-kind o200k_base token counts and block counts, so ordinary least squares on the
 *relative* error (rows divided by the true value) fits it. Prints the coefficients to paste into
-``litellm_ctx_hook/counting.py`` and the in-sample and leave-one-session-out error.
+``litellm_ctx_hook/analysis/counting.py`` and the in-sample and leave-one-session-out error.
 
     python -m bench.calibrate_counts
 """
@@ -19,10 +19,10 @@ from typing import Any
 import numpy as np
 
 from litellm_ctx_hook.adapters import adapter_for
+from litellm_ctx_hook.analysis.counting import TokenCounter
+from litellm_ctx_hook.analysis.tokenizers import Family
 from litellm_ctx_hook.conversation import Message, PartKind
-from litellm_ctx_hook.counting import TokenCounter
 from litellm_ctx_hook.settings import load_settings
-from litellm_ctx_hook.tokenizers import Family
 
 from . import evaldata
 

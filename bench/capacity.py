@@ -57,8 +57,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from bench import evaldata
 from bench.redis_servers import Servers, cluster, standalone
 from litellm_ctx_hook.adapters import adapter_for
+from litellm_ctx_hook.analysis.counting import TokenCounter
 from litellm_ctx_hook.conversation import Format
-from litellm_ctx_hook.counting import TokenCounter
 from litellm_ctx_hook.demo.fake_upstream import FakeUpstream, is_summarizer_call
 from litellm_ctx_hook.demo.proxy import ProxyProcess, model_entry, start_proxy
 from litellm_ctx_hook.demo.session import generate_session

@@ -29,15 +29,15 @@ from litellm.llms.anthropic.pass_through.adapters.transformation import LiteLLMA
 from litellm.utils import trim_messages
 
 from litellm_ctx_hook.adapters import adapter_for
-from litellm_ctx_hook.atoms import group_atoms
+from litellm_ctx_hook.analysis.counting import TokenCounter
+from litellm_ctx_hook.analysis.tokenizers import Family
+from litellm_ctx_hook.condensing.local.extractive import condense, segments_of
+from litellm_ctx_hook.condensing.local.salience import key_tokens
 from litellm_ctx_hook.conversation import Format, Message, PartKind
-from litellm_ctx_hook.counting import TokenCounter
-from litellm_ctx_hook.engine import ContextEngine
+from litellm_ctx_hook.engine.engine import ContextEngine
 from litellm_ctx_hook.errors import ContextWindowExceededError
-from litellm_ctx_hook.extractive import condense, segments_of
-from litellm_ctx_hook.salience import key_tokens
+from litellm_ctx_hook.planning.atoms import group_atoms
 from litellm_ctx_hook.settings import load_settings
-from litellm_ctx_hook.tokenizers import Family
 
 from . import evaldata
 

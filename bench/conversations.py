@@ -59,14 +59,14 @@ from typing import Any
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 from litellm_ctx_hook.adapters import adapter_for
+from litellm_ctx_hook.analysis.counting import TokenCounter
+from litellm_ctx_hook.analysis.tokenizers import Family
+from litellm_ctx_hook.condensing.local.extractive import condense, segments_of
 from litellm_ctx_hook.conversation import Format, Message
-from litellm_ctx_hook.counting import TokenCounter
-from litellm_ctx_hook.edits import SUMMARY_OPEN, summary_text
-from litellm_ctx_hook.engine import ContextEngine
+from litellm_ctx_hook.engine.engine import ContextEngine
 from litellm_ctx_hook.errors import ContextWindowExceededError
-from litellm_ctx_hook.extractive import condense, segments_of
+from litellm_ctx_hook.planning.edits import SUMMARY_OPEN, summary_text
 from litellm_ctx_hook.settings import load_settings
-from litellm_ctx_hook.tokenizers import Family
 
 from . import evaldata
 from .condensation import fit_trim

@@ -27,8 +27,8 @@ import numpy as np
 import tiktoken
 
 from litellm_ctx_hook.adapters import adapter_for
+from litellm_ctx_hook.analysis.counting import TokenCounter
 from litellm_ctx_hook.conversation import Format
-from litellm_ctx_hook.counting import TokenCounter
 from litellm_ctx_hook.settings import load_settings
 
 from . import evaldata

@@ -27,8 +27,8 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 from bench.condensation import broken_pairs
 from litellm_ctx_hook.adapters import adapter_for
+from litellm_ctx_hook.analysis.counting import TokenCounter
 from litellm_ctx_hook.conversation import Format
-from litellm_ctx_hook.counting import TokenCounter
 from litellm_ctx_hook.demo import fake_upstream
 from litellm_ctx_hook.demo.fake_replies import chat_completion, error_body
 from litellm_ctx_hook.demo.fake_upstream import FakeUpstream, _Handler, is_summarizer_call

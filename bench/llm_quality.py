@@ -49,17 +49,17 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 from litellm.router import Router
 
 from litellm_ctx_hook.adapters import adapter_for
-from litellm_ctx_hook.condensation import Condenser
+from litellm_ctx_hook.analysis.counting import TokenCounter
+from litellm_ctx_hook.analysis.tokenizers import Family
+from litellm_ctx_hook.condensing.condensation import Condenser
+from litellm_ctx_hook.condensing.local.extractive import condense, segments_of
+from litellm_ctx_hook.condensing.quality import MEND_LABEL
+from litellm_ctx_hook.condensing.summarizer import LiteLLMSummarizer
 from litellm_ctx_hook.conversation import Format, Message
-from litellm_ctx_hook.counting import TokenCounter
-from litellm_ctx_hook.edits import summary_text
-from litellm_ctx_hook.engine import ContextEngine
-from litellm_ctx_hook.extractive import condense, segments_of
-from litellm_ctx_hook.quality import MEND_LABEL
+from litellm_ctx_hook.engine.engine import ContextEngine
+from litellm_ctx_hook.planning.edits import summary_text
+from litellm_ctx_hook.runtime.stats import EngineStats
 from litellm_ctx_hook.settings import load_settings
-from litellm_ctx_hook.stats import EngineStats
-from litellm_ctx_hook.summarizer import LiteLLMSummarizer
-from litellm_ctx_hook.tokenizers import Family
 
 from . import conversations, evaldata, local_model
 from .condensation import claude_facts, fit_trim, openai_view, tau_facts

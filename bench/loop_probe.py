@@ -44,7 +44,7 @@ def _pct(values: list[float], q: float) -> float:
 
 def _hook() -> Any:
     """The plugin's hook, when the plugin is loaded in this proxy."""
-    module = sys.modules.get("litellm_ctx_hook.hook")
+    module = sys.modules.get("litellm_ctx_hook.proxy.hook")
     return getattr(module, "proxy_handler_instance", None) if module is not None else None
 
 

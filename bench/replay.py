@@ -30,12 +30,12 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 import redis
 
 from litellm_ctx_hook.adapters import adapter_for
+from litellm_ctx_hook.analysis.counting import TokenCounter
+from litellm_ctx_hook.analysis.risk import ContextRiskLevel
 from litellm_ctx_hook.cache.store import SummaryCache
 from litellm_ctx_hook.conversation import Format
-from litellm_ctx_hook.counting import TokenCounter
 from litellm_ctx_hook.demo.fake_summarizer import KeywordSummarizer
-from litellm_ctx_hook.engine import ContextEngine
-from litellm_ctx_hook.risk import ContextRiskLevel
+from litellm_ctx_hook.engine.engine import ContextEngine
 from litellm_ctx_hook.settings import load_settings
 
 from . import evaldata

@@ -46,13 +46,13 @@ from typing import Any
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 from litellm_ctx_hook.adapters import adapter_for
-from litellm_ctx_hook.atoms import group_atoms
+from litellm_ctx_hook.analysis.counting import TokenCounter
+from litellm_ctx_hook.analysis.risk import ContextRiskLevel
+from litellm_ctx_hook.condensing.summarizer import LiteLLMSummarizer, SummaryRequest
 from litellm_ctx_hook.conversation import Format
-from litellm_ctx_hook.counting import TokenCounter
-from litellm_ctx_hook.engine import ContextEngine
-from litellm_ctx_hook.risk import ContextRiskLevel
+from litellm_ctx_hook.engine.engine import ContextEngine
+from litellm_ctx_hook.planning.atoms import group_atoms
 from litellm_ctx_hook.settings import load_settings
-from litellm_ctx_hook.summarizer import LiteLLMSummarizer, SummaryRequest
 
 from . import evaldata, local_model
 

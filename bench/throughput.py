@@ -65,7 +65,7 @@ async def load(proxy: ProxyProcess, seconds: float, tag: str) -> list[float]:
 def hook_cost_ms(n: int = 300) -> float:
     """The plugin's own time per request, in this process: the pre-call and header hooks on the same
     conversation, each request a fresh JSON body with its own last message (as the proxy gets it)."""
-    from litellm_ctx_hook.hook import ContextHook
+    from litellm_ctx_hook.proxy.hook import ContextHook
 
     hook = ContextHook()
     raw = json.dumps({"model": "gpt-4o", "messages": conversation()})

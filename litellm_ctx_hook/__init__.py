@@ -17,12 +17,12 @@ from typing import Any
 __version__ = "0.1.0"
 
 _LAZY = {
-    "proxy_handler_instance": "litellm_ctx_hook.hook",
-    "ContextHook": "litellm_ctx_hook.hook",
-    "ContextEngine": "litellm_ctx_hook.engine",
-    "ContextRiskLevel": "litellm_ctx_hook.risk",
-    "ContextManagementStrategy": "litellm_ctx_hook.risk",
-    "ContextAnalysisResult": "litellm_ctx_hook.risk",
+    "proxy_handler_instance": "litellm_ctx_hook.proxy.hook",
+    "ContextHook": "litellm_ctx_hook.proxy.hook",
+    "ContextEngine": "litellm_ctx_hook.engine.engine",
+    "ContextRiskLevel": "litellm_ctx_hook.analysis.risk",
+    "ContextManagementStrategy": "litellm_ctx_hook.analysis.risk",
+    "ContextAnalysisResult": "litellm_ctx_hook.analysis.risk",
     "ContextManagementResult": "litellm_ctx_hook.api",
     "analyze_context_state": "litellm_ctx_hook.api",
     "apply_intelligent_context_management": "litellm_ctx_hook.api",

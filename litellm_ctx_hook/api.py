@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .adapters import MESSAGES_KEY, adapter_for, wrap_request
+from .analysis.risk import ContextAnalysisResult, ContextManagementStrategy, ContextRiskLevel
 from .conversation import Format
-from .engine import ContextEngine
-from .risk import ContextAnalysisResult, ContextManagementStrategy, ContextRiskLevel
+from .engine.engine import ContextEngine
 from .settings import default_settings
 
 Messages = Sequence[Mapping[str, Any]] | Mapping[str, Any] | str

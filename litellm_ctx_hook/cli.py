@@ -18,7 +18,7 @@ from rich.table import Table
 
 from .adapters import detect_format
 from .conversation import Format
-from .engine import ContextEngine
+from .engine.engine import ContextEngine
 from .errors import ContextHookError
 from .settings import default_settings
 
@@ -241,7 +241,7 @@ def health(
     as_json: JsonOpt = False,
 ) -> None:
     """Check Redis, the summariser aliases and the shared counters. Exit 0 healthy, 1 degraded, 2 unhealthy."""
-    from .health import Status, check_health
+    from .proxy.health import Status, check_health
 
     try:
         report = asyncio.run(check_health(default_settings(), config))

@@ -10,8 +10,8 @@ from support import anthropic_body, needs_evaldata, openai_chat, responses_body
 
 from bench import evaldata
 from litellm_ctx_hook.adapters import adapter_for, detect_format
-from litellm_ctx_hook.atoms import group_atoms
 from litellm_ctx_hook.conversation import Format, PartKind, Role
+from litellm_ctx_hook.planning.atoms import group_atoms
 
 
 def _roundtrip(fmt: Format, body: dict[str, Any]) -> None:

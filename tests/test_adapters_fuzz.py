@@ -20,7 +20,7 @@ from support import settings
 from litellm_ctx_hook.adapters import MESSAGES_KEY, adapter_for
 from litellm_ctx_hook.conversation import Format
 from litellm_ctx_hook.errors import InvalidRequestError
-from litellm_ctx_hook.hook import ContextHook
+from litellm_ctx_hook.proxy.hook import ContextHook
 
 REASONS = {"not_object", "not_list", "unknown_role", "bad_content", "bad_field", "unserialisable", "unknown_format"}
 KEYS = [

@@ -8,7 +8,7 @@ import copy
 from support import openai_chat, settings
 
 from litellm_ctx_hook.conversation import Format
-from litellm_ctx_hook.engine import ContextEngine
+from litellm_ctx_hook.engine.engine import ContextEngine
 
 MODEL = "gpt-4o"
 

@@ -9,9 +9,9 @@ from support import anthropic_body, openai_chat, responses_body, settings
 
 from litellm_ctx_hook import api
 from litellm_ctx_hook.adapters import adapter_for
-from litellm_ctx_hook.counting import TokenCounter
-from litellm_ctx_hook.engine import ContextEngine
-from litellm_ctx_hook.risk import ContextManagementStrategy, ContextRiskLevel
+from litellm_ctx_hook.analysis.counting import TokenCounter
+from litellm_ctx_hook.analysis.risk import ContextManagementStrategy, ContextRiskLevel
+from litellm_ctx_hook.engine.engine import ContextEngine
 
 
 @pytest.fixture(autouse=True)

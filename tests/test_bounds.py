@@ -6,9 +6,9 @@ from typing import Any
 
 from support import settings
 
-from litellm_ctx_hook.analysis import MAX_UNKNOWN_MODELS
+from litellm_ctx_hook.analysis.analyzer import MAX_UNKNOWN_MODELS
 from litellm_ctx_hook.conversation import Format
-from litellm_ctx_hook.engine import ContextEngine
+from litellm_ctx_hook.engine.engine import ContextEngine
 
 
 def conversation(n: int, turns: int) -> dict[str, Any]:

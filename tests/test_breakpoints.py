@@ -13,7 +13,7 @@ from support import anthropic_body, settings
 
 from litellm_ctx_hook.adapters.anthropic_messages import MAX_BREAKPOINTS, fit_breakpoints
 from litellm_ctx_hook.conversation import Format
-from litellm_ctx_hook.engine import ContextEngine
+from litellm_ctx_hook.engine.engine import ContextEngine
 
 CC = {"type": "ephemeral"}
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from litellm_ctx_hook.chat import chat_prescores, is_header, speaks_of_self
-from litellm_ctx_hook.rarity import rarity_weights, words
+from litellm_ctx_hook.condensing.local.chat import chat_prescores, is_header, speaks_of_self
+from litellm_ctx_hook.condensing.local.rarity import rarity_weights, words
 
 
 def test_headers_are_bracketed_lines_with_a_digit() -> None:

@@ -7,9 +7,9 @@ from typing import Any
 from support import openai_chat, settings
 
 from litellm_ctx_hook.conversation import Format
-from litellm_ctx_hook.edits import SUMMARY_OPEN
-from litellm_ctx_hook.engine import ContextEngine
-from litellm_ctx_hook.plan import CHAT_RECENT_MESSAGES
+from litellm_ctx_hook.engine.engine import ContextEngine
+from litellm_ctx_hook.planning.edits import SUMMARY_OPEN
+from litellm_ctx_hook.planning.plan import CHAT_RECENT_MESSAGES
 
 PLACES = ["Lisbon", "Aspen", "Osaka", "Miami", "Quito", "Oslo", "Hanoi", "Lima", "Cairo", "Perth"]
 

@@ -8,13 +8,13 @@ from typing import Any
 import pytest
 from support import settings
 
+from litellm_ctx_hook.analysis.counting import TokenCounter
+from litellm_ctx_hook.analysis.risk import ContextManagementStrategy
+from litellm_ctx_hook.analysis.tokenizers import Family
 from litellm_ctx_hook.cache.store import SummaryCache
+from litellm_ctx_hook.condensing.summarizer import SECTIONS, TRANSCRIPT_CLOSE, SummaryRequest, build_messages
 from litellm_ctx_hook.conversation import Format
-from litellm_ctx_hook.counting import TokenCounter
-from litellm_ctx_hook.engine import ContextEngine
-from litellm_ctx_hook.risk import ContextManagementStrategy
-from litellm_ctx_hook.summarizer import SECTIONS, TRANSCRIPT_CLOSE, SummaryRequest, build_messages
-from litellm_ctx_hook.tokenizers import Family
+from litellm_ctx_hook.engine.engine import ContextEngine
 
 LIMIT = 3000
 

@@ -9,9 +9,9 @@ from hypothesis import strategies as st
 from support import anthropic_body, openai_chat, png_data_url, settings
 
 from litellm_ctx_hook.adapters import adapter_for
-from litellm_ctx_hook.counting import TokenCounter
-from litellm_ctx_hook.images import anthropic_image_tokens, image_size, openai_image_tokens, size_of_data_url
-from litellm_ctx_hook.tokenizers import Family, family_for_model
+from litellm_ctx_hook.analysis.counting import TokenCounter
+from litellm_ctx_hook.analysis.images import anthropic_image_tokens, image_size, openai_image_tokens, size_of_data_url
+from litellm_ctx_hook.analysis.tokenizers import Family, family_for_model
 
 
 def cookbook_count(messages: list[dict[str, str]], encoding: str) -> int:

@@ -15,10 +15,10 @@ import redis
 from engine_worker import CountingSummarizer, manage_in_process
 from support import settings
 
+from litellm_ctx_hook.analysis.risk import ContextRiskLevel
 from litellm_ctx_hook.cache.store import SummaryCache
 from litellm_ctx_hook.conversation import Format
-from litellm_ctx_hook.engine import ContextEngine
-from litellm_ctx_hook.risk import ContextRiskLevel
+from litellm_ctx_hook.engine.engine import ContextEngine
 
 LIMIT = 4000
 

@@ -11,9 +11,9 @@ from support import needs_evaldata, settings
 from test_engine_properties import check_invariants
 
 from bench import evaldata
+from litellm_ctx_hook.condensing.summarizer import SummarizerError, SummaryRequest
 from litellm_ctx_hook.conversation import Format
-from litellm_ctx_hook.engine import ContextEngine
-from litellm_ctx_hook.summarizer import SummarizerError, SummaryRequest
+from litellm_ctx_hook.engine.engine import ContextEngine
 
 pytestmark = [needs_evaldata, pytest.mark.slow]
 

@@ -14,12 +14,12 @@ from strategies import anthropic_conversation, openai_conversation, responses_co
 from support import settings
 
 from litellm_ctx_hook.adapters import adapter_for
-from litellm_ctx_hook.atoms import group_atoms
+from litellm_ctx_hook.analysis.risk import ContextRiskLevel
 from litellm_ctx_hook.conversation import Format, Message, Role
-from litellm_ctx_hook.engine import ContextEngine, Outcome
+from litellm_ctx_hook.engine.engine import ContextEngine, Outcome
 from litellm_ctx_hook.errors import ContextWindowExceededError
-from litellm_ctx_hook.plan import fitting_regions
-from litellm_ctx_hook.risk import ContextRiskLevel
+from litellm_ctx_hook.planning.atoms import group_atoms
+from litellm_ctx_hook.planning.plan import fitting_regions
 
 ENGINE = ContextEngine(settings(condensation_min_messages=1))
 MODELS = {Format.OPENAI: "gpt-4o", Format.ANTHROPIC: "anthropic/claude-sonnet-4-5", Format.RESPONSES: "gpt-4.1"}

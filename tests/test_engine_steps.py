@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 from support import settings
 
 from litellm_ctx_hook.conversation import Format
-from litellm_ctx_hook.engine import ContextEngine, Outcome
-from litellm_ctx_hook.steps import step_bound, warning_tokens
+from litellm_ctx_hook.engine.engine import ContextEngine, Outcome
+from litellm_ctx_hook.planning.steps import step_bound, warning_tokens
 
 LIMIT = 8_000
 MODEL = "gpt-4o"

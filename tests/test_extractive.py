@@ -15,8 +15,8 @@ from support import needs_evaldata, reservation_doc
 
 from bench import evaldata
 from litellm_ctx_hook.adapters import adapter_for
-from litellm_ctx_hook.conversation import ImageRef, Message, Part, PartKind, Role
-from litellm_ctx_hook.extractive import (
+from litellm_ctx_hook.analysis.tokenizers import bpe_counter
+from litellm_ctx_hook.condensing.local.extractive import (
     GAP,
     INDEX_LABEL,
     INDEX_SHARE,
@@ -30,8 +30,8 @@ from litellm_ctx_hook.extractive import (
     readable,
     segments_of,
 )
-from litellm_ctx_hook.salience import key_tokens
-from litellm_ctx_hook.tokenizers import bpe_counter
+from litellm_ctx_hook.condensing.local.salience import key_tokens
+from litellm_ctx_hook.conversation import ImageRef, Message, Part, PartKind, Role
 
 
 def simple(s: str) -> int:

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from litellm_ctx_hook.condensing.summarizer import TRANSCRIPT_OPEN
 from litellm_ctx_hook.demo.fake_upstream import free_port
-from litellm_ctx_hook.summarizer import TRANSCRIPT_OPEN
 
 CHAT = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hello"}]}
 SUMMARY = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": f"{TRANSCRIPT_OPEN}\nuser: hi"}]}

@@ -41,7 +41,7 @@ def findings_of_(plain: Reply, plugin: Reply) -> list[str]:
 
 def test_log_counts_read_only_the_plugins_frames_and_lines() -> None:
     line = json.dumps({"logger": "litellm_ctx_hook", "level": "WARNING", "message": "m", "reason": "not_list"})
-    error = json.dumps({"logger": "litellm_ctx_hook.engine", "level": "ERROR", "message": "boom"})
+    error = json.dumps({"logger": "litellm_ctx_hook.engine.engine", "level": "ERROR", "message": "boom"})
     log = "\n".join(
         [
             "Traceback (most recent call last):",
@@ -49,7 +49,7 @@ def test_log_counts_read_only_the_plugins_frames_and_lines() -> None:
             "TypeError: not ours",
             line,  # a plugin line right after someone else's trace is not part of it
             "Traceback (most recent call last):",
-            '  File "/x/litellm_ctx_hook/engine.py", line 2, in g',
+            '  File "/x/litellm_ctx_hook/engine/engine.py", line 2, in g',
             "KeyError: ours",
             error,
         ]

@@ -13,7 +13,7 @@ from support import settings as make_settings
 from typer.testing import CliRunner
 
 from litellm_ctx_hook.cli import app
-from litellm_ctx_hook.health import (
+from litellm_ctx_hook.proxy.health import (
     MIN_SAMPLES,
     ConfigFacts,
     RedisFacts,
@@ -22,7 +22,7 @@ from litellm_ctx_hook.health import (
     evaluate,
     read_config,
 )
-from litellm_ctx_hook.shared_stats import bucket_field
+from litellm_ctx_hook.proxy.shared_stats import bucket_field
 
 UP = RedisFacts(configured=True, target="redis://r:6379/0", latency_ms=0.4, used_memory=10, maxmemory=1000)
 

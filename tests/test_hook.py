@@ -10,7 +10,7 @@ import pytest
 from prometheus_client import REGISTRY
 from support import settings
 
-from litellm_ctx_hook.hook import ContextHook
+from litellm_ctx_hook.proxy.hook import ContextHook
 
 MALFORMED: list[tuple[str, dict[str, Any], str, str]] = [
     ("acompletion", {"model": "gpt-4o", "messages": "not a list"}, "openai", "not_list"),

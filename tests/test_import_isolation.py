@@ -8,13 +8,13 @@ import sys
 import pytest
 
 PURE = [
-    "litellm_ctx_hook.counting",
-    "litellm_ctx_hook.risk",
+    "litellm_ctx_hook.analysis.counting",
+    "litellm_ctx_hook.analysis.risk",
     "litellm_ctx_hook.adapters",
-    "litellm_ctx_hook.atoms",
-    "litellm_ctx_hook.plan",
-    "litellm_ctx_hook.edits",
-    "litellm_ctx_hook.verify",
+    "litellm_ctx_hook.planning.atoms",
+    "litellm_ctx_hook.planning.plan",
+    "litellm_ctx_hook.planning.edits",
+    "litellm_ctx_hook.planning.verify",
 ]
 
 

@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 from support import settings
 
+from litellm_ctx_hook.analysis.limits import budget_for, requested_output, resolve_target
 from litellm_ctx_hook.conversation import Format
 from litellm_ctx_hook.errors import ConfigurationError
-from litellm_ctx_hook.limits import budget_for, requested_output, resolve_target
 
 
 class Router:

@@ -14,8 +14,8 @@ from prometheus_client import REGISTRY
 from support import settings
 
 from litellm_ctx_hook.errors import ConfigurationError, InvalidRequestError
-from litellm_ctx_hook.hook import ContextHook
-from litellm_ctx_hook.logs import LOGGER_NAME, InvalidRequestLog, JsonFormatter, configure, log_fault
+from litellm_ctx_hook.proxy.hook import ContextHook
+from litellm_ctx_hook.runtime.logs import LOGGER_NAME, InvalidRequestLog, JsonFormatter, configure, log_fault
 
 SECRET = "zebra-quartz-7731 the customer's card is 4111 1111 1111 1111"
 

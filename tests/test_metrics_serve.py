@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from litellm_ctx_hook.metrics import serve
+from litellm_ctx_hook.proxy.metrics import serve
 
 
 def _taken_port() -> tuple[socket.socket, int]:

@@ -12,8 +12,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from litellm_ctx_hook import pacing
-from litellm_ctx_hook.offloop import (
+from litellm_ctx_hook.condensing.summarizer import SummaryRequest
+from litellm_ctx_hook.runtime import pacing
+from litellm_ctx_hook.runtime.offloop import (
     FULL_GC_EVERY,
     WORKER_NAME,
     LoopBridge,
@@ -24,7 +25,6 @@ from litellm_ctx_hook.offloop import (
     timed,
 )
 from litellm_ctx_hook.settings import CondensationStrategyName
-from litellm_ctx_hook.summarizer import SummaryRequest
 
 
 @pytest.fixture

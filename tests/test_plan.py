@@ -7,9 +7,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from support import settings
 
-from litellm_ctx_hook.atoms import Atom
 from litellm_ctx_hook.conversation import Message, Part, PartKind, Role
-from litellm_ctx_hook.plan import Regions, aggressive_span, fitting_regions, regions
+from litellm_ctx_hook.planning.atoms import Atom
+from litellm_ctx_hook.planning.plan import Regions, aggressive_span, fitting_regions, regions
 
 SETTINGS = settings(condensation_min_messages=1)
 

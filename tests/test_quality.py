@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from litellm_ctx_hook.quality import (
+from litellm_ctx_hook.condensing.quality import (
     MEND_LABEL,
     clean,
     fit,

@@ -7,7 +7,7 @@ import math
 from hypothesis import given
 from hypothesis import strategies as st
 
-from litellm_ctx_hook.rarity import MIN_WORD, RARE_UNITS, STOP_WORDS, mass, rarity_weights, words
+from litellm_ctx_hook.condensing.local.rarity import MIN_WORD, RARE_UNITS, STOP_WORDS, mass, rarity_weights, words
 
 
 def test_words_are_lower_cased_runs_without_stop_words_or_short_ones() -> None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from support import settings
 
-from litellm_ctx_hook.risk import ContextManagementStrategy as S
-from litellm_ctx_hook.risk import ContextRiskLevel as R
-from litellm_ctx_hook.risk import analyze, classify
+from litellm_ctx_hook.analysis.risk import ContextManagementStrategy as S
+from litellm_ctx_hook.analysis.risk import ContextRiskLevel as R
+from litellm_ctx_hook.analysis.risk import analyze, classify
 
 
 @pytest.mark.parametrize(

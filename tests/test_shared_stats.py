@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from litellm_ctx_hook.cache.keys import STATS_KEY
 from litellm_ctx_hook.cache.redis_store import RedisStore
-from litellm_ctx_hook.shared_stats import PROCESSING_BUCKETS_MS, SharedStats, bucket_field, percentile_ms
+from litellm_ctx_hook.proxy.shared_stats import PROCESSING_BUCKETS_MS, SharedStats, bucket_field, percentile_ms
 
 
 @given(st.lists(st.floats(min_value=0, max_value=20_000), min_size=1, max_size=200), st.floats(0.01, 1.0))

@@ -17,8 +17,8 @@ from test_condensation_model import LIMIT, SlowModel, openai_chat
 
 from litellm_ctx_hook.cache.store import SummaryCache
 from litellm_ctx_hook.conversation import Format
-from litellm_ctx_hook.engine import ContextEngine
-from litellm_ctx_hook.shutdown import ShutdownGuard, background_tasks, cancel_background
+from litellm_ctx_hook.engine.engine import ContextEngine
+from litellm_ctx_hook.runtime.shutdown import ShutdownGuard, background_tasks, cancel_background
 
 
 @pytest.fixture
@@ -96,7 +96,7 @@ async def test_the_servers_signal_cancels_background_summaries_and_frees_their_l
 
 
 async def test_background_work_on_the_worker_thread_is_cancelled_but_not_a_requests_work() -> None:
-    from litellm_ctx_hook.offloop import OffLoop
+    from litellm_ctx_hook.runtime.offloop import OffLoop
 
     offloop = OffLoop(2)
     started, finished = asyncio.Event(), []

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from support import settings
 
 from litellm_ctx_hook.conversation import Message, Part, PartKind, Role
-from litellm_ctx_hook.steps import (
+from litellm_ctx_hook.planning.steps import (
     CLEARED,
     SUMMARIES,
     Step,

@@ -10,11 +10,11 @@ import pytest
 from support import settings
 
 from litellm_ctx_hook.adapters import adapter_for
-from litellm_ctx_hook.atoms import group_atoms
 from litellm_ctx_hook.conversation import Format
-from litellm_ctx_hook.edits import CUT_MIN_KEEP
-from litellm_ctx_hook.engine import ContextEngine
+from litellm_ctx_hook.engine.engine import ContextEngine
 from litellm_ctx_hook.errors import ContextWindowExceededError
+from litellm_ctx_hook.planning.atoms import group_atoms
+from litellm_ctx_hook.planning.edits import CUT_MIN_KEEP
 
 MODEL = "gpt-4o"
 

@@ -16,12 +16,12 @@ from strategies import anthropic_conversation, openai_conversation, responses_co
 from support import anthropic_body, openai_chat, responses_body, settings
 
 from litellm_ctx_hook.adapters import MESSAGES_KEY, adapter_for
+from litellm_ctx_hook.analysis.counting import TokenCounter
+from litellm_ctx_hook.analysis.risk import ContextRiskLevel
 from litellm_ctx_hook.conversation import Format
-from litellm_ctx_hook.counting import TokenCounter
 from litellm_ctx_hook.demo.fake_summarizer import KeywordSummarizer
-from litellm_ctx_hook.engine import ContextEngine
-from litellm_ctx_hook.risk import ContextRiskLevel
-from litellm_ctx_hook.turns import MAX_NEW, TurnMemo, json_copy, memo_key
+from litellm_ctx_hook.engine.engine import ContextEngine
+from litellm_ctx_hook.engine.turns import MAX_NEW, TurnMemo, json_copy, memo_key
 
 MODELS = {Format.OPENAI: "gpt-4o", Format.ANTHROPIC: "anthropic/claude-opus-4-6", Format.RESPONSES: "gpt-4.1"}
 LIMIT = 4000

@@ -7,7 +7,7 @@ from typing import Any
 
 from ..conversation import Conversation, Format, ImageRef, Message, Part, PartKind, Role
 from ..errors import InvalidRequestError
-from ..pacing import pace
+from ..runtime.pacing import pace
 from .base import as_json, brief, require_list, require_mapping, tools_of
 
 _ROLES = {"user": Role.USER, "assistant": Role.ASSISTANT}

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 
 from ..conversation import Message
 from ..errors import ContextHookError
-from ..pacing import pace
+from ..runtime.pacing import pace
 from ..settings import CacheScope
 
 PREFIX = "ctxhook:v1"

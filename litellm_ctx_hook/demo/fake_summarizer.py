@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 
-from ..summarizer import SummaryRequest
+from ..condensing.summarizer import SummaryRequest
 
 
 class KeywordSummarizer:

@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..adapters import adapter_for
-from ..counting import TokenCounter
+from ..analysis.counting import TokenCounter
 from ..settings import load_settings
 from .fake_upstream import FakeUpstream, is_summarizer_call
 from .proxy import REPO_ROOT, start_proxy

@@ -22,11 +22,11 @@ from e2e.proxy import DEFAULT_MODELS, ProxyProcess, model_entry, start_proxy, up
 
 from bench import evaldata
 from litellm_ctx_hook.adapters import adapter_for
-from litellm_ctx_hook.atoms import group_atoms
+from litellm_ctx_hook.analysis.counting import TokenCounter
 from litellm_ctx_hook.conversation import Format
-from litellm_ctx_hook.counting import TokenCounter
 from litellm_ctx_hook.demo.fake_upstream import FakeUpstream, is_summarizer_call
 from litellm_ctx_hook.demo.session import anthropic_messages, generate_session
+from litellm_ctx_hook.planning.atoms import group_atoms
 from litellm_ctx_hook.settings import load_settings
 
 SMALL_WINDOW = 8_000

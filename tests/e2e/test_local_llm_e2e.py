@@ -32,11 +32,11 @@ from e2e.test_hook_e2e import assert_fits_and_intact
 
 from bench import evaldata, local_model
 from litellm_ctx_hook.adapters import adapter_for
+from litellm_ctx_hook.analysis.counting import TokenCounter
 from litellm_ctx_hook.conversation import Format
-from litellm_ctx_hook.counting import TokenCounter
 from litellm_ctx_hook.demo.fake_upstream import FakeUpstream, is_summarizer_call
 from litellm_ctx_hook.demo.session import generate_session
-from litellm_ctx_hook.engine import ContextEngine
+from litellm_ctx_hook.engine.engine import ContextEngine
 from litellm_ctx_hook.settings import load_settings
 
 pytestmark = [pytest.mark.llm, pytest.mark.slow]

@@ -10,16 +10,16 @@ from collections.abc import Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from .adapters import MESSAGES_KEY
-from .condensation import Request
-from .logs import log_fault
-from .plan import fitting_regions
-from .risk import ContextRiskLevel
-from .summarizer import Summarizer
-from .tiers import Work
+from ..adapters import MESSAGES_KEY
+from ..analysis.risk import ContextRiskLevel
+from ..condensing.condensation import Request
+from ..condensing.summarizer import Summarizer
+from ..planning.plan import fitting_regions
+from ..planning.tiers import Work
+from ..runtime.logs import log_fault
 
 if TYPE_CHECKING:
-    from .analysis import Analysis
+    from ..analysis.analyzer import Analysis
     from .engine import ContextEngine
 
 log = logging.getLogger(__name__)

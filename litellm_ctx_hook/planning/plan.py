@@ -13,10 +13,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from ..conversation import Message, PartKind, Role
+from ..settings import Settings
 from .atoms import Atom, group_atoms
-from .conversation import Message, PartKind, Role
 from .edits import SUMMARY_OPEN
-from .settings import Settings
 
 # In a plain chat (no tool traffic) the condensed history keeps at most this many recent messages
 # verbatim besides the pinned tail: a chat's turns are short, so the token share that holds an

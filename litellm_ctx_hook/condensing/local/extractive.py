@@ -58,11 +58,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from heapq import heapify, heappop, heappush
 
+from ...conversation import Message, PartKind
+from ...runtime.pacing import pace
 from .chat import CHAT_LENGTH_NORM, chat_prescores, is_header, speaks_of_self
-from .conversation import Message, PartKind
 from .cutting import GAP, cut_units
 from .fact_index import INDEX_LABEL, INDEX_SHARE, INDEX_SHARE_MAX, index_line, index_share, missing_facts_index
-from .pacing import pace
 from .prescore import best_within, prescores
 from .rarity import mass, rarity_weights, words
 from .readable import readable

@@ -13,14 +13,14 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from .conversation import Message
-from .counting import TokenCounter
-from .extractive import segments_of
+from ..analysis.counting import TokenCounter
+from ..analysis.tokenizers import Family
+from ..conversation import Message
+from ..runtime.stats import EngineStats
+from ..settings import CondensationStrategyName, Settings
+from .local.extractive import segments_of
 from .quality import clean, fit, mend_room, review, without_cut_line
-from .settings import CondensationStrategyName, Settings
-from .stats import EngineStats
 from .summarizer import Summarizer, SummarizerError, SummaryRequest, prompt_overhead, summarizer_window
-from .tokenizers import Family
 
 log = logging.getLogger(__name__)
 

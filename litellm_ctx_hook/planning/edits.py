@@ -10,7 +10,7 @@ import dataclasses
 import re
 from collections.abc import Callable, Sequence
 
-from .conversation import Format, Message, Part, PartKind, Role
+from ..conversation import Format, Message, Part, PartKind, Role
 
 SUMMARY_OPEN = "<conversation_summary>"
 SUMMARY_CLOSE = "</conversation_summary>"

@@ -20,29 +20,29 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from .adapters import MESSAGES_KEY, adapter_for
-from .adapters.anthropic_messages import fit_breakpoints
-from .analysis import Analysis, Analyzer
-from .cache.keys import scope_for
-from .condensation import Condenser, Request, method_name
-from .conversation import Format, Message
-from .counting import RequestCount, TokenCounter
-from .errors import ContextHookError, ContextWindowExceededError
-from .limits import RouterLike
-from .offloop import INLINE_CHARS, QUEUE_SHARE, OffLoop, larger_than, on_worker
-from .plan import fitting_regions, regions
-from .risk import ContextManagementStrategy, ContextRiskLevel
-from .settings import ManagementMode, Settings
+from ..adapters import MESSAGES_KEY, adapter_for
+from ..adapters.anthropic_messages import fit_breakpoints
+from ..analysis.analyzer import Analysis, Analyzer
+from ..analysis.counting import RequestCount, TokenCounter
+from ..analysis.limits import RouterLike
+from ..analysis.risk import ContextManagementStrategy, ContextRiskLevel
+from ..cache.keys import scope_for
+from ..condensing.condensation import Condenser, Request, method_name
+from ..condensing.summarizer import LiteLLMSummarizer, Summarizer
+from ..conversation import Format, Message
+from ..errors import ContextHookError, ContextWindowExceededError
+from ..planning.plan import fitting_regions, regions
+from ..planning.steps import CLEARED, SUMMARIES, Step, clearing, keeps, prefix_changed, previous_turn_tokens
+from ..planning.tiers import SUMMARY_ACTIONS, Work, clear_old, strategy_of, truncate
+from ..planning.verify import problems, verification_error
+from ..runtime.offloop import INLINE_CHARS, QUEUE_SHARE, OffLoop, larger_than, on_worker
+from ..runtime.stats import EngineStats
+from ..settings import ManagementMode, Settings
 from .speculation import start_speculation
-from .stats import EngineStats
-from .steps import CLEARED, SUMMARIES, Step, clearing, keeps, prefix_changed, previous_turn_tokens
-from .summarizer import LiteLLMSummarizer, Summarizer
-from .tiers import SUMMARY_ACTIONS, Work, clear_old, strategy_of, truncate
 from .turns import Managed, TurnMemo, managed_from, memo_key, prefix_length
-from .verify import problems, verification_error
 
 if TYPE_CHECKING:
-    from .cache.store import SummaryCache
+    from ..cache.store import SummaryCache
 
 log = logging.getLogger(__name__)
 

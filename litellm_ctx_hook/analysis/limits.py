@@ -13,9 +13,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from .conversation import Format
-from .errors import ConfigurationError
-from .settings import Settings
+from ..conversation import Format
+from ..errors import ConfigurationError
+from ..settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -34,13 +34,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .adapters import MESSAGES_KEY, adapter_for
-from .cache.memory import MemoryLRU
-from .conversation import Conversation, Format, Message, Part
-from .counting import RequestCount, TokenCounter
-from .errors import ContextHookError
-from .steps import Step
-from .tokenizers import family_for_model
+from ..adapters import MESSAGES_KEY, adapter_for
+from ..analysis.counting import RequestCount, TokenCounter
+from ..analysis.tokenizers import family_for_model
+from ..cache.memory import MemoryLRU
+from ..conversation import Conversation, Format, Message, Part
+from ..errors import ContextHookError
+from ..planning.steps import Step
 
 # What a count depends on besides the messages (the budget's max_tokens is in the memo key).
 CONTEXT_KEYS = {

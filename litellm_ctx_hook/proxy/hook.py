@@ -20,18 +20,18 @@ from typing import Any
 from fastapi import HTTPException
 from litellm.integrations.custom_logger import CustomLogger
 
-from .adapters import MESSAGES_KEY
-from .cache.store import SummaryCache
-from .conversation import Format
-from .engine import ContextEngine, Outcome
-from .errors import ContextWindowExceededError, InvalidRequestError
-from .logs import InvalidRequestLog, configure, log_fault
+from ..adapters import MESSAGES_KEY
+from ..cache.store import SummaryCache
+from ..condensing.summarizer import LiteLLMSummarizer, Summarizer
+from ..conversation import Format
+from ..engine.engine import ContextEngine, Outcome
+from ..errors import ContextWindowExceededError, InvalidRequestError
+from ..runtime.logs import InvalidRequestLog, configure, log_fault
+from ..runtime.offloop import LoopBridge, OffLoop, SectionTimer, timed
+from ..runtime.shutdown import ShutdownGuard
+from ..settings import Settings, default_settings
 from .metrics import Metrics, serve
-from .offloop import LoopBridge, OffLoop, SectionTimer, timed
-from .settings import Settings, default_settings
 from .shared_stats import ENGINE_FIELDS, Growth, SharedStats
-from .shutdown import ShutdownGuard
-from .summarizer import LiteLLMSummarizer, Summarizer
 
 log = logging.getLogger("litellm_ctx_hook")
 

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 from . import pacing
 
 if TYPE_CHECKING:
-    from .summarizer import Summarizer, SummaryRequest
+    from ..condensing.summarizer import Summarizer, SummaryRequest
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from .settings import Settings
+from ..settings import Settings
 
 
 class ContextRiskLevel(StrEnum):

@@ -24,8 +24,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .conversation import Message, Role
-from .settings import Settings
+from ..conversation import Message, Role
+from ..settings import Settings
 
 SUMMARIES = "summaries"
 CLEARED = "cleared"

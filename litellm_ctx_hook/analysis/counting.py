@@ -17,8 +17,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .adapters.base import as_json
-from .conversation import Conversation, Message, Part, PartKind
+from ..adapters.base import as_json
+from ..conversation import Conversation, Message, Part, PartKind
+from ..runtime.offloop import on_worker
+from ..runtime.pacing import pace
+from ..settings import Settings
 from .images import (
     anthropic_image_tokens,
     described_image_tokens,
@@ -26,9 +29,6 @@ from .images import (
     size_of_base64,
     size_of_data_url,
 )
-from .offloop import on_worker
-from .pacing import pace
-from .settings import Settings
 from .tokenizers import Family, bpe_counter, char_estimate, family_for_model, is_exact
 
 # Count uncached text above this many characters (~20k tokens) off the event loop.

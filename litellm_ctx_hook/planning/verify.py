@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .conversation import Format, Message, PartKind, Role
-from .errors import ContextHookError, InvalidRequestError
+from ..conversation import Format, Message, PartKind, Role
+from ..errors import ContextHookError, InvalidRequestError
 
 
 def _fingerprint(message: Message) -> tuple[tuple[str, str, str | None], ...]:

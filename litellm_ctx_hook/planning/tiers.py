@@ -11,12 +11,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..analysis.counting import RequestCount
+from ..analysis.risk import ContextManagementStrategy
+from ..conversation import Format, Message, PartKind, Role
 from .atoms import group_atoms
-from .conversation import Format, Message, PartKind, Role
-from .counting import RequestCount
 from .edits import clear_parts, cut_middle, leading_user, merge_adjacent, tool_names
 from .plan import Regions, clear_targets, is_summary
-from .risk import ContextManagementStrategy
 from .steps import Step
 from .verify import contains_message
 

@@ -14,9 +14,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
-from .errors import ContextHookError
-from .limits import resolve_target
-from .settings import CondensationStrategyName, Settings, default_settings
+from ..analysis.limits import resolve_target
+from ..errors import ContextHookError
+from ..settings import CondensationStrategyName, Settings, default_settings
 
 PROMPT_VERSION = "2"
 TRANSCRIPT_OPEN = "<conversation_transcript>"

@@ -31,7 +31,7 @@ from typing import Any
 
 log = logging.getLogger("litellm_ctx_hook")
 
-PACKAGE = __name__.rpartition(".")[0]
+PACKAGE = __name__.partition(".")[0]  # the whole plugin, not only this module's group
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 Handler = Callable[[int, FrameType | None], Any]

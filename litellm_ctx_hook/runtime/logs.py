@@ -22,8 +22,8 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from .errors import InvalidRequestError
-from .settings import LogFormat, Settings
+from ..errors import InvalidRequestError
+from ..settings import LogFormat, Settings
 
 LOGGER_NAME = "litellm_ctx_hook"
 INVALID_WARNING_INTERVAL_S = 60.0

@@ -20,8 +20,8 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 
-from .cache.keys import STATS_KEY
-from .cache.redis_store import RedisStore
+from ..cache.keys import STATS_KEY
+from ..cache.redis_store import RedisStore
 
 log = logging.getLogger("litellm_ctx_hook")
 

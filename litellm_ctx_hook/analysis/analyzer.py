@@ -12,14 +12,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .adapters import adapter_for
-from .cache.memory import MemoryLRU
-from .conversation import Conversation, Format, Message
+from ..adapters import adapter_for
+from ..cache.memory import MemoryLRU
+from ..conversation import Conversation, Format, Message
+from ..runtime.stats import EngineStats
+from ..settings import Settings
 from .counting import RequestCount, TokenCounter
 from .limits import Budget, ModelTarget, RouterLike, budget_for, requested_output, resolve_target
 from .risk import ContextAnalysisResult, analyze
-from .settings import Settings
-from .stats import EngineStats
 
 TARGET_TTL_S = 60.0  # how long a resolved model window is reused
 

@@ -23,10 +23,10 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from .cache.keys import PREFIX, STATS_KEY
-from .cache.redis_target import connect, target_from_settings
-from .errors import ContextHookError
-from .settings import Settings
+from ..cache.keys import PREFIX, STATS_KEY
+from ..cache.redis_target import connect, target_from_settings
+from ..errors import ContextHookError
+from ..settings import Settings
 from .shared_stats import percentile_ms
 
 HOOK_CALLBACK = "litellm_ctx_hook.proxy_handler_instance"

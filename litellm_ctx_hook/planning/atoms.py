@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .conversation import Message, PartKind, Role
+from ..conversation import Message, PartKind, Role
 
 
 @dataclass(frozen=True, slots=True)

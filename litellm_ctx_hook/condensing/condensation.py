@@ -25,25 +25,25 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from .atoms import Atom
-from .cache.entries import SummaryEntry
-from .cache.keys import chain_digests, chain_salt, content_digest
-from .cache.memory import MemoryLRU
-from .conversation import Conversation, Message, Part, PartKind, Role
-from .counting import OFF_LOOP_CHARS, RequestCount, TokenCounter
-from .edits import replace_spans, summary_text
-from .extractive import Segment, condense, segments_of
-from .logs import log_fault
-from .offloop import in_thread_if
-from .plan import CHAT_RECENT_MESSAGES, Regions, aggressive_span, light_span
-from .risk import ContextRiskLevel
-from .settings import CondensationStrategyName, Settings
-from .stats import EngineStats
+from ..analysis.counting import OFF_LOOP_CHARS, RequestCount, TokenCounter
+from ..analysis.risk import ContextRiskLevel
+from ..cache.entries import SummaryEntry
+from ..cache.keys import chain_digests, chain_salt, content_digest
+from ..cache.memory import MemoryLRU
+from ..conversation import Conversation, Message, Part, PartKind, Role
+from ..planning.atoms import Atom
+from ..planning.edits import replace_spans, summary_text
+from ..planning.plan import CHAT_RECENT_MESSAGES, Regions, aggressive_span, light_span
+from ..runtime.logs import log_fault
+from ..runtime.offloop import in_thread_if
+from ..runtime.stats import EngineStats
+from ..settings import CondensationStrategyName, Settings
+from .local.extractive import Segment, condense, segments_of
 from .summarizer import PROMPT_VERSION, Summarizer
 from .summary_writer import SUMMARY_MIN_TOKENS, ModelWriter
 
 if TYPE_CHECKING:
-    from .cache.store import SummaryCache
+    from ..cache.store import SummaryCache
 
 log = logging.getLogger(__name__)
 

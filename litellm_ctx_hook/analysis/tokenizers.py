@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable
 from enum import StrEnum
 
-from .settings import ensure_offline_tokenizers
+from ..settings import ensure_offline_tokenizers
 
 
 class Family(StrEnum):

@@ -1,0 +1,1 @@
+"""Counting a request's tokens for its model, its window and its risk level."""

@@ -1,0 +1,1 @@
+"""The local extractive condenser and its scoring of lines and words."""

@@ -1,0 +1,1 @@
+"""The context engine: one request's path from analysis through plan, edits and verification."""

@@ -1,0 +1,1 @@
+"""Planning what may change (pinned head and tail, atoms) and the cheapest tiers of edits that fit."""
