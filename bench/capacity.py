@@ -59,10 +59,10 @@ from bench.redis_servers import Servers, cluster, standalone
 from litellm_ctx_hook.adapters import adapter_for
 from litellm_ctx_hook.analysis.counting import TokenCounter
 from litellm_ctx_hook.conversation import Format
-from litellm_ctx_hook.demo.fake_upstream import FakeUpstream, is_summarizer_call
-from litellm_ctx_hook.demo.proxy import ProxyProcess, model_entry, start_proxy
-from litellm_ctx_hook.demo.session import generate_session
 from litellm_ctx_hook.settings import load_settings
+from litellm_ctx_hook.testing.fake_upstream import FakeUpstream, is_summarizer_call
+from litellm_ctx_hook.testing.proxy import ProxyProcess, model_entry, start_proxy
+from litellm_ctx_hook.testing.session import generate_session
 
 REPLICAS = 4
 OUTPUT = 256

@@ -29,10 +29,10 @@ from bench.condensation import broken_pairs
 from litellm_ctx_hook.adapters import adapter_for
 from litellm_ctx_hook.analysis.counting import TokenCounter
 from litellm_ctx_hook.conversation import Format
-from litellm_ctx_hook.demo import fake_upstream
-from litellm_ctx_hook.demo.fake_replies import chat_completion, error_body
-from litellm_ctx_hook.demo.fake_upstream import FakeUpstream, _Handler, is_summarizer_call
 from litellm_ctx_hook.settings import load_settings
+from litellm_ctx_hook.testing import fake_upstream
+from litellm_ctx_hook.testing.fake_replies import chat_completion, error_body
+from litellm_ctx_hook.testing.fake_upstream import FakeUpstream, _Handler, is_summarizer_call
 
 FORMATS = {"/chat/completions": Format.OPENAI, "/messages": Format.ANTHROPIC, "/responses": Format.RESPONSES}
 REPLIES = {

@@ -48,9 +48,9 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 import httpx
 import redis
 
-from litellm_ctx_hook.demo.fake_upstream import free_port
-from litellm_ctx_hook.demo.proxy import model_entry, start_proxy
-from litellm_ctx_hook.demo.session import anthropic_messages, generate_session, turns_of
+from litellm_ctx_hook.testing.fake_upstream import free_port
+from litellm_ctx_hook.testing.proxy import model_entry, start_proxy
+from litellm_ctx_hook.testing.session import anthropic_messages, generate_session, turns_of
 
 WINDOW = 16_000
 SMALL_RPS = 10.0

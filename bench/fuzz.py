@@ -41,8 +41,8 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 import httpx
 
 from bench.fuzz_corpus import SEED, Case, cases
-from litellm_ctx_hook.demo.fake_upstream import FakeUpstream, is_summarizer_call
-from litellm_ctx_hook.demo.proxy import ProxyProcess, model_entry, start_proxy
+from litellm_ctx_hook.testing.fake_upstream import FakeUpstream, is_summarizer_call
+from litellm_ctx_hook.testing.proxy import ProxyProcess, model_entry, start_proxy
 
 SMALL_WINDOW = 8_000
 CLAUDE_WINDOW = 24_000

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench import evaldata
-from litellm_ctx_hook.demo.session import anthropic_messages, generate_session
+from litellm_ctx_hook.testing.session import anthropic_messages, generate_session
 
 SEED = 20261130
 ROUTES = {"chat": "/v1/chat/completions", "messages": "/v1/messages", "responses": "/v1/responses"}

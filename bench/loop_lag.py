@@ -32,9 +32,9 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 import httpx
 
-from litellm_ctx_hook.demo.fake_upstream import free_port
-from litellm_ctx_hook.demo.proxy import ProxyProcess, model_entry, start_proxy
-from litellm_ctx_hook.demo.session import generate_session
+from litellm_ctx_hook.testing.fake_upstream import free_port
+from litellm_ctx_hook.testing.proxy import ProxyProcess, model_entry, start_proxy
+from litellm_ctx_hook.testing.session import generate_session
 
 PROBE = Path(__file__).with_name("loop_probe.py")
 WINDOW = 24_000
@@ -69,7 +69,7 @@ class Upstream:
     def __init__(self) -> None:
         self.port = free_port()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "litellm_ctx_hook.demo.fake_upstream", "--port", str(self.port)],
+            [sys.executable, "-m", "litellm_ctx_hook.testing.fake_upstream", "--port", str(self.port)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

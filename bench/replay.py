@@ -34,9 +34,9 @@ from litellm_ctx_hook.analysis.counting import TokenCounter
 from litellm_ctx_hook.analysis.risk import ContextRiskLevel
 from litellm_ctx_hook.cache.store import SummaryCache
 from litellm_ctx_hook.conversation import Format
-from litellm_ctx_hook.demo.fake_summarizer import KeywordSummarizer
 from litellm_ctx_hook.engine.engine import ContextEngine
 from litellm_ctx_hook.settings import load_settings
+from litellm_ctx_hook.testing.fake_summarizer import KeywordSummarizer
 
 from . import evaldata
 

@@ -52,13 +52,13 @@ from litellm_ctx_hook.analysis.tokenizers import family_for_model
 from litellm_ctx_hook.cache.store import SummaryCache
 from litellm_ctx_hook.condensing.condensation import Condenser, Request
 from litellm_ctx_hook.conversation import Format
-from litellm_ctx_hook.demo.fake_summarizer import KeywordSummarizer
 from litellm_ctx_hook.engine.engine import ContextEngine
 from litellm_ctx_hook.errors import ContextWindowExceededError
 from litellm_ctx_hook.planning.atoms import group_atoms
 from litellm_ctx_hook.planning.plan import regions
 from litellm_ctx_hook.runtime.stats import EngineStats
 from litellm_ctx_hook.settings import load_settings
+from litellm_ctx_hook.testing.fake_summarizer import KeywordSummarizer
 
 from . import evaldata
 from .prompt_cache import Wire, bill, wire_of

@@ -35,7 +35,7 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 import httpx
 
 from bench.loop_lag import PLUGIN, PROBE, Upstream
-from litellm_ctx_hook.demo.proxy import ProxyProcess, model_entry, start_proxy
+from litellm_ctx_hook.testing.proxy import ProxyProcess, model_entry, start_proxy
 
 WARMUP = 4000
 CHECK_EVERY = 2000

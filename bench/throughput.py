@@ -28,9 +28,9 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 import httpx
 
-from litellm_ctx_hook.demo.fake_upstream import FakeUpstream
-from litellm_ctx_hook.demo.proxy import ProxyProcess, model_entry, start_proxy
-from litellm_ctx_hook.demo.session import generate_session
+from litellm_ctx_hook.testing.fake_upstream import FakeUpstream
+from litellm_ctx_hook.testing.proxy import ProxyProcess, model_entry, start_proxy
+from litellm_ctx_hook.testing.session import generate_session
 
 CLIENTS = 8
 ROUND_S = 8.0

@@ -11,9 +11,9 @@ import redis
 from litellm_ctx_hook.cache.store import SummaryCache
 from litellm_ctx_hook.condensing.summarizer import SummaryRequest
 from litellm_ctx_hook.conversation import Format
-from litellm_ctx_hook.demo.fake_summarizer import KeywordSummarizer
 from litellm_ctx_hook.engine.engine import ContextEngine
 from litellm_ctx_hook.settings import load_settings
+from litellm_ctx_hook.testing.fake_summarizer import KeywordSummarizer
 
 
 class CountingSummarizer(KeywordSummarizer):

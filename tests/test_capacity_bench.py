@@ -7,7 +7,7 @@ import math
 import pytest
 
 from bench.capacity import Conversation, growth_bound, plan, quantile
-from litellm_ctx_hook.demo.session import generate_session
+from litellm_ctx_hook.testing.session import generate_session
 
 
 def test_quantile_interpolates_within_the_bucket_as_promql_does() -> None:

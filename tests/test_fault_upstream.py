@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from litellm_ctx_hook.condensing.summarizer import TRANSCRIPT_OPEN
-from litellm_ctx_hook.demo.fake_upstream import free_port
+from litellm_ctx_hook.testing.fake_upstream import free_port
 
 CHAT = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hello"}]}
 SUMMARY = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": f"{TRANSCRIPT_OPEN}\nuser: hi"}]}

@@ -12,9 +12,9 @@ import pytest
 from prometheus_client import REGISTRY
 from support import settings
 
-from litellm_ctx_hook.demo.session import generate_session
 from litellm_ctx_hook.proxy.hook import ContextHook
 from litellm_ctx_hook.runtime.offloop import WORKER_NAME
+from litellm_ctx_hook.testing.session import generate_session
 
 
 @pytest.fixture

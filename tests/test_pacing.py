@@ -10,11 +10,11 @@ from collections.abc import Callable
 
 from support import settings
 
-from litellm_ctx_hook.demo.session import generate_session
 from litellm_ctx_hook.proxy.hook import ContextHook
 from litellm_ctx_hook.runtime import pacing
 from litellm_ctx_hook.runtime.offloop import OffLoop
 from litellm_ctx_hook.runtime.pacing import Pacer, pace
+from litellm_ctx_hook.testing.session import generate_session
 
 
 def giving_way_to(loop: asyncio.AbstractEventLoop, wait_s: float) -> Pacer:

@@ -19,9 +19,9 @@ from litellm_ctx_hook.adapters import MESSAGES_KEY, adapter_for
 from litellm_ctx_hook.analysis.counting import TokenCounter
 from litellm_ctx_hook.analysis.risk import ContextRiskLevel
 from litellm_ctx_hook.conversation import Format
-from litellm_ctx_hook.demo.fake_summarizer import KeywordSummarizer
 from litellm_ctx_hook.engine.engine import ContextEngine
 from litellm_ctx_hook.engine.turns import MAX_NEW, TurnMemo, json_copy, memo_key
+from litellm_ctx_hook.testing.fake_summarizer import KeywordSummarizer
 
 MODELS = {Format.OPENAI: "gpt-4o", Format.ANTHROPIC: "anthropic/claude-opus-4-6", Format.RESPONSES: "gpt-4.1"}
 LIMIT = 4000

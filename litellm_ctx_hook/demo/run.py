@@ -19,9 +19,9 @@ from rich.table import Table
 from ..adapters import adapter_for
 from ..analysis.counting import TokenCounter
 from ..settings import load_settings
-from .fake_upstream import FakeUpstream, is_summarizer_call
-from .proxy import REPO_ROOT, start_proxy
-from .session import generate_session, turns_of
+from ..testing.fake_upstream import FakeUpstream, is_summarizer_call
+from ..testing.proxy import REPO_ROOT, start_proxy
+from ..testing.session import generate_session, turns_of
 
 MODEL = "small"  # the 16k-window alias of config.yaml
 SHORT = {

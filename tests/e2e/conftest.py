@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from e2e.proxy import DEFAULT_MODELS, model_entry, upstream_config
 
-from litellm_ctx_hook.demo.fake_upstream import FakeUpstream
+from litellm_ctx_hook.testing.fake_upstream import FakeUpstream
 
 __all__ = ["DEFAULT_MODELS", "model_entry", "upstream_config"]
 

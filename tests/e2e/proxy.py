@@ -1,6 +1,6 @@
 """The proxy launcher lives in the package (the demo uses it too); the tests import it from here."""
 
-from litellm_ctx_hook.demo.proxy import (
+from litellm_ctx_hook.testing.proxy import (
     DEFAULT_MODELS,
     REPO_ROOT,
     ProxyProcess,

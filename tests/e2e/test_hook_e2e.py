@@ -24,10 +24,10 @@ from bench import evaldata
 from litellm_ctx_hook.adapters import adapter_for
 from litellm_ctx_hook.analysis.counting import TokenCounter
 from litellm_ctx_hook.conversation import Format
-from litellm_ctx_hook.demo.fake_upstream import FakeUpstream, is_summarizer_call
-from litellm_ctx_hook.demo.session import anthropic_messages, generate_session
 from litellm_ctx_hook.planning.atoms import group_atoms
 from litellm_ctx_hook.settings import load_settings
+from litellm_ctx_hook.testing.fake_upstream import FakeUpstream, is_summarizer_call
+from litellm_ctx_hook.testing.session import anthropic_messages, generate_session
 
 SMALL_WINDOW = 8_000
 CLAUDE_WINDOW = 24_000

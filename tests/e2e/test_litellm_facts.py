@@ -56,7 +56,7 @@ import openai
 import pytest
 from e2e.proxy import DEFAULT_MODELS, REPO_ROOT, ProxyProcess, start_proxy, upstream_config
 
-from litellm_ctx_hook.demo.fake_upstream import FakeUpstream, RecordedRequest, read_record_file
+from litellm_ctx_hook.testing.fake_upstream import FakeUpstream, RecordedRequest, read_record_file
 
 pytestmark = pytest.mark.e2e
 
@@ -458,7 +458,7 @@ def test_fake_upstream_failures_delays_and_record_file(fake_upstream: FakeUpstre
 def test_fake_upstream_runs_as_a_process_until_sigterm(tmp_path: Path) -> None:
     record_file = tmp_path / "requests.jsonl"
     process = subprocess.Popen(
-        [sys.executable, "-m", "litellm_ctx_hook.demo.fake_upstream", "--record", str(record_file)],
+        [sys.executable, "-m", "litellm_ctx_hook.testing.fake_upstream", "--record", str(record_file)],
         cwd=REPO_ROOT,
         stdout=subprocess.PIPE,
         text=True,

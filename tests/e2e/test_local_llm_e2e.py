@@ -34,10 +34,10 @@ from bench import evaldata, local_model
 from litellm_ctx_hook.adapters import adapter_for
 from litellm_ctx_hook.analysis.counting import TokenCounter
 from litellm_ctx_hook.conversation import Format
-from litellm_ctx_hook.demo.fake_upstream import FakeUpstream, is_summarizer_call
-from litellm_ctx_hook.demo.session import generate_session
 from litellm_ctx_hook.engine.engine import ContextEngine
 from litellm_ctx_hook.settings import load_settings
+from litellm_ctx_hook.testing.fake_upstream import FakeUpstream, is_summarizer_call
+from litellm_ctx_hook.testing.session import generate_session
 
 pytestmark = [pytest.mark.llm, pytest.mark.slow]
 

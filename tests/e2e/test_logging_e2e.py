@@ -16,7 +16,7 @@ import pytest
 from e2e.proxy import ProxyProcess, start_proxy
 from e2e.test_hook_e2e import OUTPUT, PROXY_ENV, chatty_conversation, config
 
-from litellm_ctx_hook.demo.fake_upstream import FakeUpstream
+from litellm_ctx_hook.testing.fake_upstream import FakeUpstream
 
 SECRET = f"zebra{secrets.token_hex(3)}quartz"  # distinctive content, to grep the log for
 

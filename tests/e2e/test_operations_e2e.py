@@ -29,7 +29,7 @@ from e2e.test_hook_e2e import OUTPUT, PROXY_ENV, chatty_conversation, config
 from prometheus_client.parser import text_string_to_metric_families
 from test_deploy import SCRAPE_LABELS, Expr, dashboard_exprs, rule_exprs
 
-from litellm_ctx_hook.demo.fake_upstream import FakeUpstream
+from litellm_ctx_hook.testing.fake_upstream import FakeUpstream
 
 MANAGED_REQUESTS = 5  # requests below that reach the plugin's report (rejected and malformed ones do not)
 

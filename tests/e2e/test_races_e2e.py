@@ -26,7 +26,7 @@ import redis
 from e2e.proxy import ProxyProcess, start_proxy
 from e2e.test_hook_e2e import OUTPUT, PROXY_ENV, config
 
-from litellm_ctx_hook.demo.fake_upstream import FakeUpstream, is_summarizer_call
+from litellm_ctx_hook.testing.fake_upstream import FakeUpstream, is_summarizer_call
 
 SUMMARY_TIMEOUT_S = 10  # CONDENSATION_TIMEOUT: a lock is held at most this + 2 s
 

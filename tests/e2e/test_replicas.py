@@ -11,7 +11,7 @@ import openai
 from e2e.proxy import start_proxy
 from e2e.test_hook_e2e import OUTPUT, PROXY_ENV, chatty_conversation, config
 
-from litellm_ctx_hook.demo.fake_upstream import FakeUpstream, is_summarizer_call
+from litellm_ctx_hook.testing.fake_upstream import FakeUpstream, is_summarizer_call
 
 
 def test_two_replicas_share_one_summary(module_upstream: FakeUpstream, redis_url: str) -> None:

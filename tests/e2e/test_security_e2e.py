@@ -24,7 +24,7 @@ import redis
 from e2e.proxy import ProxyProcess, start_proxy
 from e2e.test_hook_e2e import OUTPUT, PROXY_ENV, config
 
-from litellm_ctx_hook.demo.fake_upstream import FakeUpstream, is_summarizer_call
+from litellm_ctx_hook.testing.fake_upstream import FakeUpstream, is_summarizer_call
 
 RUN = secrets.token_hex(4)
 TEAMS = {f"sk-a1-{RUN}": f"sec-a-{RUN}", f"sk-a2-{RUN}": f"sec-a-{RUN}", f"sk-b-{RUN}": f"sec-b-{RUN}"}

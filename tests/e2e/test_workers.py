@@ -35,7 +35,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.redis_servers import RedisUnavailableError, Servers, standalone
-from litellm_ctx_hook.demo.fake_upstream import FakeUpstream
+from litellm_ctx_hook.testing.fake_upstream import FakeUpstream
 
 WORKERS = 2
 SERVERS = {

@@ -11,7 +11,7 @@ Standard library only (``http.server`` in a background thread). It answers
 and records every request (path, lower-cased headers, parsed JSON body), optionally appending it as
 one JSON line to ``record_file`` so a test can read what a server in another process received.
 
-Replies are deterministic (:mod:`~litellm_ctx_hook.demo.fake_replies`, whose names are also
+Replies are deterministic (:mod:`~litellm_ctx_hook.testing.fake_replies`, whose names are also
 importable from here). A summariser call (the system part or the first message contains
 ``<conversation_transcript>``) gets ``Summary: `` followed by up to 20 distinct identifier-like
 tokens of the transcript; anything else gets ``ok: <n> messages received``.
@@ -21,7 +21,7 @@ provider-shaped JSON error body) can be set in the constructor or at run time.
 
 Run as a process::
 
-    python -m litellm_ctx_hook.demo.fake_upstream --port 8099 --record /tmp/upstream.jsonl
+    python -m litellm_ctx_hook.testing.fake_upstream --port 8099 --record /tmp/upstream.jsonl
 """
 
 from __future__ import annotations
