@@ -33,12 +33,9 @@ import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Generator, Mapping
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import Any, Generic, Protocol, TypeVar, cast
 
 from . import pacing
-
-if TYPE_CHECKING:
-    from ..condensing.summarizer import Summarizer, SummaryRequest
 
 log = logging.getLogger(__name__)
 
@@ -239,10 +236,23 @@ def _settle(future: concurrent.futures.Future[Any], task: asyncio.Task[Any]) -> 
         future.set_result(task.result())
 
 
-class LoopBridge:
+R = TypeVar("R")
+R_contra = TypeVar("R_contra", contravariant=True)
+
+
+class Summarizing(Protocol[R_contra]):
+    """What :class:`LoopBridge` needs of a summariser (``condensing.summarizer.Summarizer`` is one):
+    the runtime layer names no type of the layers above it."""
+
+    model: str
+
+    async def summarize(self, req: R_contra, timeout: float) -> str: ...
+
+
+class LoopBridge(Generic[R]):
     """A summariser whose calls run on the loop it was made on (the proxy's), awaited from any loop."""
 
-    def __init__(self, inner: Summarizer, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, inner: Summarizing[R], loop: asyncio.AbstractEventLoop) -> None:
         self.inner = inner
         self.loop = loop
         self.model = inner.model
@@ -252,7 +262,7 @@ class LoopBridge:
         window = probe() if callable(probe) else None
         return window if isinstance(window, int) else None
 
-    async def summarize(self, req: SummaryRequest, timeout: float) -> str:
+    async def summarize(self, req: R, timeout: float) -> str:
         if asyncio.get_running_loop() is self.loop:
             return await self.inner.summarize(req, timeout)
         future = asyncio.run_coroutine_threadsafe(self.inner.summarize(req, timeout), self.loop)
