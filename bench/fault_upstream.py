@@ -32,7 +32,7 @@ from litellm_ctx_hook.conversation import Format
 from litellm_ctx_hook.settings import load_settings
 from litellm_ctx_hook.testing import fake_upstream
 from litellm_ctx_hook.testing.fake_replies import chat_completion, error_body
-from litellm_ctx_hook.testing.fake_upstream import FakeUpstream, _Handler, is_summarizer_call
+from litellm_ctx_hook.testing.fake_upstream import FakeUpstream, UpstreamHandler, is_summarizer_call
 
 FORMATS = {"/chat/completions": Format.OPENAI, "/messages": Format.ANTHROPIC, "/responses": Format.RESPONSES}
 REPLIES = {
@@ -91,7 +91,7 @@ def check(endpoint: str, body: dict[str, Any]) -> None:
             STATE.worst[STATE.phase] = {"tokens": tokens, "limit": limit, "endpoint": endpoint}
 
 
-class Handler(_Handler):
+class Handler(UpstreamHandler):
     def do_GET(self) -> None:
         if self.path.startswith("/control"):
             with STATE.lock:
@@ -160,7 +160,7 @@ def main() -> int:
     args = parser.parse_args()
     STATE = State(args.window, args.slow)
     upstream = FakeUpstream(port=args.port)
-    fake_upstream._Handler = Handler  # type: ignore[misc]
+    fake_upstream.UpstreamHandler = Handler  # type: ignore[misc]
     upstream.start()
     print(upstream.url, flush=True)
     try:

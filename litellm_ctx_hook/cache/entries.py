@@ -72,7 +72,9 @@ def canonical_json(value: Any) -> bytes:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
 
 
-def _mac(signing_key: str, type_name: str, context: str, body: bytes) -> str:
+def mac(signing_key: str, type_name: str, context: str, body: bytes) -> str:
+    """The entry's signature: HMAC-SHA256 under ``signing_key`` over the domain, the entry's type, its
+    context (the key it is stored under) and its canonical body, hex."""
     msg = b"\n".join((_MAC_DOMAIN, type_name.encode("utf-8"), context.encode("utf-8"), body))
     return hmac.new(signing_key.encode("utf-8"), msg, hashlib.sha256).hexdigest()
 
@@ -85,7 +87,7 @@ def encode(entry: VersionedEntry, signing_key: str | None, *, context: str = "")
     body = entry.model_dump(mode="json")
     envelope: dict[str, Any] = {"body": body}
     if signing_key:
-        envelope["sig"] = _mac(signing_key, type(entry).__name__, context, canonical_json(body))
+        envelope["sig"] = mac(signing_key, type(entry).__name__, context, canonical_json(body))
     return canonical_json(envelope)
 
 
@@ -121,7 +123,7 @@ def _decode(raw: bytes | str, model_cls: type[E], signing_key: str | None, conte
         if not isinstance(sig, str):
             return None, "forged"
         try:
-            expected = _mac(signing_key, model_cls.__name__, context, canonical_json(body))
+            expected = mac(signing_key, model_cls.__name__, context, canonical_json(body))
         except (ValueError, TypeError, RecursionError):
             return None, "corrupt"
         if not hmac.compare_digest(sig.encode("utf-8", "replace"), expected.encode("ascii")):

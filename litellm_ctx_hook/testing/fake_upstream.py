@@ -155,7 +155,10 @@ class _Server(ThreadingHTTPServer):
                 conn.shutdown(socket.SHUT_RDWR)
 
 
-class _Handler(BaseHTTPRequestHandler):
+class UpstreamHandler(BaseHTTPRequestHandler):
+    """The fake's HTTP handler; :meth:`FakeUpstream.start` serves with this module's ``UpstreamHandler``
+    (``bench/fault_upstream.py`` subclasses it and puts its subclass there to add routes)."""
+
     server: _Server
     protocol_version = "HTTP/1.1"
 
@@ -292,7 +295,7 @@ class FakeUpstream:
         if self._server is not None:
             return self.url
         self._stopping.clear()
-        server = _Server((self.host, self.port), _Handler)
+        server = _Server((self.host, self.port), UpstreamHandler)
         server.upstream = self
         self._server = server
         self._thread = threading.Thread(target=server.serve_forever, name="fake-upstream", daemon=True)

@@ -109,9 +109,9 @@ def test_other_versions_are_rejected(version: object) -> None:
 
 def test_future_version_with_valid_signature_is_still_rejected() -> None:
     body = make_entry().model_dump(mode="json") | {"v": 2}
-    from litellm_ctx_hook.cache.entries import _mac
+    from litellm_ctx_hook.cache.entries import mac
 
-    raw = canonical_json({"body": body, "sig": _mac(KEY, "SummaryEntry", CTX, canonical_json(body))})
+    raw = canonical_json({"body": body, "sig": mac(KEY, "SummaryEntry", CTX, canonical_json(body))})
     stats = CacheStats()
     assert decode(raw, SummaryEntry, KEY, context=CTX, stats=stats) is None
     assert stats.rejected["version"] == 1
