@@ -1,13 +1,13 @@
-"""The seed Python API of the original specification, on a process-wide default engine.
+"""The Python API (docs/architecture.md, "Python API"), on a process-wide default engine.
 
-Every function takes the conversation as the specification did (``messages``, ``is_vision``,
+Every function takes the conversation as the original interface did (``messages``, ``is_vision``,
 ``image_descriptions``, ``max_tokens``) plus the keywords ``model=`` (the target model; default
 ``CONTEXT_DEFAULT_MODEL``, else a generic model with ``REAL_TEXT_MODEL_TOKENS`` /
 ``REAL_VISION_MODEL_TOKENS``) and ``format=`` (``"openai"`` default, ``"anthropic"``,
 ``"responses"``). For Anthropic and Responses, ``messages`` may be the message list (the
 ``input`` items) alone or the whole request body with ``system`` / ``instructions`` and ``tools``.
 Here ``max_tokens`` is the context limit to manage to, overriding the model's window, as in the
-specification's examples; in a proxied request body ``max_tokens`` reserves output instead.
+original interface; in a proxied request body ``max_tokens`` reserves output instead.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ Messages = Sequence[Mapping[str, Any]] | Mapping[str, Any] | str
 
 @dataclass(frozen=True)
 class ContextManagementResult:
-    """The specification's management result."""
+    """The management result of the Python API (docs/architecture.md, "Python API")."""
 
     original_messages: Any
     processed_messages: Any
@@ -196,7 +196,7 @@ async def validate_and_truncate_context_async(
     model: str | None = None,
     format: str = "openai",
 ) -> tuple[Any, dict[str, Any]]:
-    """``(processed messages, metadata)``: the specification's integration entry point."""
+    """``(processed messages, metadata)``: the original interface's integration entry point."""
     result = await apply_intelligent_context_management(
         messages, is_vision, max_tokens, image_descriptions, model=model, format=format
     )

@@ -1,8 +1,8 @@
 """The one settings object: environment variables validated at start-up.
 
-``os.environ`` is read here and nowhere else. Names are those of the original specification
-plus the additions listed in DESIGN §6; a bad value raises :class:`ConfigurationError` naming
-the variable.
+``os.environ`` is read here and nowhere else. Names are those of the plugin's original Python
+interface plus the plugin's own (docs/architecture.md, "Configuration"); a bad value raises
+:class:`ConfigurationError` naming the variable.
 """
 
 from __future__ import annotations

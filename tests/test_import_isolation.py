@@ -1,4 +1,4 @@
-"""The pure core must not pull in Redis or the LiteLLM proxy (DESIGN §10)."""
+"""The pure core must not pull in Redis or the LiteLLM proxy (docs/architecture.md, "Pure core")."""
 
 from __future__ import annotations
 

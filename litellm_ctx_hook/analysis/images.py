@@ -112,5 +112,5 @@ def anthropic_image_tokens(width: int, height: int) -> int:
 
 
 def described_image_tokens(base: int, per_char: float, description: str | None) -> int:
-    """The specification's fallback: a base cost plus the description length times a rate."""
+    """The fallback estimate: a base cost plus the description length times a rate."""
     return base + math.ceil(len(description or "") * per_char)

@@ -88,7 +88,7 @@ def resolve_target(
     ``warned`` collects the models already logged as unknown, so each is logged once per owner.
     """
     fallback = settings.real_vision_model_tokens if is_vision else settings.real_text_model_tokens
-    if not alias:  # no model named: the specification's generic windows
+    if not alias:  # no model named: the generic windows (REAL_*_MODEL_TOKENS)
         return ModelTarget("", "", fallback, "settings")
     deployments: list[Mapping[str, Any]] = []
     if router is not None:

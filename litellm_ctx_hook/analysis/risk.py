@@ -60,7 +60,7 @@ def strategy_for(risk: ContextRiskLevel) -> ContextManagementStrategy:
 
 @dataclass(frozen=True)
 class ContextAnalysisResult:
-    """The specification's analysis result."""
+    """The analysis result of the Python API (docs/architecture.md, "Python API")."""
 
     risk_level: ContextRiskLevel
     utilization_percent: float

@@ -1,4 +1,5 @@
-"""Summary and analysis caches: L1 in process, L2 Redis, single flight (DESIGN §4–§5, §9).
+"""Summary and analysis caches: L1 in process, L2 Redis, single flight (docs/architecture.md,
+"Cache keys and entries").
 
 The pure parts (keys, entries, the LRU, the breaker) import eagerly; the Redis-backed parts
 (:class:`SummaryCache`, :class:`RedisStore`, URL parsing) are loaded on first use, so that

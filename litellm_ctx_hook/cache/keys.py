@@ -1,6 +1,7 @@
 """Cache keys, tenant scopes and chained prefix digests (pure: no I/O, no Redis import).
 
-Every key has the shape ``ctxhook:v1:{kind}:{scope}:{digest}`` (DESIGN §5):
+Every key has the shape ``ctxhook:v1:{kind}:{scope}:{digest}`` (docs/architecture.md,
+"Cache keys and entries"):
 
 * ``kind`` — ``sum`` (summaries), ``ana`` (analysis results) or ``lock`` (single-flight locks);
 * ``scope`` — the tenant the entry belongs to (:func:`scope_for`), so one tenant can neither read

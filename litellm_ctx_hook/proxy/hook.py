@@ -47,7 +47,8 @@ HEADERS = ("risk_level", "tokens_before", "tokens_after", "strategy", "cache", "
 
 
 def metadata_key(fmt: Format) -> str:
-    """Where proxy metadata lives for this route (DESIGN §2)."""
+    """Where proxy metadata lives for this route (docs/architecture.md, "LiteLLM facts the hook
+    relies on")."""
     return "metadata" if fmt is Format.OPENAI else "litellm_metadata"
 
 

@@ -59,7 +59,8 @@ def config(upstream: str) -> dict[str, Any]:
         callbacks=["litellm_ctx_hook.proxy_handler_instance", "prometheus"],
         extra_models=[
             # The summariser's own window, stated: "small" below is the same model with a smaller
-            # max_input_tokens, and LiteLLM lets that override leak into its model table (DESIGN §2).
+            # max_input_tokens, and LiteLLM lets that override leak into its model table
+            # (docs/architecture.md, "LiteLLM facts the hook relies on").
             model_entry("summarizer", "openai/gpt-4o-mini", upstream, model_info={"max_input_tokens": 128_000}),
             model_entry("small", "openai/gpt-4o-mini", upstream, model_info={"max_input_tokens": SMALL_WINDOW}),
             model_entry(

@@ -1,11 +1,12 @@
-"""The LiteLLM facts the hook relies on (DESIGN §2), pinned against a real ``litellm --config`` proxy.
+"""The LiteLLM facts the hook relies on (docs/architecture.md, "LiteLLM facts the hook relies on"),
+pinned against a real ``litellm --config`` proxy.
 
 One proxy for the whole module, with the probe callback (``probe_hook.py``) and the fake upstream.
 The probe records what LiteLLM hands a pre-call hook, rewrites the last user text to
 ``probed[<call_type>]: <text>`` and adds ``x-probe`` response headers; the fake upstream records
 what the proxy sent on. Each test tags its request with a unique marker to find its records.
 
-Verified on LiteLLM 1.106.2 (a failure here after an upgrade means a DESIGN §2 fact changed):
+Verified on LiteLLM 1.106.2 (a failure here after an upgrade means one of these facts changed):
 
 * ``callbacks: ["probe_hook.probe_instance"]`` loads ``<config dir>/probe_hook.py`` when that file
   exists (module not entered in ``sys.modules``); otherwise ``importlib.import_module`` on the
