@@ -68,7 +68,7 @@ REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 CLAUDE_MODEL = "anthropic/claude-opus-4-6"
 GEMINI_MODEL = "gemini/gemini-3-pro-preview"
 ROOT = Path(__file__).resolve().parents[1]
-BASELINE = "7c3a191"  # the engine before prompt-cache-aware management ("today" in BENCHMARKS §3)
+BASELINE = "7c3a191"  # the engine before prompt-cache-aware management ("before" in BENCHMARKS.md, "Prompt-cache cost")
 
 
 # -- the sessions --------------------------------------------------------------------------------
@@ -268,7 +268,7 @@ async def compare(data: str, window: int, ref: str, run_id: str, recondense: boo
 
 
 def table(rows: list[dict[str, Any]]) -> str:
-    """The per-session table of BENCHMARKS §3, and a total per data set and window."""
+    """The per-session table of BENCHMARKS.md, "Prompt-cache cost", and a total per data set and window."""
     head = (
         "| session | window | turns | first managed | prefix changes: ours / today / recondense | bound "
         "| summariser calls: ours / today / recondense | cache read / write, ours (k tokens) "
