@@ -91,8 +91,15 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
     )
     shared = [p for p in site.getsitepackages() if Path(p).is_dir()]
     (site_packages / "shared_dependencies.pth").write_text("\n".join(shared) + "\n")
+    # the `litellm` command of the test's environment, run by the new environment's interpreter
+    installed_command = Path(sys.executable).parent / "litellm"
+    if installed_command.is_file():
+        body = installed_command.read_text().split("\n", 1)[1]
+        script = f"#!{python}\n{body}"
+    else:
+        script = LAUNCHER.format(python=python)
     launcher = venv / "bin" / "litellm"
-    launcher.write_text(LAUNCHER.format(python=python))
+    launcher.write_text(script)
     launcher.chmod(0o755)
 
     env = proxy_env("unused")
