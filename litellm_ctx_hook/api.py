@@ -1,13 +1,23 @@
 """The Python API (docs/architecture.md, "Python API"), on a process-wide default engine.
 
-Every function takes the conversation as the original interface did (``messages``, ``is_vision``,
-``image_descriptions``, ``max_tokens``) plus the keywords ``model=`` (the target model; default
-``CONTEXT_DEFAULT_MODEL``, else a generic model with ``REAL_TEXT_MODEL_TOKENS`` /
-``REAL_VISION_MODEL_TOKENS``) and ``format=`` (``"openai"`` default, ``"anthropic"``,
-``"responses"``). For Anthropic and Responses, ``messages`` may be the message list (the
-``input`` items) alone or the whole request body with ``system`` / ``instructions`` and ``tools``.
-Here ``max_tokens`` is the context limit to manage to, overriding the model's window, as in the
-original interface; in a proxied request body ``max_tokens`` reserves output instead.
+The conversation functions share one set of parameters, defined once in :class:`_Call`:
+
+- ``messages``: the message list, or for ``format="anthropic"`` / ``"responses"`` also the
+  ``input`` items or the whole request body with ``system`` / ``instructions`` and ``tools``;
+- ``is_vision``: use ``REAL_VISION_MODEL_TOKENS`` for a model whose window is unknown;
+- ``image_descriptions``: text standing in for the images, by message index;
+- ``max_tokens``: the context limit to manage to, overriding the model's window (in a proxied
+  request body ``max_tokens`` reserves output instead);
+- ``model=`` (keyword-only): the target model; default ``CONTEXT_DEFAULT_MODEL``, else a generic
+  model with ``REAL_TEXT_MODEL_TOKENS`` / ``REAL_VISION_MODEL_TOKENS``;
+- ``format=`` (keyword-only): ``"openai"`` (default), ``"anthropic"`` or ``"responses"``.
+
+Their positions are the published ones and differ by function (``tests/test_api.py`` pins them):
+``messages, is_vision`` come first everywhere; then ``analyze_context_state`` takes
+``image_descriptions, max_tokens``; ``get_context_info``, ``should_condense_context`` and
+``get_context_management_strategy`` take ``image_descriptions`` (``max_tokens`` is keyword-only);
+``apply_intelligent_context_management`` and ``validate_and_truncate_context_async`` take
+``max_tokens, image_descriptions``.
 """
 
 from __future__ import annotations
@@ -24,6 +34,7 @@ from .engine.engine import ContextEngine
 from .settings import default_settings
 
 Messages = Sequence[Mapping[str, Any]] | Mapping[str, Any] | str
+ImageDescriptions = Mapping[int, str] | None
 
 
 @dataclass(frozen=True)
@@ -42,7 +53,7 @@ class ContextManagementResult:
 
 
 class _Default:
-    """Holder of the lazily built default engine (the seed API is module-level functions)."""
+    """Holder of the lazily built default engine (the API is module-level functions)."""
 
     engine: ContextEngine | None = None
 
@@ -58,51 +69,82 @@ def set_default_engine(engine: ContextEngine | None) -> None:
     _Default.engine = engine
 
 
-def _model(model: str | None) -> str:
-    return model or default_engine().settings.context_default_model or ""
+@dataclass(frozen=True)
+class _Call:
+    """One call of a conversation function: the shared parameters, whatever their positions."""
 
+    messages: Messages
+    is_vision: bool
+    image_descriptions: ImageDescriptions
+    max_tokens: int | None
+    model: str | None
+    format: str
 
-def _format(name: str) -> Format:
-    return adapter_for(name).format
+    def request(self) -> tuple[ContextEngine, Mapping[str, Any], Format, str]:
+        """The engine, the request body, its format and the target model (unknown format: an error)."""
+        engine, fmt = default_engine(), adapter_for(self.format).format
+        return engine, wrap_request(self.messages, fmt), fmt, self.model or engine.settings.context_default_model or ""
 
+    def analyze(self) -> ContextAnalysisResult:
+        engine, body, fmt, model = self.request()
+        return engine.analyze(
+            body,
+            fmt,
+            model,
+            limit=self.max_tokens,
+            is_vision=self.is_vision,
+            image_descriptions=self.image_descriptions,
+        ).result
 
-def _request(messages: Messages, fmt: Format) -> Mapping[str, Any]:
-    return wrap_request(messages, fmt)
+    async def manage(self) -> ContextManagementResult:
+        started = time.perf_counter()
+        engine, body, fmt, model = self.request()
+        out = await engine.manage(
+            body,
+            fmt,
+            model,
+            limit=self.max_tokens,
+            is_vision=self.is_vision,
+            image_descriptions=self.image_descriptions,
+        )
+        return ContextManagementResult(
+            original_messages=self.messages,
+            # the shape of the input: a body for a body, the message list (Responses input) for a list
+            processed_messages=out.body if isinstance(self.messages, Mapping) else out.body.get(MESSAGES_KEY[fmt]),
+            original_tokens=out.tokens_before,
+            final_tokens=out.tokens_after,
+            tokens_saved=out.tokens_before - out.tokens_after,
+            strategy_used=out.strategy,
+            risk_level=out.risk,
+            processing_time=time.perf_counter() - started,
+            metadata=out.metadata,
+        )
 
 
 def analyze_context_state(
     messages: Messages,
     is_vision: bool = False,
-    image_descriptions: Mapping[int, str] | None = None,
+    image_descriptions: ImageDescriptions = None,
     max_tokens: int | None = None,
     *,
     model: str | None = None,
     format: str = "openai",
 ) -> ContextAnalysisResult:
     """Risk assessment and recommended strategy for a conversation."""
-    fmt = _format(format)
-    a = default_engine().analyze(
-        _request(messages, fmt),
-        fmt,
-        _model(model),
-        limit=max_tokens,
-        is_vision=is_vision,
-        image_descriptions=image_descriptions,
-    )
-    return a.result
+    return _Call(messages, is_vision, image_descriptions, max_tokens, model, format).analyze()
 
 
 def get_context_info(
     messages: Messages,
     is_vision: bool = False,
-    image_descriptions: Mapping[int, str] | None = None,
+    image_descriptions: ImageDescriptions = None,
     *,
+    max_tokens: int | None = None,
     model: str | None = None,
     format: str = "openai",
-    max_tokens: int | None = None,
 ) -> dict[str, Any]:
     """The analysis as a plain dict (``estimated_tokens`` is the full request count for the model)."""
-    r = analyze_context_state(messages, is_vision, image_descriptions, max_tokens, model=model, format=format)
+    r = _Call(messages, is_vision, image_descriptions, max_tokens, model, format).analyze()
     return {
         "estimated_tokens": r.current_tokens,
         "hard_limit": r.limit_tokens,
@@ -120,42 +162,34 @@ def get_context_info(
 def should_condense_context(
     messages: Messages,
     is_vision: bool = False,
-    image_descriptions: Mapping[int, str] | None = None,
+    image_descriptions: ImageDescriptions = None,
     *,
+    max_tokens: int | None = None,
     model: str | None = None,
     format: str = "openai",
-    max_tokens: int | None = None,
 ) -> bool:
-    return analyze_context_state(
-        messages, is_vision, image_descriptions, max_tokens, model=model, format=format
-    ).should_condense
+    """Whether the conversation is at WARNING or above (``analyze_context_state(...).should_condense``)."""
+    return _Call(messages, is_vision, image_descriptions, max_tokens, model, format).analyze().should_condense
 
 
 def get_context_management_strategy(
     messages: Messages,
     is_vision: bool = False,
-    image_descriptions: Mapping[int, str] | None = None,
+    image_descriptions: ImageDescriptions = None,
     *,
+    max_tokens: int | None = None,
     model: str | None = None,
     format: str = "openai",
-    max_tokens: int | None = None,
 ) -> ContextManagementStrategy:
-    return analyze_context_state(
-        messages, is_vision, image_descriptions, max_tokens, model=model, format=format
-    ).recommended_strategy
-
-
-def _processed(original: Messages, body: Mapping[str, Any], fmt: Format) -> Any:
-    if isinstance(original, Mapping):
-        return body
-    return body.get(MESSAGES_KEY[fmt])
+    """The strategy the conversation's risk calls for (``analyze_context_state(...).recommended_strategy``)."""
+    return _Call(messages, is_vision, image_descriptions, max_tokens, model, format).analyze().recommended_strategy
 
 
 async def apply_intelligent_context_management(
     messages: Messages,
     is_vision: bool = False,
     max_tokens: int | None = None,
-    image_descriptions: Mapping[int, str] | None = None,
+    image_descriptions: ImageDescriptions = None,
     *,
     model: str | None = None,
     format: str = "openai",
@@ -164,42 +198,20 @@ async def apply_intelligent_context_management(
 
     ``processed_messages`` has the shape of ``messages``: a list for a list, a body for a body.
     """
-    started = time.perf_counter()
-    fmt = _format(format)
-    out = await default_engine().manage(
-        _request(messages, fmt),
-        fmt,
-        _model(model),
-        limit=max_tokens,
-        is_vision=is_vision,
-        image_descriptions=image_descriptions,
-    )
-    return ContextManagementResult(
-        original_messages=messages,
-        processed_messages=_processed(messages, out.body, fmt),
-        original_tokens=out.tokens_before,
-        final_tokens=out.tokens_after,
-        tokens_saved=out.tokens_before - out.tokens_after,
-        strategy_used=out.strategy,
-        risk_level=out.risk,
-        processing_time=time.perf_counter() - started,
-        metadata=out.metadata,
-    )
+    return await _Call(messages, is_vision, image_descriptions, max_tokens, model, format).manage()
 
 
 async def validate_and_truncate_context_async(
     messages: Messages,
     is_vision: bool = False,
     max_tokens: int | None = None,
-    image_descriptions: Mapping[int, str] | None = None,
+    image_descriptions: ImageDescriptions = None,
     *,
     model: str | None = None,
     format: str = "openai",
 ) -> tuple[Any, dict[str, Any]]:
-    """``(processed messages, metadata)``: the original interface's integration entry point."""
-    result = await apply_intelligent_context_management(
-        messages, is_vision, max_tokens, image_descriptions, model=model, format=format
-    )
+    """``(processed messages, metadata)``: the management result's fields merged into its metadata."""
+    result = await _Call(messages, is_vision, image_descriptions, max_tokens, model, format).manage()
     meta = dict(result.metadata)
     meta.update(
         original_tokens=result.original_tokens,
