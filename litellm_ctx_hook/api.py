@@ -4,8 +4,9 @@ The conversation functions share one set of parameters, defined once in :class:`
 
 - ``messages``: the message list, or for ``format="anthropic"`` / ``"responses"`` also the
   ``input`` items or the whole request body with ``system`` / ``instructions`` and ``tools``;
-- ``is_vision``: use ``REAL_VISION_MODEL_TOKENS`` for a model whose window is unknown;
-- ``image_descriptions``: text standing in for the images, by message index;
+- ``is_vision``: use ``REAL_VISION_MODEL_TOKENS`` when no model is named or its window is unknown;
+- ``image_descriptions``: by message index, a description of that message's images (it sizes the
+  estimate of an image whose size is unknown);
 - ``max_tokens``: the context limit to manage to, overriding the model's window (in a proxied
   request body ``max_tokens`` reserves output instead);
 - ``model=`` (keyword-only): the target model; default ``CONTEXT_DEFAULT_MODEL``, else a generic
