@@ -1,13 +1,16 @@
 """The context engine: count → analyse → plan → execute → verify, for one request.
 
-Cheapest action first, stopping once the request is below ``CONDENSATION_TARGET_RATIO`` of its
-limit: clear old tool output, thinking and images (in whole steps, :mod:`steps`); condense a
-span (light) or the whole middle (aggressive) with the summariser or the local extractive
-condenser; drop the oldest unpinned atoms; cut the middle of a pinned message that alone is too
-large. Every result is recounted and verified before it is returned; one that fails goes to the
-next fallback and is never sent. A managed prefix is sent again while :func:`steps.keeps` says
-so, whether found anew (cached summaries) or remembered from the conversation's last turn
-(:mod:`turns`: only the new messages are parsed); analysis and its caches live in :mod:`analysis`.
+An oversized ``max_tokens`` gives way first (:mod:`planning.output`). Then the cheapest action
+first, stopping once the request is below ``CONDENSATION_TARGET_RATIO`` of its limit: clear old
+tool output, thinking and images (in whole steps, :mod:`steps`); condense a span (light) or the
+whole middle (aggressive) with the summariser or the local extractive condenser; drop the oldest
+unpinned atoms. When the pinned messages alone are above the target, the first of those that is
+below WARNING, else that fits the limit, is sent (:meth:`ContextEngine._fit`); only when none
+fits is the middle of a pinned message cut, the newest turn last. Every result is recounted and
+verified before it is returned; one that fails goes to the next fallback and is never sent.
+A managed prefix is sent again while :func:`steps.keeps` says so, whether found anew (cached
+summaries) or remembered from the conversation's last turn (:mod:`turns`: only the new messages
+are parsed); analysis and its caches live in :mod:`analysis`.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -24,16 +27,26 @@ from ..adapters import MESSAGES_KEY, adapter_for
 from ..adapters.anthropic_messages import fit_breakpoints
 from ..analysis.analyzer import Analysis, Analyzer
 from ..analysis.counting import RequestCount, TokenCounter
-from ..analysis.limits import RouterLike
-from ..analysis.risk import ContextManagementStrategy, ContextRiskLevel
+from ..analysis.limits import Budget, RouterLike
+from ..analysis.risk import ContextAnalysisResult, ContextManagementStrategy, ContextRiskLevel
 from ..cache.keys import scope_for
 from ..condensing.condensation import Condenser, Request, method_name
 from ..condensing.summarizer import LiteLLMSummarizer, Summarizer
 from ..conversation import Format, Message
 from ..errors import ContextHookError, ContextWindowExceededError
-from ..planning.plan import fitting_regions, regions
-from ..planning.steps import CLEARED, SUMMARIES, Step, clearing, keeps, prefix_changed, previous_turn_tokens
-from ..planning.tiers import SUMMARY_ACTIONS, Work, clear_old, strategy_of, truncate
+from ..planning.output import OutputCap, capped_budget, output_cap, with_cap
+from ..planning.plan import Regions, fitting_regions, regions
+from ..planning.steps import (
+    CLEARED,
+    SUMMARIES,
+    Step,
+    clearing,
+    keeps,
+    prefix_changed,
+    previous_turn_tokens,
+    warning_tokens,
+)
+from ..planning.tiers import SUMMARY_ACTIONS, Work, clear_all, clear_old, drop_old, strategy_of, truncate
 from ..planning.verify import problems, verification_error
 from ..runtime.offloop import INLINE_CHARS, QUEUE_SHARE, OffLoop, larger_than, on_worker
 from ..runtime.stats import EngineStats
@@ -148,6 +161,10 @@ class ContextEngine:
         a = await self.analyzer.analyze_async(
             body, fmt, model, router=router, limit=limit, is_vision=is_vision, image_descriptions=image_descriptions
         )
+        cap = None if limit is not None or a.target.disabled else self._cap(body, fmt, a.target.window, a.count)
+        if cap is not None:
+            budget = capped_budget(a.target.window, cap)
+            a = replace(a, budget=budget, result=self._result(a, budget, started))
         risk = a.result.risk_level
         meta: dict[str, Any] = dict(a.result.metadata)
         meta.update(risk_level=risk.value, tokens_before=a.count.total, limit=a.budget.limit)
@@ -161,9 +178,10 @@ class ContextEngine:
         if risk.rank < ContextRiskLevel.WARNING.rank or a.target.disabled:
             self._remember(key, a, speculated=speculate)
             reason = "disabled for this model" if a.target.disabled else None
-            return self._unchanged(body, a.count.total, risk, meta, started, reason)
+            return self._unchanged(body, a.count.total, risk, meta, started, reason, cap=cap, observe=observe)
 
-        act = partial(self._act, body, a, meta, key, started, caller_metadata or {}, summarizer, scope, observe)
+        caller = caller_metadata or {}
+        act = partial(self._act, body, a, meta, key, started, caller, summarizer, scope, observe, cap)
         return await (act() if self.executor is None else self.executor.run(act, started + self._queue_s))
 
     async def _act(
@@ -177,19 +195,21 @@ class ContextEngine:
         summarizer: Summarizer | None,
         scope: str,
         observe: bool,
+        cap: OutputCap | None = None,
     ) -> Outcome:
         """Manage a request at WARNING or above (on the worker thread when there is one)."""
         risk = a.result.risk_level
         work = await self._execute(a, caller, started, summarizer, scope)
         if not work.actions:
             self._remember(key, a)
-            return self._unchanged(
-                body, a.count.total, risk, meta, started, "nothing to condense: the request is kept as it is"
-            )
+            reason = "nothing to condense: the request is kept as it is"
+            return self._unchanged(body, a.count.total, risk, meta, started, reason, cap=cap, observe=observe)
         after = self._tokens(a, work)
         strategy = strategy_of(work.actions)
+        if work.cut:
+            meta["cut"] = sorted(work.cut)
         meta.update(
-            actions=work.actions,
+            actions=[cap.action, *work.actions] if cap is not None and not observe else work.actions,
             tokens_after=after,
             strategy=strategy.value,
             messages_before=len(a.conversation.messages),
@@ -200,7 +220,7 @@ class ContextEngine:
         if observe:
             self._remember(key, a)
             meta["observe_only"] = True
-            return self._unchanged(body, a.count.total, risk, meta, started, None, planned=strategy)
+            return self._unchanged(body, a.count.total, risk, meta, started, None, strategy, cap, observe=True)
 
         previous = previous_turn_tokens(a.conversation.messages, a.count.messages, a.count.total)
         meta["prefix_changed"] = changed = prefix_changed(work.step, previous, a.budget.limit, self.settings)
@@ -209,7 +229,10 @@ class ContextEngine:
         self.stats.record(risk.value, strategy.value, a.count.total - after, elapsed)
         rendered = self._render(a, work)
         self._remember(key, a, work, rendered)
-        return Outcome(rendered, True, a.count.total, after, risk, strategy, work.cache, meta, changed)
+        if cap is not None:
+            meta["max_tokens"] = cap.change
+        out = with_cap(rendered, cap)
+        return Outcome(out, True, a.count.total, after, risk, strategy, work.cache, meta, changed)
 
     # -- the conversation's last turn --------------------------------------------------------
     def _recalled(
@@ -242,6 +265,9 @@ class ContextEngine:
         if recalled is None:
             return None, key
         count = recalled.count
+        cap = None if limit is not None else self._cap(body, fmt, target.window, count)
+        if cap is not None:
+            budget = capped_budget(target.window, cap)
         result = self.analyzer.result(fmt, len(raws), target, budget, count, started)
         risk = result.risk_level
         meta: dict[str, Any] = dict(result.metadata)
@@ -255,7 +281,7 @@ class ContextEngine:
                 return None, key  # the full analysis starts the speculative summary
             self._turns.advance(recalled)
             self.stats.bump("turn_memo_hits")
-            return self._unchanged(body, count.total, risk, meta, started, None), key
+            return self._unchanged(body, count.total, risk, meta, started, None, cap=cap, observe=observe), key
         managed = recalled.turn.managed
         continued = None if observe or managed is None else recalled.managed_messages()
         if managed is None or continued is None:
@@ -267,7 +293,7 @@ class ContextEngine:
         strategy = strategy_of(managed.actions)
         elapsed = (time.perf_counter() - started) * 1000
         meta.update(
-            actions=list(managed.actions),
+            actions=[cap.action, *managed.actions] if cap is not None else list(managed.actions),
             tokens_after=after,
             strategy=strategy.value,
             messages_before=len(raws),
@@ -282,7 +308,9 @@ class ContextEngine:
         self.stats.bump("turn_memo_hits")
         cache = "hit" if managed.summaries else "none"
         out = fit_breakpoints({**body, MESSAGES_KEY[fmt]: messages}, len(managed.prefix) - 1, fmt)
-        return Outcome(out, True, count.total, after, risk, strategy, cache, meta), key
+        if cap is not None:
+            meta["max_tokens"] = cap.change
+        return Outcome(with_cap(out, cap), True, count.total, after, risk, strategy, cache, meta), key
 
     def _remember(
         self,
@@ -337,7 +365,12 @@ class ContextEngine:
         started: float,
         reason: str | None,
         planned: ContextManagementStrategy | None = None,
+        cap: OutputCap | None = None,
+        *,
+        observe: bool = False,
     ) -> Outcome:
+        """The request's messages as the client sent them; its output reservation lowered when
+        ``cap`` says so (reported only, with ``observe``)."""
         elapsed = (time.perf_counter() - started) * 1000
         meta.setdefault("tokens_after", tokens)
         meta["processing_ms"] = round(elapsed, 2)
@@ -346,7 +379,32 @@ class ContextEngine:
         if planned is not None:
             meta["planned_strategy"] = planned.value
         self.stats.record(risk.value, ContextManagementStrategy.MONITOR_ONLY.value, 0, elapsed)
-        return Outcome(body, False, tokens, tokens, risk, ContextManagementStrategy.MONITOR_ONLY, "none", meta)
+        monitor = ContextManagementStrategy.MONITOR_ONLY
+        if cap is None:
+            return Outcome(body, False, tokens, tokens, risk, monitor, "none", meta)
+        if observe:
+            meta["planned_max_tokens"] = cap.change
+            return Outcome(body, False, tokens, tokens, risk, monitor, "none", meta)
+        meta["max_tokens"] = cap.change
+        meta.setdefault("actions", [cap.action])
+        return Outcome(with_cap(body, cap), True, tokens, tokens, risk, monitor, "none", meta)
+
+    def _cap(self, body: Mapping[str, Any], fmt: Format, window: int, count: RequestCount) -> OutputCap | None:
+        """The request's output reservation, lowered when it alone would put the request at
+        WARNING or above (:mod:`planning.output`); logged once per request that lowers it."""
+        cap = output_cap(body, fmt, window, count.total, self.settings)
+        if cap is not None:
+            log.info(
+                "max_tokens %s: the reserved output left too little of the %d-token window for %d input tokens",
+                cap.change,
+                window,
+                count.total,
+            )
+        return cap
+
+    def _result(self, a: Analysis, budget: Budget, started: float) -> ContextAnalysisResult:
+        conv = a.conversation
+        return self.analyzer.result(conv.format, len(conv.messages), a.target, budget, a.count, started)
 
     async def _execute(
         self, a: Analysis, caller: Mapping[str, Any], started: float, summarizer: Summarizer | None, scope: str
@@ -354,9 +412,11 @@ class ContextEngine:
         conv = a.conversation
         original = list(conv.messages)
         target_tokens = int(self.settings.condensation_target_ratio * a.budget.limit)
-        # Clearing never reaches into the recent turns; condensing does when they alone are too large.
+        # Clearing never reaches into the recent turns; condensing does when they alone are too large
+        # for the room the system prompt and tools leave.
         reg = regions(original, self.settings)
-        span_reg = fitting_regions(original, self.settings, a.count.messages, a.budget.limit, reg)
+        fixed = a.count.total - sum(a.count.messages)
+        span_reg = fitting_regions(original, self.settings, a.count.messages, a.budget.limit - fixed, reg)
         pinned = [i for i in range(len(original)) if span_reg.pinned(i)]
         req = Request(
             conv,
@@ -392,6 +452,7 @@ class ContextEngine:
         # again (below WARNING: truncating now would only bring the dropped turns back next turn).
         work = Work(list(original), pinned)
         condensed = await self.condenser.condense(req, span_reg, target_tokens, summarizer)
+        condensed_work: Work | None = None
         if condensed is not None:
             summary = {"summaries": condensed.details}
             # Summaries all found in the cache are those an earlier turn sent (for the prefix flag).
@@ -403,6 +464,24 @@ class ContextEngine:
             again = keeps(Step(SUMMARIES), a.count.total, after, a.budget.limit, self.settings)
             if (after <= target_tokens or again) and self._acceptable(a, work):
                 return work
+            condensed_work = work
+
+        # The pinned messages alone are above the target: the cheaper tiers' best that fits.
+        floor = fixed + sum(a.count.messages[i] for i in pinned)
+        if floor > target_tokens:
+            fitted, smallest = self._fit(a, original, span_reg, pinned, condensed_work, target_tokens)
+            if smallest is not None:
+                work = smallest  # nothing fits: pinned messages are cut from the smallest of them
+            if fitted is not None:
+                log.info(
+                    "target of %d tokens out of reach (the pinned messages need %d): sent %s at %d of %d tokens",
+                    target_tokens,
+                    floor,
+                    ",".join(fitted.actions),
+                    self._tokens(a, fitted),
+                    a.budget.limit,
+                )
+                return fitted
 
         # Tier 3: drop the oldest unpinned atoms, then cut the middle of a pinned message.
         acted = len(work.actions)
@@ -412,12 +491,18 @@ class ContextEngine:
             work,
             target_tokens,
             a.budget.limit,
-            lambda ms: self.counter.count(a.conversation.with_messages(ms), a.target.model),
+            self._measure_of(a),
             self._text_counter_of(a),
         )
         if len(work.actions) > acted:
             work.step = None
         if self._acceptable(a, work):
+            if work.cut:
+                log.warning(
+                    "pinned messages %s cut to fit: nothing else brought the request within %d tokens",
+                    sorted(work.cut),
+                    a.budget.limit,
+                )
             return work
         if a.count.total <= a.budget.limit:
             return Work(list(original), pinned)  # no valid improvement: the request fits as it is
@@ -433,6 +518,59 @@ class ContextEngine:
             )
         raise verification_error(a.conversation.format, original, self._problems(a, work))
 
+    def _fit(
+        self,
+        a: Analysis,
+        original: list[Message],
+        reg: Regions,
+        pinned: list[int],
+        condensed: Work | None,
+        target_tokens: int,
+    ) -> tuple[Work | None, Work | None]:
+        """When the target is out of reach without touching a pinned message: the first of all old
+        tool output cleared, all history condensed, the old atoms dropped (after condensing, then
+        without), that is below WARNING, else the first that fits the limit (``None`` when none
+        does: pinned messages must be cut); and the smallest of the results with old atoms dropped."""
+        warning = warning_tokens(a.budget.limit, self.settings)
+        fitting: Work | None = None
+        dropped: list[Work] = []
+
+        def drop(base: Work | None) -> Work | None:
+            work = self._dropped(a, original, pinned, base, target_tokens)
+            if work is not None:
+                dropped.append(work)
+            return work
+
+        candidates: tuple[Callable[[], Work | None], ...] = (
+            lambda: self._cleared_all(a, original, reg, pinned),
+            lambda: condensed,
+            lambda: drop(condensed) if condensed is not None else None,
+            lambda: drop(None),
+        )
+        for make in candidates:
+            work = make()
+            if work is None or not self._acceptable(a, work):
+                continue
+            if self._tokens(a, work) < warning:
+                return work, None
+            fitting = fitting or work
+        smallest = min(dropped, key=lambda w: self._tokens(a, w), default=None)
+        return fitting, smallest
+
+    def _cleared_all(self, a: Analysis, original: list[Message], reg: Regions, pinned: list[int]) -> Work | None:
+        cleared = clear_all(original, reg, self._text_counter_of(a))
+        return Work(cleared[0], pinned, [f"clear:{cleared[1]}"]) if cleared is not None else None
+
+    def _dropped(
+        self, a: Analysis, original: list[Message], pinned: list[int], base: Work | None, target_tokens: int
+    ) -> Work | None:
+        work = Work(list(base.messages if base else original), pinned, list(base.actions if base else []))
+        if base is not None:
+            work.cache, work.summary = base.cache, base.summary
+        acted = len(work.actions)
+        drop_old(a.conversation.format, original, work, target_tokens, self._measure_of(a))
+        return work if len(work.actions) > acted else None
+
     # -- background work --------------------------------------------------------------------
     async def drain(self) -> None:
         """Wait for background work (speculative summaries, model summaries) to finish; for tests
@@ -447,6 +585,9 @@ class ContextEngine:
     # -- verification ------------------------------------------------------------------------
     def _counter_of(self, a: Analysis) -> Callable[[Sequence[Message]], int]:
         return lambda messages: self.counter.count(a.conversation.with_messages(messages), a.target.model).total
+
+    def _measure_of(self, a: Analysis) -> Callable[[Sequence[Message]], RequestCount]:
+        return lambda messages: self.counter.count(a.conversation.with_messages(messages), a.target.model)
 
     def _text_counter_of(self, a: Analysis) -> Callable[[str], int]:
         return lambda text: self.counter.count_text(text, a.count.family)

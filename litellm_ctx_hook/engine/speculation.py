@@ -63,7 +63,8 @@ async def _speculative_summary(
     work is, so that a server's shutdown cancels it (:mod:`shutdown`)."""
     try:
         original = a.conversation.messages
-        reg = fitting_regions(original, engine.settings, a.count.messages, a.budget.limit)
+        room = a.budget.limit - (a.count.total - sum(a.count.messages))  # less the system prompt and tools
+        reg = fitting_regions(original, engine.settings, a.count.messages, room)
         req = Request(
             a.conversation,
             a.count,
