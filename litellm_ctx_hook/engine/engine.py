@@ -28,12 +28,19 @@ from ..adapters.anthropic_messages import fit_breakpoints
 from ..analysis.analyzer import Analysis, Analyzer
 from ..analysis.counting import RequestCount, TokenCounter
 from ..analysis.limits import Budget, RouterLike
-from ..analysis.risk import ContextAnalysisResult, ContextManagementStrategy, ContextRiskLevel
+from ..analysis.risk import (
+    ContextAnalysisResult,
+    ContextManagementStrategy,
+    ContextRiskLevel,
+    target_tokens,
+    warning_tokens,
+)
 from ..cache.keys import scope_for
 from ..condensing.condensation import Condenser, Request, method_name
 from ..condensing.summarizer import LiteLLMSummarizer, Summarizer
 from ..conversation import Format, Message
 from ..errors import ContextHookError, ContextWindowExceededError
+from ..planning import actions
 from ..planning.output import OutputCap, capped_budget, output_cap, with_cap
 from ..planning.plan import Regions, fitting_regions, regions
 from ..planning.steps import (
@@ -44,9 +51,8 @@ from ..planning.steps import (
     keeps,
     prefix_changed,
     previous_turn_tokens,
-    warning_tokens,
 )
-from ..planning.tiers import SUMMARY_ACTIONS, Work, clear_all, clear_old, drop_old, strategy_of, truncate
+from ..planning.tiers import Work, clear_all, clear_old, drop_old, strategy_of, truncate
 from ..planning.verify import problems, verification_error
 from ..runtime.offloop import INLINE_CHARS, QUEUE_SHARE, OffLoop, larger_than, on_worker
 from ..runtime.stats import EngineStats
@@ -331,15 +337,15 @@ class ContextEngine:
     def _managed(self, a: Analysis, work: Work, rendered: Mapping[str, Any]) -> Managed | None:
         """The prefix the next turns can send again: a result of summaries (reused on those turns)
         or of cleared old output, followed by untouched messages; ``None`` for anything else."""
-        kinds = {x.split(":", 1)[0] for x in work.actions}
+        kinds = actions.kinds(work.actions)
         if work.summary is not None and any(d.get("provisional") for d in work.summary["summaries"]):
             return None  # the model's summary replaces it once ready: look it up on the next turn
-        if work.summary is not None and kinds <= SUMMARY_ACTIONS:
+        if work.summary is not None and kinds <= actions.SUMMARY_ACTIONS:
             summaries = tuple({**d, "cache": "hit"} for d in work.summary["summaries"])
-            actions = tuple(f"reuse:{d['messages_condensed']}" for d in summaries)
+            done = tuple(actions.reuse(d["messages_condensed"]) for d in summaries)
             step = Step(SUMMARIES)
         elif kinds == {"clear"} and len(work.actions) == 1 and work.step is not None:
-            summaries, actions, step = (), tuple(work.actions), work.step
+            summaries, done, step = (), tuple(work.actions), work.step
         else:
             return None
         conv = a.conversation
@@ -347,7 +353,7 @@ class ContextEngine:
         if not isinstance(raws, list):
             return None
         counts = self._measure(a, work).messages
-        return managed_from(conv.messages, work.messages, raws, counts, actions, summaries, step)
+        return managed_from(conv.messages, work.messages, raws, counts, done, summaries, step)
 
     def _render(self, a: Analysis, work: Work) -> Mapping[str, Any]:
         """The request body of a result; on ``/v1/messages``, with a prompt-cache breakpoint at the
@@ -411,7 +417,7 @@ class ContextEngine:
     ) -> Work:
         conv = a.conversation
         original = list(conv.messages)
-        target_tokens = int(self.settings.condensation_target_ratio * a.budget.limit)
+        target = target_tokens(a.budget.limit, self.settings)
         # Clearing never reaches into the recent turns; condensing does when they alone are too large
         # for the room the system prompt and tools leave.
         reg = regions(original, self.settings)
@@ -443,7 +449,7 @@ class ContextEngine:
             level, savings = clearing(a.count.total, a.budget.limit, self.settings)
             cleared = clear_old(original, reg, savings, self._counter_of(a), self._text_counter_of(a))
             if cleared is not None:
-                work = Work(cleared[0], pinned, [f"clear:{cleared[1]}"], step=Step(CLEARED, level))
+                work = Work(cleared[0], pinned, [actions.clear(cleared[1])], step=Step(CLEARED, level))
                 if self._keeps(a, work) and self._acceptable(a, work):
                     return work
 
@@ -451,7 +457,7 @@ class ContextEngine:
         # Aimed at the target; short of it, sent as it is while the following turns would send it
         # again (below WARNING: truncating now would only bring the dropped turns back next turn).
         work = Work(list(original), pinned)
-        condensed = await self.condenser.condense(req, span_reg, target_tokens, summarizer)
+        condensed = await self.condenser.condense(req, span_reg, target, summarizer)
         condensed_work: Work | None = None
         if condensed is not None:
             summary = {"summaries": condensed.details}
@@ -462,20 +468,20 @@ class ContextEngine:
             )
             after = self._tokens(a, work)
             again = keeps(Step(SUMMARIES), a.count.total, after, a.budget.limit, self.settings)
-            if (after <= target_tokens or again) and self._acceptable(a, work):
+            if (after <= target or again) and self._acceptable(a, work):
                 return work
             condensed_work = work
 
         # The pinned messages alone are above the target: the cheaper tiers' best that fits.
         floor = fixed + sum(a.count.messages[i] for i in pinned)
-        if floor > target_tokens:
-            fitted, smallest = self._fit(a, original, span_reg, pinned, condensed_work, target_tokens)
+        if floor > target:
+            fitted, smallest = self._fit(a, original, span_reg, pinned, condensed_work, target)
             if smallest is not None:
                 work = smallest  # nothing fits: pinned messages are cut from the smallest of them
             if fitted is not None:
                 log.info(
                     "target of %d tokens out of reach (the pinned messages need %d): sent %s at %d of %d tokens",
-                    target_tokens,
+                    target,
                     floor,
                     ",".join(fitted.actions),
                     self._tokens(a, fitted),
@@ -489,7 +495,7 @@ class ContextEngine:
             a.conversation.format,
             original,
             work,
-            target_tokens,
+            target,
             a.budget.limit,
             self._measure_of(a),
             self._text_counter_of(a),
@@ -525,7 +531,7 @@ class ContextEngine:
         reg: Regions,
         pinned: list[int],
         condensed: Work | None,
-        target_tokens: int,
+        target: int,
     ) -> tuple[Work | None, Work | None]:
         """When the target is out of reach without touching a pinned message: the first of all old
         tool output cleared, all history condensed, the old atoms dropped (after condensing, then
@@ -536,7 +542,7 @@ class ContextEngine:
         dropped: list[Work] = []
 
         def drop(base: Work | None) -> Work | None:
-            work = self._dropped(a, original, pinned, base, target_tokens)
+            work = self._dropped(a, original, pinned, base, target)
             if work is not None:
                 dropped.append(work)
             return work
@@ -559,16 +565,16 @@ class ContextEngine:
 
     def _cleared_all(self, a: Analysis, original: list[Message], reg: Regions, pinned: list[int]) -> Work | None:
         cleared = clear_all(original, reg, self._text_counter_of(a))
-        return Work(cleared[0], pinned, [f"clear:{cleared[1]}"]) if cleared is not None else None
+        return Work(cleared[0], pinned, [actions.clear(cleared[1])]) if cleared is not None else None
 
     def _dropped(
-        self, a: Analysis, original: list[Message], pinned: list[int], base: Work | None, target_tokens: int
+        self, a: Analysis, original: list[Message], pinned: list[int], base: Work | None, target: int
     ) -> Work | None:
         work = Work(list(base.messages if base else original), pinned, list(base.actions if base else []))
         if base is not None:
             work.cache, work.summary = base.cache, base.summary
         acted = len(work.actions)
-        drop_old(a.conversation.format, original, work, target_tokens, self._measure_of(a))
+        drop_old(a.conversation.format, original, work, target, self._measure_of(a))
         return work if len(work.actions) > acted else None
 
     # -- background work --------------------------------------------------------------------

@@ -11,7 +11,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from ..adapters import MESSAGES_KEY
-from ..analysis.risk import ContextRiskLevel
+from ..analysis.risk import ContextRiskLevel, target_tokens
 from ..condensing.condensation import Request
 from ..condensing.summarizer import Summarizer
 from ..planning.plan import fitting_regions
@@ -78,8 +78,8 @@ async def _speculative_summary(
         )
         condensed = await engine.condenser.reuse(req, reg, summarizer)  # condensed on an earlier turn?
         if condensed is None:
-            target_tokens = int(engine.settings.condensation_target_ratio * a.budget.limit)
-            condensed = await engine.condenser.condense(req, reg, target_tokens, summarizer)
+            target = target_tokens(a.budget.limit, engine.settings)
+            condensed = await engine.condenser.condense(req, reg, target, summarizer)
             if condensed is None:
                 return
             engine.stats.bump("speculative_condensations")

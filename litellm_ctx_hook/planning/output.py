@@ -26,7 +26,6 @@ from ..conversation import Format
 from ..settings import Settings
 
 THINKING_MIN_BUDGET = 1024  # the smallest extended-thinking budget the Messages API accepts
-ACTION = "max_tokens"  # the action kind: "max_tokens:32000->8192"
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +44,7 @@ class OutputCap:
 
     @property
     def action(self) -> str:
-        return f"{ACTION}:{self.change}"
+        return f"max_tokens:{self.change}"
 
 
 def _thinking_budget(body: Mapping[str, Any]) -> int | None:

@@ -14,6 +14,7 @@ from typing import Any
 from ..analysis.counting import RequestCount
 from ..analysis.risk import ContextManagementStrategy
 from ..conversation import Format, Message, PartKind, Role
+from . import actions
 from .atoms import group_atoms
 from .edits import clear_parts, cut_middle, leading_user, merge_adjacent, tool_names
 from .plan import ClearTarget, Regions, clear_targets, is_summary
@@ -152,7 +153,7 @@ def drop_old(
         if fmt is Format.ANTHROPIC:
             kept = leading_user(fmt, merge_adjacent(kept), len(dropped))
         work.messages = kept
-        work.actions.append(f"truncate:{len(dropped)}")
+        work.actions.append(actions.truncate(len(dropped)))
 
 
 def cut_pinned(
@@ -188,7 +189,7 @@ def cut_pinned(
         before = work.messages[i]
         work.messages[i] = cut
         work.cut.update(j for j in work.pinned if contains_message(before, original[j]))
-        work.actions.append("cut:1")
+        work.actions.append(actions.CUT)
 
 
 def newest_turn(messages: Sequence[Message]) -> list[int]:
@@ -228,16 +229,13 @@ def _first_cut(
     return None
 
 
-SUMMARY_ACTIONS = frozenset({"reuse", "condense", "extend"})
-
-
-def strategy_of(actions: Sequence[str]) -> ContextManagementStrategy:
+def strategy_of(done: Sequence[str]) -> ContextManagementStrategy:
     """The strategy a result's actions amount to (the most drastic of them)."""
-    kinds = {a.split(":", 1)[0] for a in actions}
-    if kinds & {"truncate", "cut"}:
+    found = actions.kinds(done)
+    if found & {"truncate", "cut"}:
         return ContextManagementStrategy.EMERGENCY_TRUNCATION
-    if any(a.startswith(("condense:aggressive", "extend:aggressive")) for a in actions):
+    if any(a.startswith(("condense:aggressive", "extend:aggressive")) for a in done):
         return ContextManagementStrategy.CONDENSATION_AGGRESSIVE
-    if kinds & {"clear", "condense", "extend", "reuse"}:
+    if found & {"clear", *actions.SUMMARY_ACTIONS}:
         return ContextManagementStrategy.CONDENSATION_LIGHT
     return ContextManagementStrategy.MONITOR_ONLY
