@@ -15,7 +15,6 @@ are parsed); analysis and its caches live in :mod:`analysis`.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -57,7 +56,7 @@ from ..planning.verify import problems, verification_error
 from ..runtime.offloop import INLINE_CHARS, QUEUE_SHARE, OffLoop, larger_than, on_worker
 from ..runtime.stats import EngineStats
 from ..settings import ManagementMode, Settings
-from .speculation import start_speculation
+from .speculation import Speculation
 from .turns import Managed, TurnMemo, managed_from, memo_key, prefix_length
 
 if TYPE_CHECKING:
@@ -103,7 +102,7 @@ class ContextEngine:
         self.summarizer = summarizer
         self.stats = EngineStats()
         self.condenser = Condenser(settings, self.counter, self.stats, cache)
-        self._speculating: set[asyncio.Task[None]] = set()
+        self.speculation = Speculation(settings, self.condenser, self.stats, executor, self._queue_s)
         self.analyzer = Analyzer(settings, self.counter, self.stats)
         self.analyze = self.analyzer.analyze  # count and classify a request (changes nothing)
         self.resolve = self.analyzer.resolve  # the model's deployment and window
@@ -174,13 +173,9 @@ class ContextEngine:
         risk = a.result.risk_level
         meta: dict[str, Any] = dict(a.result.metadata)
         meta.update(risk_level=risk.value, tokens_before=a.count.total, limit=a.budget.limit)
-        speculate = (
-            risk is ContextRiskLevel.CAUTION
-            and self.settings.context_speculative_condensation
-            and not a.target.disabled
-        )
+        speculate = self._speculates(risk) and not a.target.disabled
         if speculate:
-            start_speculation(self, a, caller_metadata or {}, summarizer, scope, key)
+            self._speculate(a, caller_metadata or {}, summarizer, scope, key)
         if risk.rank < ContextRiskLevel.WARNING.rank or a.target.disabled:
             self._remember(key, a, speculated=speculate)
             reason = "disabled for this model" if a.target.disabled else None
@@ -211,34 +206,108 @@ class ContextEngine:
             reason = "nothing to condense: the request is kept as it is"
             return self._unchanged(body, a.count.total, risk, meta, started, reason, cap=cap, observe=observe)
         after = self._tokens(a, work)
-        strategy = strategy_of(work.actions)
         if work.cut:
             meta["cut"] = sorted(work.cut)
-        meta.update(
-            actions=[cap.action, *work.actions] if cap is not None and not observe else work.actions,
-            tokens_after=after,
-            strategy=strategy.value,
-            messages_before=len(a.conversation.messages),
-            messages_after=len(work.messages),
-        )
-        if work.summary is not None:
-            meta["summary"] = work.summary
+        messages = (len(a.conversation.messages), len(work.messages))
         if observe:
+            strategy = self._report(meta, work.actions, after, messages, work.summary, None)
             self._remember(key, a)
             meta["observe_only"] = True
             return self._unchanged(body, a.count.total, risk, meta, started, None, strategy, cap, observe=True)
-
+        strategy = self._report(meta, work.actions, after, messages, work.summary, cap)
         previous = previous_turn_tokens(a.conversation.messages, a.count.messages, a.count.total)
-        meta["prefix_changed"] = changed = prefix_changed(work.step, previous, a.budget.limit, self.settings)
-        elapsed = (time.perf_counter() - started) * 1000
-        meta["processing_ms"] = round(elapsed, 2)
-        self.stats.record(risk.value, strategy.value, a.count.total - after, elapsed)
+        changed = prefix_changed(work.step, previous, a.budget.limit, self.settings)
         rendered = self._render(a, work)
         self._remember(key, a, work, rendered)
+        return self._sent(rendered, a.count.total, after, risk, strategy, work.cache, meta, started, changed, cap)
+
+    def _report(
+        self,
+        meta: dict[str, Any],
+        done: Sequence[str],
+        after: int,
+        messages: tuple[int, int],
+        summary: Mapping[str, Any] | None,
+        cap: OutputCap | None,
+    ) -> ContextManagementStrategy:
+        """Write what was done to a managed request into its report; the strategy it amounts to."""
+        strategy = strategy_of(done)
+        meta.update(
+            actions=[cap.action, *done] if cap is not None else list(done),
+            tokens_after=after,
+            strategy=strategy.value,
+            messages_before=messages[0],
+            messages_after=messages[1],
+        )
+        if summary is not None:
+            meta["summary"] = summary
+        return strategy
+
+    def _sent(
+        self,
+        body: Mapping[str, Any],
+        tokens: int,
+        after: int,
+        risk: ContextRiskLevel,
+        strategy: ContextManagementStrategy,
+        cache: str,
+        meta: dict[str, Any],
+        started: float,
+        changed: bool,
+        cap: OutputCap | None,
+    ) -> Outcome:
+        """A managed request as it is sent (its output reservation lowered when ``cap`` says so),
+        timed and counted in the statistics: the full analysis's and the turn memo's alike."""
+        elapsed = (time.perf_counter() - started) * 1000
+        meta.update(processing_ms=round(elapsed, 2), prefix_changed=changed)
         if cap is not None:
             meta["max_tokens"] = cap.change
-        out = with_cap(rendered, cap)
-        return Outcome(out, True, a.count.total, after, risk, strategy, work.cache, meta, changed)
+        self.stats.record(risk.value, strategy.value, tokens - after, elapsed)
+        return Outcome(with_cap(body, cap), True, tokens, after, risk, strategy, cache, meta, changed)
+
+    def _speculates(self, risk: ContextRiskLevel) -> bool:
+        """Whether a request at ``risk`` prepares its WARNING turn's summary in the background."""
+        return risk is ContextRiskLevel.CAUTION and self.settings.context_speculative_condensation
+
+    def _speculate(
+        self, a: Analysis, caller: Mapping[str, Any], summarizer: Summarizer | None, scope: str, key: str | None
+    ) -> None:
+        """Start the summary the WARNING turn of ``a``'s conversation will need (:mod:`speculation`),
+        condensed as that turn would, with the summariser's full timeout."""
+        request = partial(
+            self._request, a, scope, caller, ContextRiskLevel.CRITICAL, self.settings.condensation_timeout
+        )
+        target = target_tokens(a.budget.limit, self.settings)
+        ready = partial(self._speculated, a, key) if key is not None else None
+        self.speculation.start(request, self._span_regions(a), target, summarizer, ready)
+
+    def _speculated(self, a: Analysis, key: str, work: Work) -> None:
+        """A speculative result, verified, becomes the managed prefix of the conversation's last turn."""
+        if self._acceptable(a, work):
+            conv = a.conversation
+            managed = self._managed(a, work, self._render(a, work))
+            if managed is not None:
+                self._turns.attach(key, conv.body.get(MESSAGES_KEY[conv.format]) or [], managed)
+
+    def _request(
+        self,
+        a: Analysis,
+        scope: str,
+        caller: Mapping[str, Any],
+        risk: ContextRiskLevel,
+        budget_s: float,
+        started: float | None = None,
+    ) -> Request:
+        """What condensation needs to know of ``a``, timed from ``started`` (else now)."""
+        started = time.perf_counter() if started is None else started
+        return Request(a.conversation, a.count, a.target.model, a.budget.limit, risk, scope, caller, started, budget_s)
+
+    def _span_regions(self, a: Analysis, reg: Regions | None = None) -> Regions:
+        """The regions condensing and truncation use: the pinned tail shortened when the pinned
+        messages alone do not fit the room the system prompt and tools leave (``reg``: the
+        default regions, when the caller has them)."""
+        fixed = a.count.total - sum(a.count.messages)
+        return fitting_regions(a.conversation.messages, self.settings, a.count.messages, a.budget.limit - fixed, reg)
 
     # -- the conversation's last turn --------------------------------------------------------
     def _recalled(
@@ -279,11 +348,7 @@ class ContextEngine:
         meta: dict[str, Any] = dict(result.metadata)
         meta.update(risk_level=risk.value, tokens_before=count.total, limit=budget.limit)
         if risk.rank < ContextRiskLevel.WARNING.rank:
-            if (
-                risk is ContextRiskLevel.CAUTION
-                and self.settings.context_speculative_condensation
-                and not recalled.turn.speculated
-            ):
+            if self._speculates(risk) and not recalled.turn.speculated:
                 return None, key  # the full analysis starts the speculative summary
             self._turns.advance(recalled)
             self.stats.bump("turn_memo_hits")
@@ -296,27 +361,13 @@ class ContextEngine:
         after = self.counter.assemble(target.model, counts, recalled.turn.system, recalled.turn.tools).total
         if not keeps(managed.step, count.total, after, budget.limit, self.settings):
             return None, key  # the full analysis makes the next step
-        strategy = strategy_of(managed.actions)
-        elapsed = (time.perf_counter() - started) * 1000
-        meta.update(
-            actions=[cap.action, *managed.actions] if cap is not None else list(managed.actions),
-            tokens_after=after,
-            strategy=strategy.value,
-            messages_before=len(raws),
-            messages_after=len(messages),
-            processing_ms=round(elapsed, 2),
-            prefix_changed=False,
-        )
-        if managed.summaries:
-            meta["summary"] = {"summaries": [dict(s) for s in managed.summaries]}
-        self.stats.record(risk.value, strategy.value, count.total - after, elapsed)
+        summary = {"summaries": [dict(d) for d in managed.summaries]} if managed.summaries else None
+        strategy = self._report(meta, managed.actions, after, (len(raws), len(messages)), summary, cap)
         self._turns.advance(recalled)
         self.stats.bump("turn_memo_hits")
         cache = "hit" if managed.summaries else "none"
         out = fit_breakpoints({**body, MESSAGES_KEY[fmt]: messages}, len(managed.prefix) - 1, fmt)
-        if cap is not None:
-            meta["max_tokens"] = cap.change
-        return Outcome(with_cap(out, cap), True, count.total, after, risk, strategy, cache, meta), key
+        return self._sent(out, count.total, after, risk, strategy, cache, meta, started, False, cap), key
 
     def _remember(
         self,
@@ -422,19 +473,9 @@ class ContextEngine:
         # for the room the system prompt and tools leave.
         reg = regions(original, self.settings)
         fixed = a.count.total - sum(a.count.messages)
-        span_reg = fitting_regions(original, self.settings, a.count.messages, a.budget.limit - fixed, reg)
+        span_reg = self._span_regions(a, reg)
         pinned = [i for i in range(len(original)) if span_reg.pinned(i)]
-        req = Request(
-            conv,
-            a.count,
-            a.target.model,
-            a.budget.limit,
-            a.result.risk_level,
-            scope,
-            caller,
-            started,
-            self.settings.processing_budget_s,
-        )
+        req = self._request(a, scope, caller, a.result.risk_level, self.settings.processing_budget_s, started)
 
         # Cached summaries of this conversation's prefix: while they keep the request below WARNING,
         # send exactly what the previous turns sent (no model call, stable prefix).
@@ -581,8 +622,7 @@ class ContextEngine:
     async def drain(self) -> None:
         """Wait for background work (speculative summaries, model summaries) to finish; for tests
         and shutdown."""
-        while self._speculating:
-            await asyncio.gather(*list(self._speculating), return_exceptions=True)
+        await self.speculation.drain()
         if self.executor is not None:
             await self.executor.drain()
             await self.executor.run(self.condenser.drain, None)
