@@ -26,7 +26,7 @@ from ..adapters import MESSAGES_KEY, adapter_for
 from ..adapters.anthropic_messages import fit_breakpoints
 from ..analysis.analyzer import Analysis, Analyzer
 from ..analysis.counting import RequestCount, TokenCounter
-from ..analysis.limits import Budget, RouterLike
+from ..analysis.limits import Budget, ModelTarget, RouterLike
 from ..analysis.risk import (
     ContextAnalysisResult,
     ContextManagementStrategy,
@@ -166,9 +166,8 @@ class ContextEngine:
         a = await self.analyzer.analyze_async(
             body, fmt, model, router=router, limit=limit, is_vision=is_vision, image_descriptions=image_descriptions
         )
-        cap = None if limit is not None or a.target.disabled else self._cap(body, fmt, a.target.window, a.count)
+        cap, budget = self._output(body, fmt, a.target, a.budget, a.count, limit)
         if cap is not None:
-            budget = capped_budget(a.target.window, cap)
             a = replace(a, budget=budget, result=self._result(a, budget, started))
         risk = a.result.risk_level
         meta: dict[str, Any] = dict(a.result.metadata)
@@ -340,9 +339,7 @@ class ContextEngine:
         if recalled is None:
             return None, key
         count = recalled.count
-        cap = None if limit is not None else self._cap(body, fmt, target.window, count)
-        if cap is not None:
-            budget = capped_budget(target.window, cap)
+        cap, budget = self._output(body, fmt, target, budget, count, limit)
         result = self.analyzer.result(fmt, len(raws), target, budget, count, started)
         risk = result.risk_level
         meta: dict[str, Any] = dict(result.metadata)
@@ -446,18 +443,30 @@ class ContextEngine:
         meta.setdefault("actions", [cap.action])
         return Outcome(with_cap(body, cap), True, tokens, tokens, risk, monitor, "none", meta)
 
-    def _cap(self, body: Mapping[str, Any], fmt: Format, window: int, count: RequestCount) -> OutputCap | None:
-        """The request's output reservation, lowered when it alone would put the request at
-        WARNING or above (:mod:`planning.output`); logged once per request that lowers it."""
-        cap = output_cap(body, fmt, window, count.total, self.settings)
-        if cap is not None:
-            log.info(
-                "max_tokens %s: the reserved output left too little of the %d-token window for %d input tokens",
-                cap.change,
-                window,
-                count.total,
-            )
-        return cap
+    def _output(
+        self,
+        body: Mapping[str, Any],
+        fmt: Format,
+        target: ModelTarget,
+        budget: Budget,
+        count: RequestCount,
+        limit: int | None,
+    ) -> tuple[OutputCap | None, Budget]:
+        """The request's output reservation and budget: the client's, or lowered when it alone
+        would put the request at WARNING or above (:mod:`planning.output`; logged once per request
+        that lowers it). A limit the caller gives is its own: never changed."""
+        if limit is not None or target.disabled:
+            return None, budget
+        cap = output_cap(body, fmt, target.window, count.total, self.settings)
+        if cap is None:
+            return None, budget
+        log.info(
+            "max_tokens %s: the reserved output left too little of the %d-token window for %d input tokens",
+            cap.change,
+            target.window,
+            count.total,
+        )
+        return cap, capped_budget(target.window, cap)
 
     def _result(self, a: Analysis, budget: Budget, started: float) -> ContextAnalysisResult:
         conv = a.conversation
