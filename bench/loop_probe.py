@@ -79,7 +79,7 @@ def structure_sizes(hook: Any) -> dict[str, int]:
         "atom_digests": len(condenser._atom_digests),
         "background_summaries": len(condenser._background),
         "summariser_paces": len(condenser.writer.pace),
-        "speculating": len(engine._speculating) + hook.offloop.pending,
+        "speculating": len(engine.speculation) + hook.offloop.pending,
         "summarisers": len(hook._summarizers),
     }
     if cache is not None:

@@ -74,6 +74,9 @@ class Settings(BaseSettings):
     context_gc_freeze: bool = True  # at the first request, exempt what start-up allocated from full collections
     context_worker_slice_ms: float = Field(1.0, ge=0.0)  # then the worker waits for the proxy's idle loop; 0: never
     context_default_model: str | None = None  # target model of the library API when none is given
+    # a request's max_tokens above this is lowered (toward it, never below) before its messages are
+    # managed: only when the reservation would put the request at WARNING or above; 0: never lowered
+    output_tokens_floor: int = Field(8192, ge=0)
 
     # -- counting
     enable_accurate_token_counting: bool = True

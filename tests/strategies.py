@@ -148,3 +148,90 @@ def responses_conversation(draw: st.DrawFn) -> dict[str, Any]:
     if draw(st.booleans()):
         body["instructions"] = draw(words) or "be brief"
     return body
+
+
+def _tool_output(n: int, k: int) -> str:
+    """About ``n`` tokens of a tool's output: numbered lines that differ a little each."""
+    return "\n".join(
+        f"{i:4d} step_{k}_{i} status=ok value={i * k} path=src/m{k}/f{i % 7}.py" for i in range(n // 18 + 1)
+    )
+
+
+@st.composite
+def agent_with_large_head(draw: st.DrawFn) -> tuple[dict[str, Any], str, float]:
+    """An agent's request whose pinned head (system prompt, tools, the task) is a large share of
+    the room: the body, its route (``openai``, ``anthropic``, ``responses``) and that share
+    (30–70%), from which the test derives the limit. Tool outputs of 40–1,500 tokens, one or two
+    calls a turn, sometimes a user message after the newest result."""
+    route = draw(st.sampled_from(["openai", "anthropic", "responses"]))
+    system = "You are a coding agent. " + "Follow the rules of the repository. " * draw(st.integers(40, 400))
+    tools = [
+        {"name": f"tool{t}", "description": "Reads a file of the repository. " * draw(st.integers(5, 80))}
+        for t in range(draw(st.integers(1, 4)))
+    ]
+    task = "Fix the failing build. " + "Context of the task. " * draw(st.integers(0, 150))
+    turns: list[list[int]] = draw(
+        st.lists(st.lists(st.integers(40, 1500), min_size=1, max_size=2), min_size=1, max_size=12)
+    )
+    follow_up = draw(st.booleans())
+    share = draw(st.floats(0.3, 0.7))
+    n = 0
+    if route == "anthropic":
+        msgs: list[dict[str, Any]] = [{"role": "user", "content": task}]
+        for sizes in turns:
+            ids = [f"toolu_{n + j}" for j in range(len(sizes))]
+            n += len(sizes)
+            msgs.append(
+                {
+                    "role": "assistant",
+                    "content": [
+                        {"type": "text", "text": "Reading."},
+                        *({"type": "tool_use", "id": i, "name": "tool0", "input": {"path": i}} for i in ids),
+                    ],
+                }
+            )
+            msgs.append(
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "tool_result", "tool_use_id": i, "content": _tool_output(s, n)}
+                        for i, s in zip(ids, sizes, strict=True)
+                    ],
+                }
+            )
+        if follow_up:
+            msgs += [{"role": "assistant", "content": "Done reading."}, {"role": "user", "content": "Go on."}]
+        anthropic_tools = [{**t, "input_schema": {"type": "object"}} for t in tools]
+        body = {"model": "m", "max_tokens": 1024, "system": system, "tools": anthropic_tools, "messages": msgs}
+        return body, route, share
+    if route == "openai":
+        msgs = [{"role": "system", "content": system}, {"role": "user", "content": task}]
+        for sizes in turns:
+            ids = [f"call_{n + j}" for j in range(len(sizes))]
+            n += len(sizes)
+            calls = [{"id": i, "type": "function", "function": {"name": "tool0", "arguments": "{}"}} for i in ids]
+            msgs.append({"role": "assistant", "content": "Reading.", "tool_calls": calls})
+            msgs += [
+                {"role": "tool", "tool_call_id": i, "content": _tool_output(s, n)}
+                for i, s in zip(ids, sizes, strict=True)
+            ]
+        if follow_up:
+            msgs += [{"role": "assistant", "content": "Done reading."}, {"role": "user", "content": "Go on."}]
+        openai_tools = [{"type": "function", "function": {**t, "parameters": {"type": "object"}}} for t in tools]
+        return {"model": "m", "messages": msgs, "tools": openai_tools}, route, share
+    items: list[dict[str, Any]] = [{"role": "user", "content": task}]
+    for sizes in turns:
+        ids = [f"fc_{n + j}" for j in range(len(sizes))]
+        n += len(sizes)
+        items += [{"type": "function_call", "call_id": i, "name": "tool0", "arguments": "{}"} for i in ids]
+        items += [
+            {"type": "function_call_output", "call_id": i, "output": _tool_output(s, n)}
+            for i, s in zip(ids, sizes, strict=True)
+        ]
+    if follow_up:
+        items += [
+            {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "Done reading."}]},
+            {"role": "user", "content": "Go on."},
+        ]
+    responses_tools = [{"type": "function", **t, "parameters": {"type": "object"}} for t in tools]
+    return {"model": "m", "instructions": system, "input": items, "tools": responses_tools}, route, share

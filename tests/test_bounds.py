@@ -33,7 +33,7 @@ async def test_distinct_conversations_never_grow_a_structure_past_its_bound() ->
     assert len(engine.condenser._local) <= 5
     assert len(engine.condenser._atom_digests) <= max(1000, 50)
     assert engine.stats.snapshot()["requests"] == 60  # all of them were seen
-    assert not engine.condenser._background and not engine._speculating
+    assert not engine.condenser._background and not len(engine.speculation)
 
 
 def test_unknown_model_names_from_clients_are_remembered_within_a_bound() -> None:

@@ -67,3 +67,23 @@ async def test_prefix_changes_are_reported_per_request_in_headers_metadata_and_m
     assert headers == [str(f).lower() for f in flags] and set(headers) == {"true", "false"}
     assert 1 < sum(flags) < len(flags) // 3  # a few steps, not a change on every managed turn
     assert counter._value.get() - before == sum(flags)
+
+
+async def test_an_oversized_max_tokens_is_lowered_in_the_body_sent_and_said_in_a_header() -> None:
+    from test_engine_fit import claude_code_body  # ~23k of pinned head, ~5k a read
+
+    # A model LiteLLM does not know: its window is REAL_TEXT_MODEL_TOKENS (72k, as in the report).
+    hook = ContextHook(settings(context_speculative_condensation=False, real_text_model_tokens=72_000))
+    body = claude_code_body(4)  # 43k of input: WARNING and above with the 40k that max_tokens 32000 leaves
+    body["model"] = "ctx-test-unknown-model"
+    body["thinking"] = {"type": "enabled", "budget_tokens": 31_999}
+    data = copy.deepcopy(body)
+    out = await hook.async_pre_call_hook(None, None, data, "anthropic_messages")
+    granted = out["max_tokens"]
+    assert hook.settings.output_tokens_floor <= granted < 32_000
+    assert out["thinking"] == {"type": "enabled", "budget_tokens": granted - 1}  # still below max_tokens
+    assert out["messages"] == body["messages"]  # the output gave way: no message changed
+    headers = await hook.async_post_call_response_headers_hook(out, None, None) or {}
+    assert headers["x-ctx-max-tokens"] == f"32000->{granted}"
+    assert headers["x-ctx-actions"] == f"max_tokens:32000->{granted}"
+    assert int(headers["x-ctx-tokens-before"]) + granted <= 72_000

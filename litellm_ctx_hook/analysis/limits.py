@@ -139,14 +139,17 @@ def resolve_target(
     return ModelTarget(alias, model, fallback, "fallback", disabled, summarizer)
 
 
+#: The body keys that reserve output, per route (the first one present counts).
+OUTPUT_KEYS = {
+    Format.OPENAI: ("max_completion_tokens", "max_tokens"),
+    Format.ANTHROPIC: ("max_tokens",),
+    Format.RESPONSES: ("max_output_tokens",),
+}
+
+
 def requested_output(body: Mapping[str, Any], fmt: Format) -> int | None:
     """The output the client reserved (``max_tokens`` and friends), if any."""
-    keys = {
-        Format.OPENAI: ("max_completion_tokens", "max_tokens"),
-        Format.ANTHROPIC: ("max_tokens",),
-        Format.RESPONSES: ("max_output_tokens",),
-    }[fmt]
-    for key in keys:
+    for key in OUTPUT_KEYS[fmt]:
         value = body.get(key)
         if isinstance(value, int) and not isinstance(value, bool) and value > 0:
             return value

@@ -40,16 +40,32 @@ _STRATEGY = {
 }
 
 
+def threshold_tokens(ratio: float, limit: int) -> int:
+    """The token count at which ``ratio`` of ``limit`` begins (whole tokens, rounded down; the
+    product's float error, like 0.7 × 90 = 62.999…, is not a token less)."""
+    return max(0, int(ratio * limit + 1e-9))
+
+
+def warning_tokens(limit: int, settings: Settings) -> int:
+    """The fewest tokens at WARNING: below it a request is left as it is."""
+    return threshold_tokens(settings.condensation_warning_threshold, limit)
+
+
+def target_tokens(limit: int, settings: Settings) -> int:
+    """The most tokens every action aims at (``CONDENSATION_TARGET_RATIO`` of the limit)."""
+    return threshold_tokens(settings.condensation_target_ratio, limit)
+
+
 def classify(tokens: int, limit: int, settings: Settings) -> ContextRiskLevel:
-    """SAFE < caution ≤ CAUTION < warning ≤ WARNING < critical ≤ CRITICAL ≤ 100% < OVERFLOW."""
+    """SAFE < caution ≤ CAUTION < warning ≤ WARNING < critical ≤ CRITICAL ≤ 100% < OVERFLOW, each
+    threshold in whole tokens (:func:`threshold_tokens`), the same the planner uses."""
     if limit <= 0 or tokens > limit:
         return ContextRiskLevel.OVERFLOW
-    u = tokens / limit
-    if u >= settings.condensation_critical_threshold:
+    if tokens >= threshold_tokens(settings.condensation_critical_threshold, limit):
         return ContextRiskLevel.CRITICAL
-    if u >= settings.condensation_warning_threshold:
+    if tokens >= warning_tokens(limit, settings):
         return ContextRiskLevel.WARNING
-    if u >= settings.condensation_caution_threshold:
+    if tokens >= threshold_tokens(settings.condensation_caution_threshold, limit):
         return ContextRiskLevel.CAUTION
     return ContextRiskLevel.SAFE
 

@@ -1,22 +1,24 @@
 """The context engine: count → analyse → plan → execute → verify, for one request.
 
-Cheapest action first, stopping once the request is below ``CONDENSATION_TARGET_RATIO`` of its
-limit: clear old tool output, thinking and images (in whole steps, :mod:`steps`); condense a
-span (light) or the whole middle (aggressive) with the summariser or the local extractive
-condenser; drop the oldest unpinned atoms; cut the middle of a pinned message that alone is too
-large. Every result is recounted and verified before it is returned; one that fails goes to the
-next fallback and is never sent. A managed prefix is sent again while :func:`steps.keeps` says
-so, whether found anew (cached summaries) or remembered from the conversation's last turn
-(:mod:`turns`: only the new messages are parsed); analysis and its caches live in :mod:`analysis`.
+An oversized ``max_tokens`` gives way first (:mod:`planning.output`). Then the cheapest action
+first, stopping once the request is below ``CONDENSATION_TARGET_RATIO`` of its limit: clear old
+tool output, thinking and images (in whole steps, :mod:`steps`); condense a span (light) or the
+whole middle (aggressive) with the summariser or the local extractive condenser; drop the oldest
+unpinned atoms. When the pinned messages alone are above the target, the first of those that is
+below WARNING, else that fits the limit, is sent (:meth:`ContextEngine._fit`); only when none
+fits is the middle of a pinned message cut, the newest turn last. Every result is recounted and
+verified before it is returned; one that fails goes to the next fallback and is never sent.
+A managed prefix is sent again while :func:`steps.keeps` says so, whether found anew (cached
+summaries) or remembered from the conversation's last turn (:mod:`turns`: only the new messages
+are parsed); analysis and its caches live in :mod:`analysis`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -24,21 +26,37 @@ from ..adapters import MESSAGES_KEY, adapter_for
 from ..adapters.anthropic_messages import fit_breakpoints
 from ..analysis.analyzer import Analysis, Analyzer
 from ..analysis.counting import RequestCount, TokenCounter
-from ..analysis.limits import RouterLike
-from ..analysis.risk import ContextManagementStrategy, ContextRiskLevel
+from ..analysis.limits import Budget, ModelTarget, RouterLike
+from ..analysis.risk import (
+    ContextAnalysisResult,
+    ContextManagementStrategy,
+    ContextRiskLevel,
+    target_tokens,
+    warning_tokens,
+)
 from ..cache.keys import scope_for
 from ..condensing.condensation import Condenser, Request, method_name
 from ..condensing.summarizer import LiteLLMSummarizer, Summarizer
 from ..conversation import Format, Message
 from ..errors import ContextHookError, ContextWindowExceededError
-from ..planning.plan import fitting_regions, regions
-from ..planning.steps import CLEARED, SUMMARIES, Step, clearing, keeps, prefix_changed, previous_turn_tokens
-from ..planning.tiers import SUMMARY_ACTIONS, Work, clear_old, strategy_of, truncate
+from ..planning import actions
+from ..planning.output import OutputCap, capped_budget, output_cap, with_cap
+from ..planning.plan import Regions, fitting_regions, regions
+from ..planning.steps import (
+    CLEARED,
+    SUMMARIES,
+    Step,
+    clearing,
+    keeps,
+    prefix_changed,
+    previous_turn_tokens,
+)
+from ..planning.tiers import Work, clear_all, clear_old, drop_old, strategy_of, truncate
 from ..planning.verify import problems, verification_error
 from ..runtime.offloop import INLINE_CHARS, QUEUE_SHARE, OffLoop, larger_than, on_worker
 from ..runtime.stats import EngineStats
 from ..settings import ManagementMode, Settings
-from .speculation import start_speculation
+from .speculation import Speculation
 from .turns import Managed, TurnMemo, managed_from, memo_key, prefix_length
 
 if TYPE_CHECKING:
@@ -84,7 +102,7 @@ class ContextEngine:
         self.summarizer = summarizer
         self.stats = EngineStats()
         self.condenser = Condenser(settings, self.counter, self.stats, cache)
-        self._speculating: set[asyncio.Task[None]] = set()
+        self.speculation = Speculation(settings, self.condenser, self.stats, executor, self._queue_s)
         self.analyzer = Analyzer(settings, self.counter, self.stats)
         self.analyze = self.analyzer.analyze  # count and classify a request (changes nothing)
         self.resolve = self.analyzer.resolve  # the model's deployment and window
@@ -148,22 +166,22 @@ class ContextEngine:
         a = await self.analyzer.analyze_async(
             body, fmt, model, router=router, limit=limit, is_vision=is_vision, image_descriptions=image_descriptions
         )
+        cap, budget = self._output(body, fmt, a.target, a.budget, a.count, limit)
+        if cap is not None:
+            a = replace(a, budget=budget, result=self._result(a, budget, started))
         risk = a.result.risk_level
         meta: dict[str, Any] = dict(a.result.metadata)
         meta.update(risk_level=risk.value, tokens_before=a.count.total, limit=a.budget.limit)
-        speculate = (
-            risk is ContextRiskLevel.CAUTION
-            and self.settings.context_speculative_condensation
-            and not a.target.disabled
-        )
+        speculate = self._speculates(risk) and not a.target.disabled
         if speculate:
-            start_speculation(self, a, caller_metadata or {}, summarizer, scope, key)
+            self._speculate(a, caller_metadata or {}, summarizer, scope, key)
         if risk.rank < ContextRiskLevel.WARNING.rank or a.target.disabled:
             self._remember(key, a, speculated=speculate)
             reason = "disabled for this model" if a.target.disabled else None
-            return self._unchanged(body, a.count.total, risk, meta, started, reason)
+            return self._unchanged(body, a.count.total, risk, meta, started, reason, cap=cap, observe=observe)
 
-        act = partial(self._act, body, a, meta, key, started, caller_metadata or {}, summarizer, scope, observe)
+        caller = caller_metadata or {}
+        act = partial(self._act, body, a, meta, key, started, caller, summarizer, scope, observe, cap)
         return await (act() if self.executor is None else self.executor.run(act, started + self._queue_s))
 
     async def _act(
@@ -177,39 +195,118 @@ class ContextEngine:
         summarizer: Summarizer | None,
         scope: str,
         observe: bool,
+        cap: OutputCap | None = None,
     ) -> Outcome:
         """Manage a request at WARNING or above (on the worker thread when there is one)."""
         risk = a.result.risk_level
         work = await self._execute(a, caller, started, summarizer, scope)
         if not work.actions:
             self._remember(key, a)
-            return self._unchanged(
-                body, a.count.total, risk, meta, started, "nothing to condense: the request is kept as it is"
-            )
+            reason = "nothing to condense: the request is kept as it is"
+            return self._unchanged(body, a.count.total, risk, meta, started, reason, cap=cap, observe=observe)
         after = self._tokens(a, work)
-        strategy = strategy_of(work.actions)
-        meta.update(
-            actions=work.actions,
-            tokens_after=after,
-            strategy=strategy.value,
-            messages_before=len(a.conversation.messages),
-            messages_after=len(work.messages),
-        )
-        if work.summary is not None:
-            meta["summary"] = work.summary
+        if work.cut:
+            meta["cut"] = sorted(work.cut)
+        messages = (len(a.conversation.messages), len(work.messages))
         if observe:
+            strategy = self._report(meta, work.actions, after, messages, work.summary, None)
             self._remember(key, a)
             meta["observe_only"] = True
-            return self._unchanged(body, a.count.total, risk, meta, started, None, planned=strategy)
-
+            return self._unchanged(body, a.count.total, risk, meta, started, None, strategy, cap, observe=True)
+        strategy = self._report(meta, work.actions, after, messages, work.summary, cap)
         previous = previous_turn_tokens(a.conversation.messages, a.count.messages, a.count.total)
-        meta["prefix_changed"] = changed = prefix_changed(work.step, previous, a.budget.limit, self.settings)
-        elapsed = (time.perf_counter() - started) * 1000
-        meta["processing_ms"] = round(elapsed, 2)
-        self.stats.record(risk.value, strategy.value, a.count.total - after, elapsed)
+        changed = prefix_changed(work.step, previous, a.budget.limit, self.settings)
         rendered = self._render(a, work)
         self._remember(key, a, work, rendered)
-        return Outcome(rendered, True, a.count.total, after, risk, strategy, work.cache, meta, changed)
+        return self._sent(rendered, a.count.total, after, risk, strategy, work.cache, meta, started, changed, cap)
+
+    def _report(
+        self,
+        meta: dict[str, Any],
+        done: Sequence[str],
+        after: int,
+        messages: tuple[int, int],
+        summary: Mapping[str, Any] | None,
+        cap: OutputCap | None,
+    ) -> ContextManagementStrategy:
+        """Write what was done to a managed request into its report; the strategy it amounts to."""
+        strategy = strategy_of(done)
+        meta.update(
+            actions=[cap.action, *done] if cap is not None else list(done),
+            tokens_after=after,
+            strategy=strategy.value,
+            messages_before=messages[0],
+            messages_after=messages[1],
+        )
+        if summary is not None:
+            meta["summary"] = summary
+        return strategy
+
+    def _sent(
+        self,
+        body: Mapping[str, Any],
+        tokens: int,
+        after: int,
+        risk: ContextRiskLevel,
+        strategy: ContextManagementStrategy,
+        cache: str,
+        meta: dict[str, Any],
+        started: float,
+        changed: bool,
+        cap: OutputCap | None,
+    ) -> Outcome:
+        """A managed request as it is sent (its output reservation lowered when ``cap`` says so),
+        timed and counted in the statistics: the full analysis's and the turn memo's alike."""
+        elapsed = (time.perf_counter() - started) * 1000
+        meta.update(processing_ms=round(elapsed, 2), prefix_changed=changed)
+        if cap is not None:
+            meta["max_tokens"] = cap.change
+        self.stats.record(risk.value, strategy.value, tokens - after, elapsed)
+        return Outcome(with_cap(body, cap), True, tokens, after, risk, strategy, cache, meta, changed)
+
+    def _speculates(self, risk: ContextRiskLevel) -> bool:
+        """Whether a request at ``risk`` prepares its WARNING turn's summary in the background."""
+        return risk is ContextRiskLevel.CAUTION and self.settings.context_speculative_condensation
+
+    def _speculate(
+        self, a: Analysis, caller: Mapping[str, Any], summarizer: Summarizer | None, scope: str, key: str | None
+    ) -> None:
+        """Start the summary the WARNING turn of ``a``'s conversation will need (:mod:`speculation`),
+        condensed as that turn would, with the summariser's full timeout."""
+        request = partial(
+            self._request, a, scope, caller, ContextRiskLevel.CRITICAL, self.settings.condensation_timeout
+        )
+        target = target_tokens(a.budget.limit, self.settings)
+        ready = partial(self._speculated, a, key) if key is not None else None
+        self.speculation.start(request, self._span_regions(a), target, summarizer, ready)
+
+    def _speculated(self, a: Analysis, key: str, work: Work) -> None:
+        """A speculative result, verified, becomes the managed prefix of the conversation's last turn."""
+        if self._acceptable(a, work):
+            conv = a.conversation
+            managed = self._managed(a, work, self._render(a, work))
+            if managed is not None:
+                self._turns.attach(key, conv.body.get(MESSAGES_KEY[conv.format]) or [], managed)
+
+    def _request(
+        self,
+        a: Analysis,
+        scope: str,
+        caller: Mapping[str, Any],
+        risk: ContextRiskLevel,
+        budget_s: float,
+        started: float | None = None,
+    ) -> Request:
+        """What condensation needs to know of ``a``, timed from ``started`` (else now)."""
+        started = time.perf_counter() if started is None else started
+        return Request(a.conversation, a.count, a.target.model, a.budget.limit, risk, scope, caller, started, budget_s)
+
+    def _span_regions(self, a: Analysis, reg: Regions | None = None) -> Regions:
+        """The regions condensing and truncation use: the pinned tail shortened when the pinned
+        messages alone do not fit the room the system prompt and tools leave (``reg``: the
+        default regions, when the caller has them)."""
+        fixed = a.count.total - sum(a.count.messages)
+        return fitting_regions(a.conversation.messages, self.settings, a.count.messages, a.budget.limit - fixed, reg)
 
     # -- the conversation's last turn --------------------------------------------------------
     def _recalled(
@@ -242,20 +339,17 @@ class ContextEngine:
         if recalled is None:
             return None, key
         count = recalled.count
+        cap, budget = self._output(body, fmt, target, budget, count, limit)
         result = self.analyzer.result(fmt, len(raws), target, budget, count, started)
         risk = result.risk_level
         meta: dict[str, Any] = dict(result.metadata)
         meta.update(risk_level=risk.value, tokens_before=count.total, limit=budget.limit)
         if risk.rank < ContextRiskLevel.WARNING.rank:
-            if (
-                risk is ContextRiskLevel.CAUTION
-                and self.settings.context_speculative_condensation
-                and not recalled.turn.speculated
-            ):
+            if self._speculates(risk) and not recalled.turn.speculated:
                 return None, key  # the full analysis starts the speculative summary
             self._turns.advance(recalled)
             self.stats.bump("turn_memo_hits")
-            return self._unchanged(body, count.total, risk, meta, started, None), key
+            return self._unchanged(body, count.total, risk, meta, started, None, cap=cap, observe=observe), key
         managed = recalled.turn.managed
         continued = None if observe or managed is None else recalled.managed_messages()
         if managed is None or continued is None:
@@ -264,25 +358,13 @@ class ContextEngine:
         after = self.counter.assemble(target.model, counts, recalled.turn.system, recalled.turn.tools).total
         if not keeps(managed.step, count.total, after, budget.limit, self.settings):
             return None, key  # the full analysis makes the next step
-        strategy = strategy_of(managed.actions)
-        elapsed = (time.perf_counter() - started) * 1000
-        meta.update(
-            actions=list(managed.actions),
-            tokens_after=after,
-            strategy=strategy.value,
-            messages_before=len(raws),
-            messages_after=len(messages),
-            processing_ms=round(elapsed, 2),
-            prefix_changed=False,
-        )
-        if managed.summaries:
-            meta["summary"] = {"summaries": [dict(s) for s in managed.summaries]}
-        self.stats.record(risk.value, strategy.value, count.total - after, elapsed)
+        summary = {"summaries": [dict(d) for d in managed.summaries]} if managed.summaries else None
+        strategy = self._report(meta, managed.actions, after, (len(raws), len(messages)), summary, cap)
         self._turns.advance(recalled)
         self.stats.bump("turn_memo_hits")
         cache = "hit" if managed.summaries else "none"
         out = fit_breakpoints({**body, MESSAGES_KEY[fmt]: messages}, len(managed.prefix) - 1, fmt)
-        return Outcome(out, True, count.total, after, risk, strategy, cache, meta), key
+        return self._sent(out, count.total, after, risk, strategy, cache, meta, started, False, cap), key
 
     def _remember(
         self,
@@ -303,15 +385,15 @@ class ContextEngine:
     def _managed(self, a: Analysis, work: Work, rendered: Mapping[str, Any]) -> Managed | None:
         """The prefix the next turns can send again: a result of summaries (reused on those turns)
         or of cleared old output, followed by untouched messages; ``None`` for anything else."""
-        kinds = {x.split(":", 1)[0] for x in work.actions}
+        kinds = actions.kinds(work.actions)
         if work.summary is not None and any(d.get("provisional") for d in work.summary["summaries"]):
             return None  # the model's summary replaces it once ready: look it up on the next turn
-        if work.summary is not None and kinds <= SUMMARY_ACTIONS:
+        if work.summary is not None and kinds <= actions.SUMMARY_ACTIONS:
             summaries = tuple({**d, "cache": "hit"} for d in work.summary["summaries"])
-            actions = tuple(f"reuse:{d['messages_condensed']}" for d in summaries)
+            done = tuple(actions.reuse(d["messages_condensed"]) for d in summaries)
             step = Step(SUMMARIES)
         elif kinds == {"clear"} and len(work.actions) == 1 and work.step is not None:
-            summaries, actions, step = (), tuple(work.actions), work.step
+            summaries, done, step = (), tuple(work.actions), work.step
         else:
             return None
         conv = a.conversation
@@ -319,7 +401,7 @@ class ContextEngine:
         if not isinstance(raws, list):
             return None
         counts = self._measure(a, work).messages
-        return managed_from(conv.messages, work.messages, raws, counts, actions, summaries, step)
+        return managed_from(conv.messages, work.messages, raws, counts, done, summaries, step)
 
     def _render(self, a: Analysis, work: Work) -> Mapping[str, Any]:
         """The request body of a result; on ``/v1/messages``, with a prompt-cache breakpoint at the
@@ -337,7 +419,12 @@ class ContextEngine:
         started: float,
         reason: str | None,
         planned: ContextManagementStrategy | None = None,
+        cap: OutputCap | None = None,
+        *,
+        observe: bool = False,
     ) -> Outcome:
+        """The request's messages as the client sent them; its output reservation lowered when
+        ``cap`` says so (reported only, with ``observe``)."""
         elapsed = (time.perf_counter() - started) * 1000
         meta.setdefault("tokens_after", tokens)
         meta["processing_ms"] = round(elapsed, 2)
@@ -346,29 +433,58 @@ class ContextEngine:
         if planned is not None:
             meta["planned_strategy"] = planned.value
         self.stats.record(risk.value, ContextManagementStrategy.MONITOR_ONLY.value, 0, elapsed)
-        return Outcome(body, False, tokens, tokens, risk, ContextManagementStrategy.MONITOR_ONLY, "none", meta)
+        monitor = ContextManagementStrategy.MONITOR_ONLY
+        if cap is None:
+            return Outcome(body, False, tokens, tokens, risk, monitor, "none", meta)
+        if observe:
+            meta["planned_max_tokens"] = cap.change
+            return Outcome(body, False, tokens, tokens, risk, monitor, "none", meta)
+        meta["max_tokens"] = cap.change
+        meta.setdefault("actions", [cap.action])
+        return Outcome(with_cap(body, cap), True, tokens, tokens, risk, monitor, "none", meta)
+
+    def _output(
+        self,
+        body: Mapping[str, Any],
+        fmt: Format,
+        target: ModelTarget,
+        budget: Budget,
+        count: RequestCount,
+        limit: int | None,
+    ) -> tuple[OutputCap | None, Budget]:
+        """The request's output reservation and budget: the client's, or lowered when it alone
+        would put the request at WARNING or above (:mod:`planning.output`; logged once per request
+        that lowers it). A limit the caller gives is its own: never changed."""
+        if limit is not None or target.disabled:
+            return None, budget
+        cap = output_cap(body, fmt, target.window, count.total, self.settings)
+        if cap is None:
+            return None, budget
+        log.info(
+            "max_tokens %s: the reserved output left too little of the %d-token window for %d input tokens",
+            cap.change,
+            target.window,
+            count.total,
+        )
+        return cap, capped_budget(target.window, cap)
+
+    def _result(self, a: Analysis, budget: Budget, started: float) -> ContextAnalysisResult:
+        conv = a.conversation
+        return self.analyzer.result(conv.format, len(conv.messages), a.target, budget, a.count, started)
 
     async def _execute(
         self, a: Analysis, caller: Mapping[str, Any], started: float, summarizer: Summarizer | None, scope: str
     ) -> Work:
         conv = a.conversation
         original = list(conv.messages)
-        target_tokens = int(self.settings.condensation_target_ratio * a.budget.limit)
-        # Clearing never reaches into the recent turns; condensing does when they alone are too large.
+        target = target_tokens(a.budget.limit, self.settings)
+        # Clearing never reaches into the recent turns; condensing does when they alone are too large
+        # for the room the system prompt and tools leave.
         reg = regions(original, self.settings)
-        span_reg = fitting_regions(original, self.settings, a.count.messages, a.budget.limit, reg)
+        fixed = a.count.total - sum(a.count.messages)
+        span_reg = self._span_regions(a, reg)
         pinned = [i for i in range(len(original)) if span_reg.pinned(i)]
-        req = Request(
-            conv,
-            a.count,
-            a.target.model,
-            a.budget.limit,
-            a.result.risk_level,
-            scope,
-            caller,
-            started,
-            self.settings.processing_budget_s,
-        )
+        req = self._request(a, scope, caller, a.result.risk_level, self.settings.processing_budget_s, started)
 
         # Cached summaries of this conversation's prefix: while they keep the request below WARNING,
         # send exactly what the previous turns sent (no model call, stable prefix).
@@ -383,7 +499,7 @@ class ContextEngine:
             level, savings = clearing(a.count.total, a.budget.limit, self.settings)
             cleared = clear_old(original, reg, savings, self._counter_of(a), self._text_counter_of(a))
             if cleared is not None:
-                work = Work(cleared[0], pinned, [f"clear:{cleared[1]}"], step=Step(CLEARED, level))
+                work = Work(cleared[0], pinned, [actions.clear(cleared[1])], step=Step(CLEARED, level))
                 if self._keeps(a, work) and self._acceptable(a, work):
                     return work
 
@@ -391,7 +507,8 @@ class ContextEngine:
         # Aimed at the target; short of it, sent as it is while the following turns would send it
         # again (below WARNING: truncating now would only bring the dropped turns back next turn).
         work = Work(list(original), pinned)
-        condensed = await self.condenser.condense(req, span_reg, target_tokens, summarizer)
+        condensed = await self.condenser.condense(req, span_reg, target, summarizer)
+        condensed_work: Work | None = None
         if condensed is not None:
             summary = {"summaries": condensed.details}
             # Summaries all found in the cache are those an earlier turn sent (for the prefix flag).
@@ -401,8 +518,26 @@ class ContextEngine:
             )
             after = self._tokens(a, work)
             again = keeps(Step(SUMMARIES), a.count.total, after, a.budget.limit, self.settings)
-            if (after <= target_tokens or again) and self._acceptable(a, work):
+            if (after <= target or again) and self._acceptable(a, work):
                 return work
+            condensed_work = work
+
+        # The pinned messages alone are above the target: the cheaper tiers' best that fits.
+        floor = fixed + sum(a.count.messages[i] for i in pinned)
+        if floor > target:
+            fitted, smallest = self._fit(a, original, span_reg, pinned, condensed_work, target)
+            if smallest is not None:
+                work = smallest  # nothing fits: pinned messages are cut from the smallest of them
+            if fitted is not None:
+                log.info(
+                    "target of %d tokens out of reach (the pinned messages need %d): sent %s at %d of %d tokens",
+                    target,
+                    floor,
+                    ",".join(fitted.actions),
+                    self._tokens(a, fitted),
+                    a.budget.limit,
+                )
+                return fitted
 
         # Tier 3: drop the oldest unpinned atoms, then cut the middle of a pinned message.
         acted = len(work.actions)
@@ -410,14 +545,20 @@ class ContextEngine:
             a.conversation.format,
             original,
             work,
-            target_tokens,
+            target,
             a.budget.limit,
-            lambda ms: self.counter.count(a.conversation.with_messages(ms), a.target.model),
+            self._measure_of(a),
             self._text_counter_of(a),
         )
         if len(work.actions) > acted:
             work.step = None
         if self._acceptable(a, work):
+            if work.cut:
+                log.warning(
+                    "pinned messages %s cut to fit: nothing else brought the request within %d tokens",
+                    sorted(work.cut),
+                    a.budget.limit,
+                )
             return work
         if a.count.total <= a.budget.limit:
             return Work(list(original), pinned)  # no valid improvement: the request fits as it is
@@ -433,12 +574,64 @@ class ContextEngine:
             )
         raise verification_error(a.conversation.format, original, self._problems(a, work))
 
+    def _fit(
+        self,
+        a: Analysis,
+        original: list[Message],
+        reg: Regions,
+        pinned: list[int],
+        condensed: Work | None,
+        target: int,
+    ) -> tuple[Work | None, Work | None]:
+        """When the target is out of reach without touching a pinned message: the first of all old
+        tool output cleared, all history condensed, the old atoms dropped (after condensing, then
+        without), that is below WARNING, else the first that fits the limit (``None`` when none
+        does: pinned messages must be cut); and the smallest of the results with old atoms dropped."""
+        warning = warning_tokens(a.budget.limit, self.settings)
+        fitting: Work | None = None
+        dropped: list[Work] = []
+
+        def drop(base: Work | None) -> Work | None:
+            work = self._dropped(a, original, pinned, base, target)
+            if work is not None:
+                dropped.append(work)
+            return work
+
+        candidates: tuple[Callable[[], Work | None], ...] = (
+            lambda: self._cleared_all(a, original, reg, pinned),
+            lambda: condensed,
+            lambda: drop(condensed) if condensed is not None else None,
+            lambda: drop(None),
+        )
+        for make in candidates:
+            work = make()
+            if work is None or not self._acceptable(a, work):
+                continue
+            if self._tokens(a, work) < warning:
+                return work, None
+            fitting = fitting or work
+        smallest = min(dropped, key=lambda w: self._tokens(a, w), default=None)
+        return fitting, smallest
+
+    def _cleared_all(self, a: Analysis, original: list[Message], reg: Regions, pinned: list[int]) -> Work | None:
+        cleared = clear_all(original, reg, self._text_counter_of(a))
+        return Work(cleared[0], pinned, [actions.clear(cleared[1])]) if cleared is not None else None
+
+    def _dropped(
+        self, a: Analysis, original: list[Message], pinned: list[int], base: Work | None, target: int
+    ) -> Work | None:
+        work = Work(list(base.messages if base else original), pinned, list(base.actions if base else []))
+        if base is not None:
+            work.cache, work.summary = base.cache, base.summary
+        acted = len(work.actions)
+        drop_old(a.conversation.format, original, work, target, self._measure_of(a))
+        return work if len(work.actions) > acted else None
+
     # -- background work --------------------------------------------------------------------
     async def drain(self) -> None:
         """Wait for background work (speculative summaries, model summaries) to finish; for tests
         and shutdown."""
-        while self._speculating:
-            await asyncio.gather(*list(self._speculating), return_exceptions=True)
+        await self.speculation.drain()
         if self.executor is not None:
             await self.executor.drain()
             await self.executor.run(self.condenser.drain, None)
@@ -447,6 +640,9 @@ class ContextEngine:
     # -- verification ------------------------------------------------------------------------
     def _counter_of(self, a: Analysis) -> Callable[[Sequence[Message]], int]:
         return lambda messages: self.counter.count(a.conversation.with_messages(messages), a.target.model).total
+
+    def _measure_of(self, a: Analysis) -> Callable[[Sequence[Message]], RequestCount]:
+        return lambda messages: self.counter.count(a.conversation.with_messages(messages), a.target.model)
 
     def _text_counter_of(self, a: Analysis) -> Callable[[str], int]:
         return lambda text: self.counter.count_text(text, a.count.family)

@@ -1,94 +1,100 @@
 """Speculative condensation: at CAUTION, the summary the WARNING turn will need, made in the
-background so that turn is a cache hit and sends a prefix already verified."""
+background so that turn is a cache hit and sends a prefix already verified.
+
+:class:`Speculation` knows nothing of the engine: it is given the condensation request (made when
+the work starts), the regions and target the WARNING turn would use, and a callback that takes
+the condensed result (the engine verifies it and remembers it for the conversation's next turn).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable
 from functools import partial
-from typing import TYPE_CHECKING, Any
 
-from ..adapters import MESSAGES_KEY
-from ..analysis.risk import ContextRiskLevel
-from ..condensing.condensation import Request
+from ..condensing.condensation import Condenser, Request
 from ..condensing.summarizer import Summarizer
-from ..planning.plan import fitting_regions
+from ..planning.plan import Regions
 from ..planning.tiers import Work
 from ..runtime.logs import log_fault
-
-if TYPE_CHECKING:
-    from ..analysis.analyzer import Analysis
-    from .engine import ContextEngine
+from ..runtime.offloop import OffLoop
+from ..runtime.stats import EngineStats
+from ..settings import Settings
 
 log = logging.getLogger(__name__)
 
-
-def start_speculation(
-    engine: ContextEngine,
-    a: Analysis,
-    caller: Mapping[str, Any],
-    summarizer: Summarizer | None,
-    scope: str,
-    key: str | None,
-) -> None:
-    """Start :func:`_speculative_summary` in the background: on the engine's executor when it has
-    one (dropped while requests wait for its slots, or if it cannot start within the queue
-    deadline), else on the running loop; never more at once than ``CONDENSATION_PARALLEL_REQUESTS``."""
-    executor = engine.executor
-    if len(engine._speculating) + (executor.pending if executor is not None else 0) >= (
-        engine.settings.condensation_parallel_requests
-    ):
-        return
-    work = partial(_speculative_summary, engine, a, caller, summarizer, scope, key)
-    if executor is not None:
-        executor.spawn(work, time.perf_counter() + engine._queue_s)
-        return
-    task = asyncio.get_running_loop().create_task(work())
-    engine._speculating.add(task)
-    task.add_done_callback(engine._speculating.discard)
+Ready = Callable[[Work], None]  # takes a speculative result (verifies it, remembers it)
 
 
-async def _speculative_summary(
-    engine: ContextEngine,
-    a: Analysis,
-    caller: Mapping[str, Any],
-    summarizer: Summarizer | None,
-    scope: str,
-    key: str | None,
-) -> None:
-    """Condense ``a``'s conversation as a WARNING turn would (reusing what earlier turns cached) and
-    attach the verified result to the conversation's memo; never raises. Private, as background
-    work is, so that a server's shutdown cancels it (:mod:`shutdown`)."""
-    try:
-        original = a.conversation.messages
-        reg = fitting_regions(original, engine.settings, a.count.messages, a.budget.limit)
-        req = Request(
-            a.conversation,
-            a.count,
-            a.target.model,
-            a.budget.limit,
-            ContextRiskLevel.CRITICAL,
-            scope,
-            caller,
-            time.perf_counter(),
-            engine.settings.condensation_timeout,
-        )
-        condensed = await engine.condenser.reuse(req, reg, summarizer)  # condensed on an earlier turn?
-        if condensed is None:
-            target_tokens = int(engine.settings.condensation_target_ratio * a.budget.limit)
-            condensed = await engine.condenser.condense(req, reg, target_tokens, summarizer)
+class Speculation:
+    """The background summaries of one engine: on its executor when it has one (dropped while
+    requests wait for its slots, or if one cannot start within the queue deadline), else on the
+    running loop; never more at once than ``CONDENSATION_PARALLEL_REQUESTS``."""
+
+    def __init__(
+        self, settings: Settings, condenser: Condenser, stats: EngineStats, executor: OffLoop | None, queue_s: float
+    ) -> None:
+        self.settings = settings
+        self.condenser = condenser
+        self.stats = stats
+        self.executor = executor
+        self.queue_s = queue_s
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def __len__(self) -> int:
+        """Speculative summaries under way on the caller's loop (the executor counts its own)."""
+        return len(self._tasks)
+
+    def start(
+        self,
+        request: Callable[[], Request],
+        reg: Regions,
+        target: int,
+        summarizer: Summarizer | None,
+        ready: Ready | None,
+    ) -> None:
+        """Start :meth:`_summary` in the background, unless as many are under way already."""
+        executor = self.executor
+        if len(self._tasks) + (executor.pending if executor is not None else 0) >= (
+            self.settings.condensation_parallel_requests
+        ):
+            return
+        work = partial(self._summary, request, reg, target, summarizer, ready)
+        if executor is not None:
+            executor.spawn(work, time.perf_counter() + self.queue_s)
+            return
+        task = asyncio.get_running_loop().create_task(work())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def drain(self) -> None:
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def _summary(
+        self,
+        request: Callable[[], Request],
+        reg: Regions,
+        target: int,
+        summarizer: Summarizer | None,
+        ready: Ready | None,
+    ) -> None:
+        """Condense as the WARNING turn would (reusing what earlier turns cached) and hand the
+        result to ``ready``; never raises. Private, as background work is, so that a server's
+        shutdown cancels it (:mod:`shutdown`)."""
+        try:
+            req = request()  # timed from now: it may have waited for the executor
+            condensed = await self.condenser.reuse(req, reg, summarizer)  # condensed on an earlier turn?
             if condensed is None:
-                return
-            engine.stats.bump("speculative_condensations")
-        # Prepare the WARNING turn: the verified prefix it will send, for the conversation's memo.
-        pinned = [i for i in range(len(original)) if reg.pinned(i)]
-        work = Work(condensed.messages, pinned, condensed.actions, summary={"summaries": condensed.details})
-        if key is not None and engine._acceptable(a, work):
-            conv = a.conversation
-            managed = engine._managed(a, work, engine._render(a, work))
-            if managed is not None:
-                engine._turns.attach(key, conv.body.get(MESSAGES_KEY[conv.format]) or [], managed)
-    except Exception as exc:  # the exception's message may quote the conversation: at DEBUG only
-        log_fault(log, "speculative condensation failed (the request was not affected)", exc)
+                condensed = await self.condenser.condense(req, reg, target, summarizer)
+                if condensed is None:
+                    return
+                self.stats.bump("speculative_condensations")
+            if ready is not None:
+                pinned = [i for i in range(len(req.conversation.messages)) if reg.pinned(i)]
+                summary = {"summaries": condensed.details}
+                ready(Work(condensed.messages, pinned, condensed.actions, summary=summary))
+        except Exception as exc:  # the exception's message may quote the conversation: at DEBUG only
+            log_fault(log, "speculative condensation failed (the request was not affected)", exc)

@@ -111,8 +111,9 @@ def fitting_regions(
     messages: Sequence[Message], settings: Settings, tokens: Sequence[int], room: int, full: Regions | None = None
 ) -> Regions:
     """:func:`regions`, with a shorter pinned tail when the pinned messages alone exceed ``room``
-    (the request's limit: they could only be cut): the fewest recent atoms released from the tail
-    that make them fit, or the newest atom alone.
+    (what the request's limit leaves once its system prompt and tools are counted: they could only
+    be cut): the fewest recent atoms released from the tail that make them fit, or the newest atom
+    alone.
 
     A tail holding a message larger than the room (an agent's parallel tool results) would
     otherwise be cut in its middle on every turn, by a little more as the conversation grows. With

@@ -24,6 +24,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from ..analysis.risk import target_tokens, warning_tokens
 from ..conversation import Message, Role
 from ..settings import Settings
 
@@ -41,14 +42,11 @@ class Step:
 
 
 def step_tokens(limit: int, settings: Settings) -> int:
-    """Tokens of growth between two management steps: (WARNING − target) of the limit (0 when the
+    """Tokens of growth between two management steps: from the target to WARNING (0 when the
     target is not below WARNING: no steps, every action aims at the target itself)."""
-    gap = settings.condensation_warning_threshold - settings.condensation_target_ratio
-    return max(0, int(gap * limit))
-
-
-def warning_tokens(limit: int, settings: Settings) -> int:
-    return int(settings.condensation_warning_threshold * limit)
+    if settings.condensation_target_ratio >= settings.condensation_warning_threshold:
+        return 0
+    return max(0, warning_tokens(limit, settings) - target_tokens(limit, settings))
 
 
 def clearing(tokens: int, limit: int, settings: Settings) -> tuple[int, int]:
@@ -59,7 +57,7 @@ def clearing(tokens: int, limit: int, settings: Settings) -> tuple[int, int]:
     step = step_tokens(limit, settings)
     over = tokens - warning_tokens(limit, settings)
     if step == 0:
-        return max(0, tokens), tokens - int(settings.condensation_target_ratio * limit)
+        return max(0, tokens), tokens - target_tokens(limit, settings)
     level = 0 if over < 0 else over // step + 1
     return level, level * step
 
@@ -80,7 +78,7 @@ def keeps(step: Step, tokens_before: int, tokens_after: int, limit: int, setting
         return False
     warning = warning_tokens(limit, settings)
     if step.kind == CLEARED:
-        ceiling = warning - 1 if step_tokens(limit, settings) else int(settings.condensation_target_ratio * limit)
+        ceiling = warning - 1 if step_tokens(limit, settings) else target_tokens(limit, settings)
         return tokens_after <= ceiling and step.level == clear_level(tokens_before, limit, settings)
     return step.kind == SUMMARIES and tokens_after < warning
 

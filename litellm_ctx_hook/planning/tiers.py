@@ -14,9 +14,10 @@ from typing import Any
 from ..analysis.counting import RequestCount
 from ..analysis.risk import ContextManagementStrategy
 from ..conversation import Format, Message, PartKind, Role
+from . import actions
 from .atoms import group_atoms
 from .edits import clear_parts, cut_middle, leading_user, merge_adjacent, tool_names
-from .plan import Regions, clear_targets, is_summary
+from .plan import ClearTarget, Regions, clear_targets, is_summary
 from .steps import Step
 from .verify import contains_message
 
@@ -41,6 +42,27 @@ class Work:
 
 
 # -- tier 1 ----------------------------------------------------------------------------------
+def _clearable(messages: list[Message], reg: Regions, count_text: CountText) -> list[ClearTarget]:
+    return [
+        t
+        for t in clear_targets(messages, reg)
+        if t.kind is not PartKind.TOOL_RESULT
+        or count_text(messages[t.message].parts[t.part].text) >= MIN_CLEARABLE_TOKENS
+    ]
+
+
+def _cleared(
+    messages: list[Message], targets: Sequence[ClearTarget], count_text: CountText, names: dict[str, str]
+) -> list[Message]:
+    chosen: dict[int, set[int]] = {}
+    for t in targets:
+        chosen.setdefault(t.message, set()).add(t.part)
+    out = list(messages)
+    for i, parts in chosen.items():
+        out[i] = clear_parts(messages[i], parts, lambda p: count_text(p.text), names)
+    return [m for m in out if not _dropped_reasoning(m)]
+
+
 def clear_old(
     messages: list[Message], reg: Regions, savings: int, count: Count, count_text: CountText
 ) -> tuple[list[Message], int] | None:
@@ -50,36 +72,27 @@ def clear_old(
     Oldest first, so the choice depends only on the older part of the conversation, which does
     not change as it grows: the same ``savings`` clears the same parts on every later turn.
     """
-    targets = [
-        t
-        for t in clear_targets(messages, reg)
-        if t.kind is not PartKind.TOOL_RESULT
-        or count_text(messages[t.message].parts[t.part].text) >= MIN_CLEARABLE_TOKENS
-    ]
+    targets = _clearable(messages, reg, count_text)
     if not targets:
         return None
     names = tool_names(messages)
-
-    def cleared(k: int) -> list[Message]:
-        chosen: dict[int, set[int]] = {}
-        for t in targets[:k]:
-            chosen.setdefault(t.message, set()).add(t.part)
-        out = list(messages)
-        for i, parts in chosen.items():
-            out[i] = clear_parts(messages[i], parts, lambda p: count_text(p.text), names)
-        return [m for m in out if not _dropped_reasoning(m)]
-
     goal = count(messages) - savings
-    if count(cleared(len(targets))) > goal:
+    if count(_cleared(messages, targets, count_text, names)) > goal:
         return None  # clearing alone cannot free that much: condense the raw span instead
     lo, hi = 1, len(targets)  # smallest k that frees enough (counts are cached per message)
     while lo < hi:
         mid = (lo + hi) // 2
-        if count(cleared(mid)) <= goal:
+        if count(_cleared(messages, targets[:mid], count_text, names)) <= goal:
             hi = mid
         else:
             lo = mid + 1
-    return cleared(lo), lo
+    return _cleared(messages, targets[:lo], count_text, names), lo
+
+
+def clear_all(messages: list[Message], reg: Regions, count_text: CountText) -> tuple[list[Message], int] | None:
+    """Every clearable part outside the pinned messages cleared (``None``: there is none)."""
+    targets = _clearable(messages, reg, count_text)
+    return (_cleared(messages, targets, count_text, tool_names(messages)), len(targets)) if targets else None
 
 
 def _dropped_reasoning(message: Message) -> bool:
@@ -103,9 +116,20 @@ def truncate(
     count_text: CountText,
 ) -> None:
     """Drop the oldest unpinned atoms down to the target, then cut pinned messages down to the limit."""
+    drop_old(fmt, original, work, target_tokens, measure)
+    cut_pinned(original, work, limit, measure, count_text)
+
+
+def drop_old(
+    fmt: Format,
+    original: Sequence[Message],
+    work: Work,
+    target_tokens: int,
+    measure: Callable[[Sequence[Message]], RequestCount],
+) -> None:
+    """Drop whole atoms of the current messages, oldest first, down to the target: never a pinned
+    message (or one a pinned message was merged into) and never a summary."""
     messages = work.messages
-    # Drop whole atoms of the current messages, oldest first: never a pinned message (or one a
-    # pinned message was merged into) and never a summary.
     pinned_objs = {id(original[i]) for i in work.pinned}
     pinned_parts = [original[i] for i in work.pinned]
 
@@ -129,50 +153,89 @@ def truncate(
         if fmt is Format.ANTHROPIC:
             kept = leading_user(fmt, merge_adjacent(kept), len(dropped))
         work.messages = kept
-        work.actions.append(f"truncate:{len(dropped)}")
+        work.actions.append(actions.truncate(len(dropped)))
 
-    # Pinned messages alone are too large: cut their middles (never a system prompt).
+
+def cut_pinned(
+    original: Sequence[Message],
+    work: Work,
+    limit: int,
+    measure: Callable[[Sequence[Message]], RequestCount],
+    count_text: CountText,
+) -> None:
+    """Pinned messages alone are too large: cut their middles down to the limit (never a system
+    prompt). The oldest message that can lose the whole excess goes first; when none can, the
+    largest lose what they can. The newest turn (the original's last atom) is cut last, when
+    nothing else is left to cut, unless it alone is larger than the room the system prompt and
+    tools leave: then it is cut first, since it cannot be sent whole anyway."""
+    newest = {id(original[i]) for i in newest_turn(original)}
     for _ in range(2 * len(work.messages) + 1):
         count = measure(work.messages)
         excess = count.total - limit
         if excess <= 0:
             return
-        order = sorted(
-            (i for i, m in enumerate(work.messages) if m.role is not Role.SYSTEM), key=lambda i: -count.messages[i]
-        )
-        done = _first_cut(work.messages, order, excess, count_text)
+        room = limit - (count.total - sum(count.messages))
+        cuttable = [i for i, m in enumerate(work.messages) if m.role is not Role.SYSTEM]
+        last = [i for i in cuttable if id(work.messages[i]) in newest]
+        if sum(count.messages[i] for i in last) > room:
+            first, last = last, []
+        else:
+            first = []
+        rest = [i for i in cuttable if i not in last and i not in first]
+        done = _first_cut(work.messages, first, rest, last, count.messages, excess, count_text)
         if done is None:
             return
         i, cut = done
         before = work.messages[i]
         work.messages[i] = cut
         work.cut.update(j for j in work.pinned if contains_message(before, original[j]))
-        work.actions.append("cut:1")
+        work.actions.append(actions.CUT)
+
+
+def newest_turn(messages: Sequence[Message]) -> list[int]:
+    """The indices of the newest turn: the conversation's last atom, and the last atom holding
+    tool results when a message came after it (the output the agent has just read)."""
+    atoms = group_atoms(messages).atoms
+    if not atoms:
+        return []
+    out = set(atoms[-1].indices)
+    with_results = next((at for at in reversed(atoms) if at.has_tools), None)
+    if with_results is not None:
+        out.update(with_results.indices)
+    return sorted(out)
 
 
 def _first_cut(
-    messages: Sequence[Message], order: Sequence[int], excess: int, count_text: CountText
+    messages: Sequence[Message],
+    first: Sequence[int],
+    rest: Sequence[int],
+    last: Sequence[int],
+    tokens: Sequence[int],
+    excess: int,
+    count_text: CountText,
 ) -> tuple[int, Message] | None:
-    """The largest message (in ``order``) that can lose all of the excess, cut; if none can, the
-    largest that can be cut at all, cut down to its head and tail."""
-    for partial in (False, True):
-        for i in order:
-            cut = cut_middle(messages[i], excess, count_text, partial=partial)
+    """The message to cut next, and it cut: from ``first``, then ``rest``, then ``last``, the
+    oldest that can lose all of the excess; if none can, the largest that can be cut at all, cut
+    down to its head and tail."""
+    for group in (first, rest, last):
+        for i in sorted(group):
+            cut = cut_middle(messages[i], excess, count_text)
+            if cut is not None:
+                return i, cut
+        for i in sorted(group, key=lambda i: -tokens[i]):
+            cut = cut_middle(messages[i], excess, count_text, partial=True)
             if cut is not None:
                 return i, cut
     return None
 
 
-SUMMARY_ACTIONS = frozenset({"reuse", "condense", "extend"})
-
-
-def strategy_of(actions: Sequence[str]) -> ContextManagementStrategy:
+def strategy_of(done: Sequence[str]) -> ContextManagementStrategy:
     """The strategy a result's actions amount to (the most drastic of them)."""
-    kinds = {a.split(":", 1)[0] for a in actions}
-    if kinds & {"truncate", "cut"}:
+    found = actions.kinds(done)
+    if found & {"truncate", "cut"}:
         return ContextManagementStrategy.EMERGENCY_TRUNCATION
-    if any(a.startswith(("condense:aggressive", "extend:aggressive")) for a in actions):
+    if any(a.startswith(("condense:aggressive", "extend:aggressive")) for a in done):
         return ContextManagementStrategy.CONDENSATION_AGGRESSIVE
-    if kinds & {"clear", "condense", "extend", "reuse"}:
+    if found & {"clear", *actions.SUMMARY_ACTIONS}:
         return ContextManagementStrategy.CONDENSATION_LIGHT
     return ContextManagementStrategy.MONITOR_ONLY

@@ -26,6 +26,7 @@ from ..condensing.summarizer import LiteLLMSummarizer, Summarizer
 from ..conversation import Format
 from ..engine.engine import ContextEngine, Outcome
 from ..errors import ContextWindowExceededError, InvalidRequestError
+from ..planning.output import body_keys
 from ..runtime.logs import InvalidRequestLog, configure, log_fault
 from ..runtime.offloop import LoopBridge, OffLoop, SectionTimer, timed
 from ..runtime.shutdown import ShutdownGuard
@@ -43,7 +44,18 @@ FORMATS = {
     "responses": Format.RESPONSES,
 }
 REPORT_KEY = "ctx_hook"
-HEADERS = ("risk_level", "tokens_before", "tokens_after", "strategy", "cache", "processing_ms", "prefix_changed")
+HEADERS = (
+    "risk_level",
+    "tokens_before",
+    "tokens_after",
+    "strategy",
+    "cache",
+    "processing_ms",
+    "prefix_changed",
+    "actions",
+    "max_tokens",  # 32000->8192: the client's max_tokens, lowered to leave the input room
+    "cut",  # the pinned messages whose middle was cut (indices into the client's messages)
+)
 
 
 def metadata_key(fmt: Format) -> str:
@@ -163,8 +175,10 @@ class ContextHook(CustomLogger):
             scope=self.engine.scope_for(getattr(user, "team_id", None), getattr(user, "api_key", None)),
             observe_only=bool(server_history),
         )
-        if outcome.changed and MESSAGES_KEY[fmt] in outcome.body:
-            data[MESSAGES_KEY[fmt]] = outcome.body[MESSAGES_KEY[fmt]]
+        if outcome.changed:  # the managed messages, and a lowered max_tokens
+            for name in (MESSAGES_KEY[fmt], *body_keys(fmt)):
+                if name in outcome.body and outcome.body[name] is not data.get(name):
+                    data[name] = outcome.body[name]
         self._report(data, key, fmt, outcome, time.perf_counter() - started)
         return data
 
@@ -185,6 +199,9 @@ class ContextHook(CustomLogger):
             "processing_ms": round(seconds * 1000, 2),
             "prefix_changed": o.prefix_changed,
         }
+        for name in ("max_tokens", "cut"):
+            if name in o.metadata:
+                report[name] = o.metadata[name]
         meta = data.get(key)
         if not isinstance(meta, dict):
             meta = {}
@@ -227,13 +244,19 @@ class ContextHook(CustomLogger):
                 meta = data.get(key)
                 if isinstance(meta, Mapping) and isinstance(meta.get(REPORT_KEY), Mapping):
                     report = meta[REPORT_KEY]
-                    return {f"x-ctx-{n.replace('_', '-')}": _header(report[n]) for n in HEADERS if n in report}
+                    return {
+                        f"x-ctx-{n.replace('_', '-')}": _header(report[n])
+                        for n in HEADERS
+                        if report.get(n) not in (None, [])
+                    }
         except Exception as exc:
             log_fault(log, "litellm-ctx-hook could not add response headers", exc)
         return None
 
 
 def _header(value: object) -> str:
+    if isinstance(value, list | tuple):
+        return ",".join(map(str, value))
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 

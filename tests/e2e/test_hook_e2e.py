@@ -221,6 +221,32 @@ def test_anthropic_turns_keep_their_prefix_and_a_breakpoint_at_its_end(env: Env)
             assert json.dumps(got["messages"][:end]) == json.dumps(previous[:end])
 
 
+def test_an_oversized_max_tokens_gives_way_before_any_message(env: Env) -> None:
+    """A Claude Code-like client reserving most of a small window for output: the upstream gets
+    the messages as they were and a lower max_tokens, and the response says by how much."""
+    reads = []
+    for k in range(4):
+        use = {"type": "tool_use", "id": f"toolu_{k}", "name": "Read", "input": {"file_path": f"f{k}.py"}}
+        reads.append({"role": "assistant", "content": [{"type": "text", "text": f"Reading f{k}."}, use]})
+        lines = "\n".join(f"{i:4d}  def handler_{k}_{i}(request):  # value={i * k}" for i in range(110))
+        reads.append(
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": f"toolu_{k}", "content": lines}]}
+        )
+    messages = [{"role": "user", "content": "Read f0 to f3 and report each note."}, *reads]
+    asked = 20_000  # leaves 4k of the 24k window for ~9k tokens of input
+    raw = env.anthropic().messages.with_raw_response.create(
+        model="claude-small", max_tokens=asked, system="You are a coding agent.", messages=messages
+    )
+    assert raw.parse().content
+    received = env.main_requests("/messages")[-1]
+    granted = received["max_tokens"]
+    assert load_settings().output_tokens_floor < granted < asked
+    assert raw.headers["x-ctx-max-tokens"] == f"{asked}->{granted}"
+    assert raw.headers["x-ctx-actions"] == f"max_tokens:{asked}->{granted}"
+    assert received["messages"] == messages  # nothing else had to give way
+    assert int(raw.headers["x-ctx-tokens-before"]) + granted <= CLAUDE_WINDOW
+
+
 def test_over_limit_responses(env: Env) -> None:
     items: list[dict[str, Any]] = [{"role": "user", "content": "Fix the failing billing tests (BILL-2291)."}]
     for k in range(40):
