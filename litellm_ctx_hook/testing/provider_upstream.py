@@ -131,6 +131,7 @@ class Turn:
     newest: tuple[tuple[int, bool], ...]  # (file index, arrived whole) of the newest turn's tool results
     needles_seen: tuple[str, ...]  # needle identifiers present in the request
     error: str = ""
+    streamed: bool = False
     body: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
 
@@ -269,13 +270,18 @@ class ScriptedUpstream:
             self.rejections: list[Rejection] = []
             self._asked: dict[str, int] = {}  # call id -> file index
             self._next = 0
-            self._whole: set[int] = set()
+            self._whole: dict[int, str] = {}  # file index -> the first result that held it whole
 
     @property
     def reads_done(self) -> int:
         """Files whose whole content reached the upstream as the newest tool result."""
         with self._lock:
             return len(self._whole)
+
+    def whole_results(self) -> list[str]:
+        """The tool results that held a file whole, in file order (what the client sent for each)."""
+        with self._lock:
+            return [self._whole[i] for i in sorted(self._whole)]
 
     @property
     def newest_cut(self) -> int:
@@ -321,7 +327,9 @@ class ScriptedUpstream:
             if problem:
                 self.rejections.append(Rejection(endpoint, problem, main))
                 if main:
-                    self.turns.append(Turn(endpoint, 400, tokens, None, (), (), problem, body))
+                    self.turns.append(
+                        Turn(endpoint, 400, tokens, None, (), (), problem, body.get("stream") is True, body)
+                    )
                 err = error_body(endpoint, 400, problem)
                 code = error_code(endpoint, problem)
                 if code and isinstance(err.get("error"), dict):
@@ -332,7 +340,7 @@ class ScriptedUpstream:
                 return 200, self._text(endpoint, body, "ok", tokens)
             asked, newest = self._step(view)
             seen = tuple(n for n in self.workspace.needle_ids if n in body_text(body))
-            self.turns.append(Turn(endpoint, 200, tokens, asked, newest, seen, "", body))
+            self.turns.append(Turn(endpoint, 200, tokens, asked, newest, seen, "", body.get("stream") is True, body))
             if asked is None:
                 return 200, self._text(endpoint, body, self._final_text(seen), tokens)
             call = self._call(endpoint, body, tool, asked)
@@ -351,7 +359,7 @@ class ScriptedUpstream:
             whole = holds_whole(text, self.workspace.files[index])
             newest.append((index, whole))
             if whole:
-                self._whole.add(index)
+                self._whole.setdefault(index, text)
                 self._next = max(self._next, index + 1)
             else:
                 retry = index if retry is None else min(retry, index)
