@@ -300,6 +300,10 @@ class ScriptedUpstream:
         with self._lock:
             return bool(self.turns) and self.turns[-1].asked is None and self.turns[-1].status == 200
 
+    def first_turn(self) -> Turn | None:
+        with self._lock:
+            return self.turns[0] if self.turns else None
+
     def last_turn(self) -> Turn | None:
         with self._lock:
             ok = [t for t in self.turns if t.status == 200]

@@ -13,7 +13,7 @@ from litellm_ctx_hook.testing.agents import Agent
 
 CLAUDE_MODEL = "anthropic/claude-sonnet-4-5-20250929"
 OPENAI_MODEL = "openai/gpt-4o"
-WINDOWS = (64_000, 72_000, 128_000)
+WINDOWS = (11_000, 16_000, 64_000, 72_000, 128_000)
 REPORTS: list[SessionReport] = []
 
 

@@ -21,7 +21,13 @@ import pytest
 from e2e.clients.sessions import REPORTS, agent_unavailable, alias
 from e2e.proxy import ProxyProcess
 
-from litellm_ctx_hook.testing.agent_report import SessionReport, proxy_client_errors, share, trim_baseline
+from litellm_ctx_hook.testing.agent_report import (
+    SessionReport,
+    input_room,
+    proxy_client_errors,
+    share,
+    trim_baseline,
+)
 from litellm_ctx_hook.testing.agent_workspace import seed_workspace
 from litellm_ctx_hook.testing.agents import CLAUDE_CODE, CODEX, OPENCODE, Agent, AgentTarget, run_agent
 from litellm_ctx_hook.testing.provider_upstream import ScriptedUpstream
@@ -51,8 +57,13 @@ CASES = [
     Case(CLAUDE_CODE, 72_000, 10),
     Case(CLAUDE_CODE, 64_000, 10),
     Case(CLAUDE_CODE, 128_000, 20),
+    # Codex sends no max_output_tokens (the plugin reserves a tenth of the window): at 11k its ~5.3k head
+    # is over half the ~9.9k room, and the head with the newest ~4.2k result just fits.
+    Case(CODEX, 11_000, 6),
     Case(CODEX, 64_000, 20),
     Case(CODEX, 128_000, 36),
+    # opencode asks the 4096 output tokens its model entry allows: at 16k its ~6.3k head is over half the room.
+    Case(OPENCODE, 16_000, 6),
     Case(OPENCODE, 64_000, 18),
     Case(OPENCODE, 128_000, 34),
 ]
@@ -84,7 +95,7 @@ def test_agent_session(
         timeout_s=float(os.environ.get("CTX_AGENT_TIMEOUT", "420")),
     )
     refused = proxy_client_errors(agents_proxy.log_text()[log_start:])
-    last = scripted_upstream.last_turn()
+    first, last = scripted_upstream.first_turn(), scripted_upstream.last_turn()
     report = SessionReport(
         client=case.agent.name,
         window=case.window,
@@ -99,6 +110,8 @@ def test_agent_session(
         needles_ours=share(last.needles_seen, workspace) if last else 0.0,
         needles_trim=trim_baseline(scripted_upstream, TASK),
         last_tokens=last.tokens if last else 0,
+        head_tokens=first.tokens if first else 0,
+        room=input_room(first.body, case.window) if first else case.window,
         wall_s=run.wall_s,
         egress=len(run.egress),
     )
