@@ -92,7 +92,7 @@ def test_agent_session(
         TASK,
         home=tmp_path / "home",
         max_turns=3 * case.reads + 6,
-        timeout_s=float(os.environ.get("CTX_AGENT_TIMEOUT", "420")),
+        timeout_s=float(os.environ.get("CTX_AGENT_TIMEOUT", "240")),
     )
     refused = proxy_client_errors(agents_proxy.log_text()[log_start:])
     first, last = scripted_upstream.first_turn(), scripted_upstream.last_turn()
