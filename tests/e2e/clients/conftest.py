@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from e2e.clients.sessions import REPORTS, model_list
+from e2e.clients.sessions import REPORTS, agent_unavailable, model_list
 from e2e.proxy import ProxyProcess, start_proxy
 
 from litellm_ctx_hook.testing.agent_report import HEADER
@@ -27,16 +27,6 @@ def scripted_upstream() -> Iterator[ScriptedUpstream]:
 
 
 @pytest.fixture(scope="session")
-def agents_proxy(scripted_upstream: ScriptedUpstream, redis_url: str) -> Iterator[ProxyProcess]:
-    config = {
-        "model_list": model_list(scripted_upstream.url),
-        "litellm_settings": {"callbacks": ["litellm_ctx_hook.proxy_handler_instance"]},
-    }
-    with start_proxy(config, {"REDIS_URL": redis_url}) as proxy:
-        yield proxy
-
-
-@pytest.fixture(scope="session")
 def agent_binaries() -> dict[str, Any]:
     """Each client's binary, or the reason it is unavailable (installed once, from the cache after)."""
     out: dict[str, Any] = {}
@@ -46,6 +36,20 @@ def agent_binaries() -> dict[str, Any]:
         except AgentUnavailable as exc:
             out[agent.name] = exc
     return out
+
+
+@pytest.fixture(scope="session")
+def agents_proxy(
+    agent_binaries: dict[str, Any], scripted_upstream: ScriptedUpstream, redis_url: str
+) -> Iterator[ProxyProcess]:
+    if all(isinstance(b, Exception) for b in agent_binaries.values()):  # no proxy for nothing to run
+        agent_unavailable("; ".join(str(b) for b in agent_binaries.values()))
+    config = {
+        "model_list": model_list(scripted_upstream.url),
+        "litellm_settings": {"callbacks": ["litellm_ctx_hook.proxy_handler_instance"]},
+    }
+    with start_proxy(config, {"REDIS_URL": redis_url}) as proxy:
+        yield proxy
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
