@@ -412,7 +412,11 @@ def run_agent(
     max_turns: int = 100,
     timeout_s: float = 600.0,
 ) -> AgentRun:
-    """Run one headless session of ``agent`` in ``workdir`` (its home: ``home``) and wait for it."""
+    """Run one headless session of ``agent`` in ``workdir`` (its home: ``home``) and wait for it.
+
+    ``max_turns`` bounds Claude Code's turns (``--max-turns``); Codex and opencode have no such option.
+    At ``timeout_s`` the client's process group is killed (``exit_code`` None).
+    """
     home.mkdir(parents=True, exist_ok=True)
     with EgressTrap() as trap:
         argv, client_env = _SETUP[agent.name](binary, target, home, task, max_turns)
