@@ -7,7 +7,8 @@ exits 0; every file was read, none twice; no request was refused (by the upstrea
 tool call pairing, cache_control blocks, input + output within the window, thinking blocks; or by the
 proxy); the newest tool result reached the upstream whole in every request; nothing but loopback was
 contacted. The share of the notes' identifiers still visible in the last request is reported beside
-what ``trim_messages`` keeps at the same size, and asserted where given.
+what ``trim_messages`` keeps at the same size, and asserted where given. ``CTX_AGENTS_REPORT=<file>``
+appends each session's row there as a JSON line; ``CTX_AGENT_TIMEOUT`` (s, default 240) bounds a session.
 """
 
 from __future__ import annotations
@@ -117,6 +118,9 @@ def test_agent_session(
     )
     REPORTS.append(report)
     print(report.row())
+    if os.environ.get("CTX_AGENTS_REPORT"):  # one JSON line per session, for tables elsewhere
+        with Path(os.environ["CTX_AGENTS_REPORT"]).open("a", encoding="utf-8") as out:
+            out.write(report.to_json() + "\n")
     context = f"{report.row()}\n{run.tail()}"
 
     assert run.exit_code == 0, context
