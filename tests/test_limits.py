@@ -8,7 +8,13 @@ from typing import Any
 import pytest
 from support import settings
 
-from litellm_ctx_hook.analysis.limits import budget_for, requested_output, resolve_target, router_deployments
+from litellm_ctx_hook.analysis.limits import (
+    budget_for,
+    deployment_target,
+    requested_output,
+    resolve_target,
+    router_deployments,
+)
 from litellm_ctx_hook.conversation import Format
 from litellm_ctx_hook.errors import ConfigurationError
 
@@ -198,3 +204,18 @@ def test_the_installed_litellm_router_is_read_without_deprecation_warnings() -> 
     assert len(listed) == 2
     deprecations = [w for w in caught if issubclass(w.category, DeprecationWarning)]
     assert deprecations == [], [str(w.message) for w in deprecations]
+
+
+def test_one_deployment_has_its_own_window() -> None:
+    router = RegistryRouter(TWO_WINDOWS, discovered={"big-1": 200_000, "small-1": 128_000})
+    big, small = TWO_WINDOWS[0], TWO_WINDOWS[1]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)
+        assert deployment_target("chat", big, settings(), router).window == 200_000
+        assert deployment_target("chat", small, settings(), router).window == 128_000
+    assert resolve_target("chat", settings(), router).window == 128_000  # the alias: its smallest
+    overridden = {"litellm_params": {"model": "openai/big"}, "model_info": {"ctx_hook": {"window": 50_000}}}
+    t = deployment_target("chat", overridden, settings())
+    assert (t.window, t.model, t.source) == (50_000, "openai/big", "model_info")
+    unknown = deployment_target("chat", {"litellm_params": {"model": "my-local"}}, settings(), warned=set())
+    assert (unknown.window, unknown.source) == (200_000, "fallback")

@@ -184,10 +184,39 @@ def resolve_target(
     ``warned`` collects the models already logged as unknown, so each is logged once per owner;
     ``team_id`` adds the team's own deployments of ``alias``.
     """
-    fallback = settings.real_vision_model_tokens if is_vision else settings.real_text_model_tokens
     if not alias:  # no model named: the specification's generic windows
+        fallback = settings.real_vision_model_tokens if is_vision else settings.real_text_model_tokens
         return ModelTarget("", "", fallback, "settings")
     deployments = router_deployments(router, alias, team_id=team_id)
+    return _target_over(alias, deployments, settings, router, is_vision, warned)
+
+
+def deployment_target(
+    alias: str,
+    deployment: Mapping[str, Any],
+    settings: Settings,
+    router: AnyRouter | None = None,
+    *,
+    is_vision: bool = False,
+    warned: set[str] | None = None,
+) -> ModelTarget:
+    """Like :func:`resolve_target`, for the one deployment a request was routed to (its
+    ``model_list`` dict: ``litellm_params`` and ``model_info``): that deployment's own window, not
+    the smallest of its alias. ``router`` (optional) reads the window in LiteLLM's table through
+    the registry where it has one."""
+    return _target_over(alias, [deployment], settings, router, is_vision, warned)
+
+
+def _target_over(
+    alias: str,
+    deployments: list[Mapping[str, Any]],
+    settings: Settings,
+    router: AnyRouter | None,
+    is_vision: bool,
+    warned: set[str] | None,
+) -> ModelTarget:
+    """The target of ``alias`` served by any of ``deployments`` (the smallest window of them)."""
+    fallback = settings.real_vision_model_tokens if is_vision else settings.real_text_model_tokens
     windows: list[int] = []
     model = alias
     disabled = False
