@@ -1,12 +1,16 @@
 """The test suite against the LiteLLM releases the plugin supports (``nox -s <session>``).
 
-* ``pinned``: LiteLLM as pinned in ``constraints.txt`` with its ``proxy`` extra (the full proxy
-  end to end): ruff, mypy --strict, pytest — what ``python3 scripts/test`` runs in ``.venv``.
-* ``newest``: the newest LiteLLM release that ``pyproject.toml``'s range admits, from the package
-  index: mypy --strict and pytest. When that release's ``proxy`` extra cannot be installed (since
-  1.110 it pins a separate ``litellm-proxy`` distribution and companions the index may not carry),
-  the extra's other requirements are installed instead and the proxy runs from the ``litellm``
-  wheel's own ``litellm/proxy`` code; the session prints what it substituted.
+* ``pinned``: the lock, ``requirements/dev.txt`` (LiteLLM as pinned in ``constraints.txt`` with its
+  ``proxy`` extra, every tool pinned; the full proxy end to end): ruff, mypy --strict, pytest — what
+  ``python3 scripts/test`` runs in ``.venv``.
+* ``newest``: the newest releases that ``pyproject.toml``'s ranges admit, LiteLLM and the tools, from
+  the package index: mypy --strict and pytest, with a ``DeprecationWarning`` raised by a call from
+  the plugin's own modules an error (pytest's ``filterwarnings`` in ``pyproject.toml``; in the proxy
+  processes the tests start, ``PYTHONWARNINGS`` for the modules that call LiteLLM's router). When
+  that release's ``proxy`` extra cannot be installed (since 1.110 it pins a separate
+  ``litellm-proxy`` distribution and companions the index may not carry), the extra's other
+  requirements are installed instead and the proxy runs from the ``litellm`` wheel's own
+  ``litellm/proxy`` code; the session prints what it substituted.
 
 Extra arguments go to pytest: ``nox -s newest -- -m "not e2e"``. Without them pytest runs with
 ``-m "not llm"`` (the real local model is left out).
@@ -33,6 +37,14 @@ nox.options.reuse_existing_virtualenvs = True
 # database), installed at the newest version the index has.
 _PROXY_SPLIT = "litellm-proxy"
 _COMPANIONS = ("litellm-proxy-extras", "litellm-enterprise")
+LOCK = "requirements/dev.txt"
+# The plugin's modules that call LiteLLM's router or proxy objects: a DeprecationWarning from their
+# calls is an error in the proxy processes of `newest` (PYTHONWARNINGS takes exact module names).
+_ROUTER_CALLERS = (
+    "litellm_ctx_hook.analysis.limits",
+    "litellm_ctx_hook.condensing.summarizer",
+    "litellm_ctx_hook.proxy.hook",
+)
 
 
 def _pytest_args(session: nox.Session) -> list[str]:
@@ -52,8 +64,9 @@ def _installed(session: nox.Session, code: str) -> str:
 
 @nox.session
 def pinned(session: nox.Session) -> None:
-    """The suite against the pinned LiteLLM with its proxy extra."""
-    session.install("-c", "constraints.txt", "-e", ".[proxy,dev]")
+    """The suite against the lock: the pinned LiteLLM with its proxy extra, the pinned tools."""
+    session.install("--require-hashes", "-r", LOCK)
+    session.install("--no-deps", "--no-build-isolation", "-e", ".")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     session.run("mypy")
@@ -80,6 +93,7 @@ def newest(session: nox.Session) -> None:
         )
         session.install(*reqs)
     session.run("mypy")
+    session.env["PYTHONWARNINGS"] = ",".join(f"error::DeprecationWarning:{m}" for m in _ROUTER_CALLERS)
     session.run("python", "-m", "pytest", *_pytest_args(session))
 
 

@@ -96,6 +96,9 @@ class Settings(BaseSettings):
     cache_cleanup_interval: int = Field(3600, ge=1)
     context_cache_scope: CacheScope = CacheScope.TEAM
     context_cache_signing_key: str | None = None
+    # The entry format written to Redis (cache/entries.py FORMAT; 1: the one before it, for a rolling
+    # upgrade from a release that reads only format 1: set it until every replica runs this release)
+    context_cache_entry_format: int = Field(2, ge=1, le=2)
     redis_url: str | None = None
     redis_host: str | None = None
     redis_port: int = Field(6379, ge=1, le=65535)

@@ -4,6 +4,13 @@ The window of a proxy alias is the *smallest* ``max_input_tokens`` over the alia
 (a request may be routed to any of them); then per-deployment ``model_info`` overrides; then
 LiteLLM's model table; then ``REAL_TEXT_MODEL_TOKENS`` / ``REAL_VISION_MODEL_TOKENS``.
 LiteLLM is imported lazily, so the pure modules stay light.
+
+The router is read through its entry points where LiteLLM has them (1.110 on:
+``registry().deployments(...)`` for the deployments, ``registry().deployment_model_info(...)`` for a
+deployment's window in LiteLLM's table merged with what was discovered from the provider), and
+through ``get_model_list`` with ``litellm.get_model_info`` where it does not (the old members warn
+with a ``DeprecationWarning`` since 1.110). Such a warning turned into an error (``-W error``) is
+never swallowed here, so a test run with deprecations as errors fails on the call that warned.
 """
 
 from __future__ import annotations
@@ -27,9 +34,27 @@ DEFAULT_OUTPUT_RESERVE = 4096
 
 
 class RouterLike(Protocol):
-    """The part of LiteLLM's ``Router`` we read (``get_model_list``)."""
+    """The part of LiteLLM's ``Router`` before 1.110 we read (``get_model_list``)."""
 
     def get_model_list(self, model_name: str | None = None) -> Any: ...
+
+
+class RegistryLike(Protocol):
+    """The part of LiteLLM's router registry (``Router.registry()``, 1.110 on) we read."""
+
+    def deployments(self, model_name: str | None = None, *, team_id: str | None = None) -> Any: ...
+
+    def deployment_model_info(self, id: str, model_name: str) -> Any: ...
+
+
+class RegistryRouterLike(Protocol):
+    """A router with the registry entry point (LiteLLM 1.110 on)."""
+
+    def registry(self) -> RegistryLike: ...
+
+
+#: What :func:`resolve_target` accepts as the router: either generation of LiteLLM's ``Router``.
+AnyRouter = RouterLike | RegistryRouterLike
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,15 +81,85 @@ def _deployment_overrides(info: Mapping[str, Any]) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
 
+def _window_of(info: Any) -> int | None:
+    value = info.get("max_input_tokens") if isinstance(info, Mapping) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
 def _litellm_window(model: str) -> int | None:
     try:
         import litellm
 
         info = litellm.get_model_info(model)
+    except Warning:
+        raise  # a warning made an error (-W error): the caller must see it
     except Exception:
         return None
-    value = info.get("max_input_tokens") if isinstance(info, Mapping) else None
-    return value if isinstance(value, int) and value > 0 else None
+    return _window_of(info)
+
+
+def _registry(router: object) -> RegistryLike | None:
+    """The router's registry (LiteLLM 1.110 on), or ``None`` on a router without one."""
+    entry = getattr(router, "registry", None)
+    if not callable(entry):
+        return None
+    try:
+        registry = entry()
+    except Warning:
+        raise
+    except Exception:
+        return None
+    return registry if callable(getattr(registry, "deployments", None)) else None
+
+
+def router_deployments(
+    router: AnyRouter | None, model_name: str, *, team_id: str | None = None
+) -> list[Mapping[str, Any]]:
+    """The deployments ``model_name`` may be routed to (its group, aliases, routing groups and
+    wildcards, plus the team's own deployments when ``team_id`` is given), each as its
+    ``model_list`` dict; ``[]`` without a router or when the router cannot say.
+
+    Read through ``registry().deployments`` where the router has it, else ``get_model_list``.
+    """
+    if router is None:
+        return []
+    registry = _registry(router)
+    try:
+        if registry is not None:
+            listed = registry.deployments(model_name, team_id=team_id)
+        elif (get_model_list := getattr(router, "get_model_list", None)) is not None:
+            listed = (
+                get_model_list(model_name=model_name, team_id=team_id)
+                if team_id is not None
+                else get_model_list(model_name=model_name)
+            )
+        else:
+            return []
+    except Warning:
+        raise
+    except Exception:
+        return []
+    if not isinstance(listed, list | tuple):
+        return []
+    return [d for d in listed if isinstance(d, Mapping)]
+
+
+def _table_window(router: AnyRouter | None, deployment: Mapping[str, Any], model: str) -> int | None:
+    """The window of ``model`` in LiteLLM's table, through the router's registry where it has one
+    (which merges limits discovered from the provider for this deployment)."""
+    registry = _registry(router) if router is not None else None
+    info = deployment.get("model_info")
+    dep_id = info.get("id") if isinstance(info, Mapping) else None
+    if registry is not None and isinstance(dep_id, str) and callable(getattr(registry, "deployment_model_info", None)):
+        try:
+            window = _window_of(registry.deployment_model_info(dep_id, model))
+        except Warning:
+            raise
+        except Exception:
+            window = None
+        if window is not None:
+            return window
+    return _litellm_window(model)
 
 
 def _positive_int(value: Any, what: str) -> int | None:
@@ -78,26 +173,50 @@ def _positive_int(value: Any, what: str) -> int | None:
 def resolve_target(
     alias: str,
     settings: Settings,
-    router: RouterLike | None = None,
+    router: AnyRouter | None = None,
+    *,
+    is_vision: bool = False,
+    warned: set[str] | None = None,
+    team_id: str | None = None,
+) -> ModelTarget:
+    """Resolve a client model name to the deployment model, window and per-model overrides.
+
+    ``warned`` collects the models already logged as unknown, so each is logged once per owner;
+    ``team_id`` adds the team's own deployments of ``alias``.
+    """
+    if not alias:  # no model named: the generic windows (REAL_*_MODEL_TOKENS)
+        fallback = settings.real_vision_model_tokens if is_vision else settings.real_text_model_tokens
+        return ModelTarget("", "", fallback, "settings")
+    deployments = router_deployments(router, alias, team_id=team_id)
+    return _target_over(alias, deployments, settings, router, is_vision, warned)
+
+
+def deployment_target(
+    alias: str,
+    deployment: Mapping[str, Any],
+    settings: Settings,
+    router: AnyRouter | None = None,
     *,
     is_vision: bool = False,
     warned: set[str] | None = None,
 ) -> ModelTarget:
-    """Resolve a client model name to the deployment model, window and per-model overrides.
+    """Like :func:`resolve_target`, for the one deployment a request was routed to (its
+    ``model_list`` dict: ``litellm_params`` and ``model_info``): that deployment's own window, not
+    the smallest of its alias. ``router`` (optional) reads the window in LiteLLM's table through
+    the registry where it has one."""
+    return _target_over(alias, [deployment], settings, router, is_vision, warned)
 
-    ``warned`` collects the models already logged as unknown, so each is logged once per owner.
-    """
+
+def _target_over(
+    alias: str,
+    deployments: list[Mapping[str, Any]],
+    settings: Settings,
+    router: AnyRouter | None,
+    is_vision: bool,
+    warned: set[str] | None,
+) -> ModelTarget:
+    """The target of ``alias`` served by any of ``deployments`` (the smallest window of them)."""
     fallback = settings.real_vision_model_tokens if is_vision else settings.real_text_model_tokens
-    if not alias:  # no model named: the generic windows (REAL_*_MODEL_TOKENS)
-        return ModelTarget("", "", fallback, "settings")
-    deployments: list[Mapping[str, Any]] = []
-    if router is not None:
-        try:
-            listed = router.get_model_list(model_name=alias)
-        except Exception:
-            listed = None
-        if isinstance(listed, list):
-            deployments = [d for d in listed if isinstance(d, Mapping)]
     windows: list[int] = []
     model = alias
     disabled = False
@@ -122,7 +241,7 @@ def resolve_target(
         if window is not None:
             source = "model_info"
         elif isinstance(dep_model, str):
-            window = _litellm_window(dep_model)
+            window = _table_window(router, dep, dep_model)
             if window is not None:
                 source = "router"
         if window is not None:

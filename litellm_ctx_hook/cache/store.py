@@ -3,7 +3,9 @@
 * Summaries live under ``ctxhook:v1:sum:{scope}:{digest}`` for ``CONDENSATION_CACHE_TTL`` seconds,
   analysis results under ``ctxhook:v1:ana:…`` for ``CONTEXT_ANALYSIS_CACHE_TTL`` (0 disables them).
 * Reads try L1, then Redis; a Redis hit is copied into L1. Values read from Redis are validated
-  (and, with ``CONTEXT_CACHE_SIGNING_KEY``, authenticated); rejected ones count as misses.
+  (and, with ``CONTEXT_CACHE_SIGNING_KEY``, authenticated); rejected ones count as misses. Entries
+  are written in the format ``CONTEXT_CACHE_ENTRY_FORMAT`` names (:mod:`.entries`: this release's,
+  or the one before during a rolling upgrade); both are read.
 * :meth:`SummaryCache.single_flight` makes one caller compute a missing summary while the others —
   in this process or in other replicas — wait for it: the lock is ``SET ctxhook:v1:lock:… NX PX``
   in Redis, or the in-process lock table when Redis is absent or unreachable.
@@ -300,7 +302,7 @@ class SummaryCache:
         if self.redis is None:
             return
         try:
-            data = encode(entry, self._signing_key, context=key)
+            data = encode(entry, self._signing_key, context=key, fmt=self.settings.context_cache_entry_format)
         except (ValueError, TypeError) as exc:  # a non-JSON value in an analysis payload
             log.warning("cache entry %s not stored in Redis: %s", key.rsplit(":", 1)[-1][:12], type(exc).__name__)
             self._stats.count("encode_errors")

@@ -11,7 +11,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from litellm_ctx_hook.cache.counters import CacheStats
-from litellm_ctx_hook.cache.entries import AnalysisEntry, SummaryEntry, canonical_json, decode, encode
+from litellm_ctx_hook.cache.entries import (
+    COMPAT,
+    FORMAT,
+    WRITABLE_FORMATS,
+    AnalysisEntry,
+    SummaryEntry,
+    canonical_json,
+    decode,
+    encode,
+)
 
 KEY = "s3cret-signing-key"
 CTX = "ctxhook:v1:sum:team-a:" + "ab" * 32
@@ -88,8 +97,6 @@ def test_signature_ignored_without_signing_key() -> None:
         b'{"body": {"v": 1, "summary": "x"}}',  # missing fields
         b'{"body": {"v": 1, "summary": "x", "atoms_covered": -1, "strategy": "s", "model": "m", '
         b'"prompt_version": "p", "tokens": 1, "created_at": 1.0}}',
-        b'{"body": {"v": 1, "summary": "x", "atoms_covered": 1, "strategy": "s", "model": "m", '
-        b'"prompt_version": "p", "tokens": 1, "created_at": 1.0, "extra": 1}}',
         b"[" * 100_000,
     ],
 )
@@ -99,16 +106,75 @@ def test_corrupt_values_are_none_and_counted(raw: bytes) -> None:
     assert stats.rejected["corrupt"] == 1
 
 
-@pytest.mark.parametrize("version", [2, 0, "1", None])
-def test_other_versions_are_rejected(version: object) -> None:
+@pytest.mark.parametrize(
+    ("version", "compat"), [(0, None), ("1", None), (None, None), (True, None), (2, None), (2, "2"), (3, 3), (2, 1)]
+)
+def test_unreadable_formats_are_rejected_as_version_not_corrupt(version: object, compat: object) -> None:
     stats = CacheStats()
-    raw = forge(encode(make_entry(), None), v=version)
+    raw = forge(encode(make_entry(), None), v=version, compat=compat)
     assert decode(raw, SummaryEntry, None, stats=stats) is None
-    assert stats.rejected["version"] == 1
+    assert (stats.rejected["version"], stats.rejected["corrupt"]) == (1, 0)
+
+
+def test_the_current_format_is_explicit_in_the_body() -> None:
+    body = json.loads(encode(make_entry(room=9000), None))["body"]
+    assert (body["v"], body["compat"], body["room"]) == (FORMAT, COMPAT, 9000)
+
+
+def previous_release_decode(raw: bytes) -> dict[str, Any] | None:
+    """What a replica of the release before format 2 accepts: ``v == 1`` and no field it does not know."""
+    body = json.loads(raw)["body"]
+    if body.get("v") != 1:
+        return None
+    known = {"v", *SummaryEntry.FORMAT1_FIELDS}
+    return body if set(body) <= known else None
+
+
+@pytest.mark.parametrize("signing_key", [None, KEY])
+def test_format_1_is_written_for_the_previous_release_and_read_back(signing_key: str | None) -> None:
+    entry = make_entry(room=12_000, provisional=True)
+    raw = encode(entry, signing_key, context=CTX, fmt=1)
+    assert previous_release_decode(raw) is not None  # a replica not yet upgraded reads it
+    assert decode(raw, SummaryEntry, signing_key, context=CTX) == entry
+    # what this release writes by default, the previous one refuses: hence CONTEXT_CACHE_ENTRY_FORMAT=1
+    assert previous_release_decode(encode(entry, signing_key, context=CTX)) is None
+
+
+def test_unknown_fields_are_ignored_in_any_readable_format() -> None:
+    stats = CacheStats()
+    entry = make_entry()
+    for fmt in (1, 2):
+        raw = forge(encode(entry, None, fmt=fmt), extra=1, tags=["x"])
+        assert decode(raw, SummaryEntry, None, stats=stats) == entry
+    assert sum(stats.rejected.values()) == 0
+
+
+def test_a_later_format_that_only_adds_fields_is_read() -> None:
+    """A format 3 that keeps ``compat`` at 2 (new optional fields only), signed: read, the new field ignored."""
+    body = json.loads(encode(make_entry(), None))["body"] | {"v": 3, "compat": 2, "priority": "high"}
+    from litellm_ctx_hook.cache.entries import mac
+
+    raw = canonical_json({"body": body, "sig": mac(KEY, "SummaryEntry", CTX, canonical_json(body))})
+    stats = CacheStats()
+    found = decode(raw, SummaryEntry, KEY, context=CTX, stats=stats)
+    assert found is not None and found.summary == make_entry().summary
+    assert sum(stats.rejected.values()) == 0
+
+
+def test_a_format_this_code_cannot_write_is_refused() -> None:
+    with pytest.raises(ValueError, match="format 3"):
+        encode(make_entry(), None, fmt=3)
+    assert FORMAT in WRITABLE_FORMATS and FORMAT - 1 in WRITABLE_FORMATS
+
+
+def test_the_setting_defaults_to_the_current_format() -> None:
+    from litellm_ctx_hook.settings import Settings
+
+    assert Settings.model_fields["context_cache_entry_format"].default == FORMAT
 
 
 def test_future_version_with_valid_signature_is_still_rejected() -> None:
-    body = make_entry().model_dump(mode="json") | {"v": 2}
+    body = make_entry().model_dump(mode="json") | {"v": 3, "compat": 3}
     from litellm_ctx_hook.cache.entries import mac
 
     raw = canonical_json({"body": body, "sig": mac(KEY, "SummaryEntry", CTX, canonical_json(body))})
@@ -154,7 +220,7 @@ def test_a_summary_stands_as_it_is_only_in_a_room_at_most_twice_its_own(made: in
 
 
 def test_a_summary_without_a_recorded_room_still_stands() -> None:
-    body = make_entry().model_dump(mode="json")
+    body = make_entry().model_dump(mode="json") | {"v": 1}
     body.pop("room", None)
-    entry = decode(json.dumps({"body": body}), SummaryEntry, None)  # written before rooms were recorded
+    entry = decode(json.dumps({"body": body}), SummaryEntry, None)  # format 1, written before rooms were recorded
     assert entry is not None and entry.room is None and entry.suits(200_000)

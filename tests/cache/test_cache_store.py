@@ -103,7 +103,7 @@ async def test_longest_prefix_skips_corrupt_longer_entries(
     await cache.put(A, digest(1), make_entry("one"))
     cache.clear_local()
     await fake_client.set(sum_key(A, 3), b"{garbage")
-    body = make_entry("future").model_dump(mode="json") | {"v": 2}
+    body = make_entry("future").model_dump(mode="json") | {"v": 3, "compat": 3}
     await fake_client.set(sum_key(A, 2), canonical_json({"body": body}))
     found = await cache.longest_prefix(A, [digest(i) for i in range(4)])
     assert found is not None and (found[0], found[1].summary) == (1, "one")
@@ -285,3 +285,29 @@ async def test_single_flight_computes_over_an_entry_it_does_not_accept(cache_fac
     assert (how, calls) == ("computed", 1) and entry is not None and entry.summary == "the model's summary"
     _, how = await cache.single_flight(A, digest(1), compute, 5.0, accept=lambda e: not e.provisional)
     assert (how, calls) == ("hit", 1)
+
+
+@pytest.mark.parametrize("signing_key", [None, "k1"])
+async def test_replicas_of_adjacent_entry_formats_read_each_other(
+    cache_factory: Factory, fake_client: fakeredis.aioredis.FakeRedis, signing_key: str | None
+) -> None:
+    """A rolling upgrade: a replica writing format 1 (CONTEXT_CACHE_ENTRY_FORMAT=1) and one writing
+    format 2 share Redis; each reads the other's summaries and analyses, nothing is rejected."""
+    old = cache_factory(context_cache_entry_format=1, context_cache_signing_key=signing_key)
+    new = cache_factory(context_cache_signing_key=signing_key)
+    await old.put(A, digest(1), make_entry("from old", room=9000))
+    await new.put(A, digest(2), make_entry("from new", atoms=4, room=9000))
+    await old.put_analysis(A, digest(3), {"tokens": 3})
+    await new.put_analysis(A, digest(4), {"tokens": 4})
+    assert json.loads(await fake_client.get(sum_key(A, 1)))["body"]["v"] == 1
+    assert json.loads(await fake_client.get(sum_key(A, 2)))["body"]["v"] == 2
+    for cache in (old, new):
+        cache.clear_local()
+    assert (await new.get(A, digest(1)) or make_entry("miss")).summary == "from old"
+    assert (await old.get(A, digest(2)) or make_entry("miss")).summary == "from new"
+    found = await old.longest_prefix(A, [digest(i) for i in range(3)])
+    assert found is not None and found[1].summary == "from new"
+    assert await new.get_analysis(A, digest(3)) == {"tokens": 3}
+    assert await old.get_analysis(A, digest(4)) == {"tokens": 4}
+    for cache in (old, new):
+        assert sum(cache.stats()["rejected"].values()) == 0
