@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from support import settings
 
 from litellm_ctx_hook.analysis.risk import ContextManagementStrategy as S
 from litellm_ctx_hook.analysis.risk import ContextRiskLevel as R
-from litellm_ctx_hook.analysis.risk import analyze, classify
+from litellm_ctx_hook.analysis.risk import analyze, classify, condensation_goal
 
 
 @pytest.mark.parametrize(
@@ -42,3 +44,32 @@ def test_custom_thresholds() -> None:
         condensation_caution_threshold=0.3, condensation_warning_threshold=0.5, condensation_critical_threshold=0.7
     )
     assert classify(500, 1000, s) is R.WARNING
+
+
+@pytest.mark.parametrize(
+    ("floor", "goal"),
+    [
+        (0, 600),  # target 600 (60% of 1000), WARNING at 800, a summary's least room 20 (1/50)
+        (580, 600),  # the target still leaves the summary its room
+        (581, 799),  # it does not: just below WARNING
+        (779, 799),
+        (780, 1000),  # not even that: the limit
+        (1200, 1000),
+    ],
+)
+def test_condensation_aims_higher_only_when_the_pinned_messages_leave_no_room(floor: int, goal: int) -> None:
+    assert condensation_goal(floor, 1000, settings()) == goal
+
+
+@given(floor=st.integers(0, 2_000_000), limit=st.integers(1, 1_000_000))
+def test_condensation_goal_is_the_target_warning_or_limit(floor: int, limit: int) -> None:
+    s = settings()
+    goal = condensation_goal(floor, limit, s)
+    target, warning = int(0.6 * limit + 1e-9), int(0.8 * limit + 1e-9)
+    room = max(1, limit // 50)
+    assert goal in {target, warning - 1, limit}
+    assert goal >= target
+    if goal < limit:
+        assert floor + room <= goal  # the condensed history has its room below the goal
+    else:
+        assert floor + room > warning - 1  # only when below WARNING there is none

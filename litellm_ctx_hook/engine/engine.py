@@ -31,6 +31,7 @@ from ..analysis.risk import (
     ContextAnalysisResult,
     ContextManagementStrategy,
     ContextRiskLevel,
+    condensation_goal,
     target_tokens,
     warning_tokens,
 )
@@ -504,10 +505,13 @@ class ContextEngine:
                     return work
 
         # Tier 2: condense a span of the middle (light) or all of it (aggressive).
-        # Aimed at the target; short of it, sent as it is while the following turns would send it
+        # Aimed at the target (condensation_goal: higher when the pinned messages leave no room below
+        # it); short of it, sent as it is while the following turns would send it
         # again (below WARNING: truncating now would only bring the dropped turns back next turn).
         work = Work(list(original), pinned)
-        condensed = await self.condenser.condense(req, span_reg, target, summarizer)
+        floor = fixed + sum(a.count.messages[i] for i in pinned)
+        goal = condensation_goal(floor, a.budget.limit, self.settings)
+        condensed = await self.condenser.condense(req, span_reg, goal, summarizer)
         condensed_work: Work | None = None
         if condensed is not None:
             summary = {"summaries": condensed.details}
@@ -518,12 +522,13 @@ class ContextEngine:
             )
             after = self._tokens(a, work)
             again = keeps(Step(SUMMARIES), a.count.total, after, a.budget.limit, self.settings)
-            if (after <= target or again) and self._acceptable(a, work):
+            # Pinned messages just below the target leave a summary no room: it aims below WARNING.
+            reached = after <= (goal if floor <= target else target)
+            if (reached or again) and self._acceptable(a, work):
                 return work
             condensed_work = work
 
         # The pinned messages alone are above the target: the cheaper tiers' best that fits.
-        floor = fixed + sum(a.count.messages[i] for i in pinned)
         if floor > target:
             fitted, smallest = self._fit(a, original, span_reg, pinned, condensed_work, target)
             if smallest is not None:
