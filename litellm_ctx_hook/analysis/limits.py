@@ -158,3 +158,23 @@ def budget_for(window: int, reserved_output: int | None) -> Budget:
     reserve = reserved_output if reserved_output is not None else min(DEFAULT_OUTPUT_RESERVE, window // 10)
     reserve = min(reserve, window - 1)
     return Budget(window, reserve, window - reserve)
+
+
+def deployment_target(alias: str, model: str, model_info: Any, settings: Settings) -> ModelTarget:
+    """The target of the one deployment LiteLLM chose (its ``litellm_params.model`` and
+    ``model_info``), with the same precedence as :func:`resolve_target`: the ``ctx_hook.window``
+    override, ``max_input_tokens``, LiteLLM's model table, then the generic window."""
+    info: Mapping[str, Any] = model_info if isinstance(model_info, Mapping) else {}
+    overrides = _deployment_overrides(info)
+    where = f"model_info of {alias!r}"
+    disabled = bool(overrides.get("disable", False))
+    summarizer = overrides["summarizer"] if isinstance(overrides.get("summarizer"), str) else None
+    window = _positive_int(overrides.get("window"), f"{where}.{OVERRIDES_KEY}.window") or _positive_int(
+        info.get("max_input_tokens"), f"{where}.max_input_tokens"
+    )
+    source = "model_info"
+    if window is None:
+        window, source = _litellm_window(model), "litellm"
+    if window is None:
+        window, source = settings.real_text_model_tokens, "fallback"
+    return ModelTarget(alias, model, window, source, disabled, summarizer)
