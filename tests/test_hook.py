@@ -7,6 +7,7 @@ import logging
 from typing import Any
 
 import pytest
+from litellm.types.utils import CallTypes
 from prometheus_client import REGISTRY
 from support import settings
 
@@ -67,3 +68,128 @@ async def test_prefix_changes_are_reported_per_request_in_headers_metadata_and_m
     assert headers == [str(f).lower() for f in flags] and set(headers) == {"true", "false"}
     assert 1 < sum(flags) < len(flags) // 3  # a few steps, not a change on every managed turn
     assert counter._value.get() - before == sum(flags)
+
+
+# -- per-deployment management (async_pre_call_deployment_hook) ---------------------------------------
+LARGE, SMALL = 24_000, 8_000
+
+
+def _session() -> dict[str, Any]:
+    from litellm_ctx_hook.testing.session import generate_session
+
+    return {"model": "duo", "max_tokens": 512, "messages": generate_session(turns=13)["messages"]}  # ~11k tokens
+
+
+def _attempt(data: dict[str, Any], model: str, window: int) -> dict[str, Any]:
+    """The kwargs LiteLLM hands the deployment hook: the body, the deployment, a copy of the metadata."""
+    return {
+        **copy.deepcopy({k: v for k, v in data.items() if k != "metadata"}),
+        "model": model,
+        "model_info": {"id": f"id-{model}", "max_input_tokens": window},
+        "metadata": {**data["metadata"], "model_group": data["model"]},
+    }
+
+
+async def _handed_over(hook: ContextHook, data: dict[str, Any], call_type: str = "acompletion") -> dict[str, Any]:
+    out = await hook.async_pre_call_hook(None, None, data, call_type)
+    assert isinstance(out, dict)
+    return out
+
+
+def _hook() -> ContextHook:
+    return ContextHook(settings(context_speculative_condensation=False))
+
+
+async def _learned(hook: ContextHook) -> None:
+    """One request through both hooks: the hook now knows LiteLLM calls the deployment hook."""
+    data = await _handed_over(hook, {"model": "duo", "messages": [{"role": "user", "content": "hi"}]})
+    await hook.async_pre_call_deployment_hook(_attempt(data, "openai/gpt-4o", LARGE), CallTypes.acompletion)
+
+
+async def test_the_deployment_hook_manages_to_the_chosen_deployments_window() -> None:
+    hook = _hook()
+    await _learned(hook)
+    body = _session()
+    data = await _handed_over(hook, copy.deepcopy(body))
+    assert data["messages"] == body["messages"]  # the pre-call hook handed it over unchanged
+
+    large = _attempt(data, "openai/gpt-4o-mini", LARGE)
+    out = await hook.async_pre_call_deployment_hook(large, CallTypes.acompletion)
+    assert (out or large)["messages"] == body["messages"]  # room in the large window
+    assert data["metadata"]["ctx_hook"]["tokens_after"] == data["metadata"]["ctx_hook"]["tokens_before"]
+
+    small = _attempt(data, "openai/gpt-4o", SMALL)  # a retry or fallback: a copy of the metadata
+    out = await hook.async_pre_call_deployment_hook(small, CallTypes.acompletion)
+    assert out is not None and out["messages"] != body["messages"]
+    report = data["metadata"]["ctx_hook"]  # the proxy's own metadata shows the call that was sent
+    assert report["tokens_after"] <= report["limit"] == SMALL - 512 < report["tokens_before"]
+    assert report["deployment_model"] == "openai/gpt-4o"
+
+
+async def test_calls_the_pre_call_hook_did_not_hand_over_are_left_alone() -> None:
+    hook = _hook()
+    body = _session()
+    own_call = {**copy.deepcopy(body), "model_info": {"max_input_tokens": SMALL}, "metadata": {"tags": ["x"]}}
+    assert await hook.async_pre_call_deployment_hook(own_call, CallTypes.acompletion) is None
+    assert own_call["messages"] == body["messages"]  # e.g. the summariser's own call through the router
+
+
+async def test_a_bridge_call_of_another_call_type_is_not_managed_again() -> None:
+    hook = _hook()
+    await _learned(hook)
+    session = _session()
+    body = {"model": "duo", "max_output_tokens": 512, "input": [m for m in session["messages"] if m["role"] == "user"]}
+    data = await _handed_over(hook, body, "aresponses")
+    data["metadata"] = data.pop("litellm_metadata")
+    bridged = _attempt(data, "claude-sonnet-4-5", SMALL)  # Responses → chat completions bridge
+    bridged["messages"] = bridged.pop("input")
+    assert await hook.async_pre_call_deployment_hook(bridged, CallTypes.acompletion) is None
+
+
+async def test_before_the_deployment_hook_is_seen_the_pre_call_hook_manages_to_the_smallest_window() -> None:
+    from litellm_ctx_hook.proxy.hook import MANAGED_LIMIT_KEY
+
+    hook = _hook()
+    body = {**_session(), "model": "gpt-4o"}
+    data = await _handed_over(hook, copy.deepcopy(body))
+    limit = data["metadata"][MANAGED_LIMIT_KEY]  # gpt-4o's window: it fits, unchanged
+    assert data["messages"] == body["messages"]
+    same = _attempt(data, "openai/gpt-4o", 128_000)
+    assert limit == 128_000 - 512 and await hook.async_pre_call_deployment_hook(same, CallTypes.acompletion) is None
+    smaller = _attempt(data, "openai/gpt-4o-mini", SMALL)  # a fallback to a smaller window: managed again
+    out = await hook.async_pre_call_deployment_hook(smaller, CallTypes.acompletion)
+    assert out is not None and out["messages"] != body["messages"]
+
+
+async def test_a_request_too_large_for_the_deployment_is_litellms_context_window_error() -> None:
+    from litellm.exceptions import ContextWindowExceededError
+
+    hook = _hook()
+    await _learned(hook)
+    data = await _handed_over(
+        hook,
+        {
+            "model": "duo",
+            "messages": [{"role": "system", "content": "rule " * 20_000}, {"role": "user", "content": "hi"}],
+        },
+    )
+    with pytest.raises(ContextWindowExceededError, match="context_window_exceeded"):  # the router's fallbacks apply
+        await hook.async_pre_call_deployment_hook(_attempt(data, "openai/gpt-4o", SMALL), CallTypes.acompletion)
+
+
+async def test_a_client_compaction_within_the_window_is_left_to_the_client() -> None:
+    hook = _hook()
+    await _learned(hook)
+    body = {
+        **_session(),
+        "context_management": {
+            "edits": [{"type": "compact_20260112", "trigger": {"type": "input_tokens", "value": 6_000}}]
+        },
+    }
+    data = await _handed_over(hook, copy.deepcopy(body))
+    call = _attempt(data, "openai/gpt-4o", SMALL)
+    await hook.async_pre_call_deployment_hook(call, CallTypes.acompletion)
+    assert call["messages"] == body["messages"]
+    report = data["metadata"]["ctx_hook"]
+    assert report["handling"] == "observe" and report["managed_by"] == ["client_compaction:compact_20260112"]
+    assert report["tokens_before"] > report["limit"]  # over the window: the client's compaction fires first

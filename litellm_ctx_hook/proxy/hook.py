@@ -191,7 +191,7 @@ class ContextHook(CustomLogger):
 
     async def async_pre_call_deployment_hook(self, kwargs: dict[str, Any], call_type: Any) -> dict[str, Any] | None:
         """Manage one provider call to the window of the deployment the router chose."""
-        fmt = FORMATS.get(str(getattr(call_type, "value", call_type)))
+        fmt = FORMATS.get(str(getattr(call_type, "value", call_type)).removeprefix("CallTypes."))
         if fmt is None or not isinstance(kwargs, dict):
             return None
         key = "litellm_metadata" if isinstance(kwargs.get("litellm_metadata"), dict) else "metadata"
