@@ -40,13 +40,26 @@ async def test_a_malformed_request_passes_unchanged_with_one_log_line(
     before = _invalid(route, reason)
     data = copy.deepcopy(body)
     with caplog.at_level(logging.INFO, logger="litellm_ctx_hook"):
-        out = await hook.async_pre_call_hook(None, None, data, call_type)
-    assert out is data and data == body  # passed through, not a byte changed
+        sent = await _provider_call(hook, data, call_type)
+    meta = {"metadata", "litellm_metadata"}
+    assert {k: v for k, v in sent.items() if k not in meta} == body  # passed through, not a byte changed
     records = [r for r in caplog.records if r.name.startswith("litellm_ctx_hook")]
     assert len(records) == 1
     assert records[0].levelno == logging.WARNING and records[0].exc_info is None  # no stack trace
     assert "passed through unchanged" in records[0].getMessage()
     assert _invalid(route, reason) == before + 1
+
+
+async def _provider_call(
+    hook: ContextHook, data: dict[str, Any], call_type: str, model_info: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """As LiteLLM drives the hooks: the pre-call hook on the proxy's ``data``, then the deployment
+    hook on a copy of it for the provider call; returns what the provider is sent."""
+    out = await hook.async_pre_call_hook(None, None, data, call_type)
+    assert out is data
+    kwargs = {**data, "model_info": model_info or {}}
+    changed = await hook.async_pre_call_deployment_hook(kwargs, CallTypes(call_type))
+    return {k: v for k, v in (changed or kwargs).items() if k != "model_info"}
 
 
 async def test_prefix_changes_are_reported_per_request_in_headers_metadata_and_metrics() -> None:
@@ -58,8 +71,8 @@ async def test_prefix_changes_are_reported_per_request_in_headers_metadata_and_m
     before = counter._value.get()
     flags, headers = [], []
     for body in requests([25] * 40):
-        data = {"model": "ctx-test-unknown-model", "max_tokens": 100, **copy.deepcopy(body)}
-        out = await hook.async_pre_call_hook(None, None, data, "acompletion")
+        out = {"model": "ctx-test-unknown-model", "max_tokens": 100, **copy.deepcopy(body)}
+        await _provider_call(hook, out, "acompletion")
         report = out["metadata"]["ctx_hook"]
         flags.append(report["prefix_changed"])
         headers.append(
@@ -96,19 +109,25 @@ async def _handed_over(hook: ContextHook, data: dict[str, Any], call_type: str =
     return out
 
 
+class _Router:
+    """The proxy's router as far as the pre-call hook looks: there is one, it lists nothing."""
+
+    def get_model_list(self, model_name: str | None = None) -> list[dict[str, Any]]:
+        return []
+
+
+@pytest.fixture
+def proxy_router(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("litellm_ctx_hook.proxy.hook._router", _Router)
+
+
 def _hook() -> ContextHook:
     return ContextHook(settings(context_speculative_condensation=False))
 
 
-async def _learned(hook: ContextHook) -> None:
-    """One request through both hooks: the hook now knows LiteLLM calls the deployment hook."""
-    data = await _handed_over(hook, {"model": "duo", "messages": [{"role": "user", "content": "hi"}]})
-    await hook.async_pre_call_deployment_hook(_attempt(data, "openai/gpt-4o", LARGE), CallTypes.acompletion)
-
-
+@pytest.mark.usefixtures("proxy_router")
 async def test_the_deployment_hook_manages_to_the_chosen_deployments_window() -> None:
     hook = _hook()
-    await _learned(hook)
     body = _session()
     data = await _handed_over(hook, copy.deepcopy(body))
     assert data["messages"] == body["messages"]  # the pre-call hook handed it over unchanged
@@ -134,9 +153,9 @@ async def test_calls_the_pre_call_hook_did_not_hand_over_are_left_alone() -> Non
     assert own_call["messages"] == body["messages"]  # e.g. the summariser's own call through the router
 
 
+@pytest.mark.usefixtures("proxy_router")
 async def test_a_bridge_call_of_another_call_type_is_not_managed_again() -> None:
     hook = _hook()
-    await _learned(hook)
     session = _session()
     body = {"model": "duo", "max_output_tokens": 512, "input": [m for m in session["messages"] if m["role"] == "user"]}
     data = await _handed_over(hook, body, "aresponses")
@@ -146,26 +165,40 @@ async def test_a_bridge_call_of_another_call_type_is_not_managed_again() -> None
     assert await hook.async_pre_call_deployment_hook(bridged, CallTypes.acompletion) is None
 
 
-async def test_before_the_deployment_hook_is_seen_the_pre_call_hook_manages_to_the_smallest_window() -> None:
+@pytest.mark.usefixtures("proxy_router")
+async def test_a_route_the_deployment_hook_is_not_called_on_is_managed_before_routing(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     from litellm_ctx_hook.proxy.hook import MANAGED_LIMIT_KEY
 
     hook = _hook()
     body = {**_session(), "model": "gpt-4o"}
+    handed = await _handed_over(hook, copy.deepcopy(body))
+    assert MANAGED_LIMIT_KEY not in handed["metadata"]
+    await hook.async_post_call_response_headers_hook(handed, None, None)  # back without the deployment hook
+    assert "did not call async_pre_call_deployment_hook on the openai route" in caplog.text
+
     data = await _handed_over(hook, copy.deepcopy(body))
-    limit = data["metadata"][MANAGED_LIMIT_KEY]  # gpt-4o's window: it fits, unchanged
-    assert data["messages"] == body["messages"]
+    limit = data["metadata"][MANAGED_LIMIT_KEY]  # managed before routing, to gpt-4o's window: it fits
+    assert limit == 128_000 - 512 and data["messages"] == body["messages"]
     same = _attempt(data, "openai/gpt-4o", 128_000)
-    assert limit == 128_000 - 512 and await hook.async_pre_call_deployment_hook(same, CallTypes.acompletion) is None
+    assert await hook.async_pre_call_deployment_hook(same, CallTypes.acompletion) is None
     smaller = _attempt(data, "openai/gpt-4o-mini", SMALL)  # a fallback to a smaller window: managed again
     out = await hook.async_pre_call_deployment_hook(smaller, CallTypes.acompletion)
     assert out is not None and out["messages"] != body["messages"]
 
+    # the other routes are still handed over; a request the deployment hook saw changes nothing
+    other = await _handed_over(
+        hook, {"model": "gpt-4o", "messages": [{"role": "user", "content": "x"}]}, "anthropic_messages"
+    )
+    assert MANAGED_LIMIT_KEY not in other["litellm_metadata"]
 
+
+@pytest.mark.usefixtures("proxy_router")
 async def test_a_request_too_large_for_the_deployment_is_litellms_context_window_error() -> None:
     from litellm.exceptions import ContextWindowExceededError
 
     hook = _hook()
-    await _learned(hook)
     data = await _handed_over(
         hook,
         {
@@ -177,9 +210,9 @@ async def test_a_request_too_large_for_the_deployment_is_litellms_context_window
         await hook.async_pre_call_deployment_hook(_attempt(data, "openai/gpt-4o", SMALL), CallTypes.acompletion)
 
 
+@pytest.mark.usefixtures("proxy_router")
 async def test_a_client_compaction_within_the_window_is_left_to_the_client() -> None:
     hook = _hook()
-    await _learned(hook)
     body = {
         **_session(),
         "context_management": {

@@ -11,11 +11,12 @@ Where it manages. LiteLLM calls ``async_pre_call_deployment_hook`` once per prov
 the router chose the deployment (every retry and every fallback included): there the request is
 managed to that deployment's own window, so an alias's larger deployments get their room and a
 fallback to a smaller model is managed before it is sent. The pre-call hook, which runs once
-before routing, only hands the request over, once this process has seen the deployment hook run
-for the route; until then (the first request of each route, or a LiteLLM that does not call the
-deployment hook) it manages to the smallest window of the alias as before, and the deployment
-hook manages again only when its deployment's budget is smaller than that. Requests the client
-or LiteLLM already manage are left to them (:mod:`~litellm_ctx_hook.adapters.managed`).
+before routing, only hands the request over (when the proxy has a router; without one it
+manages the request itself, to the model's window). Should a route's request come back (response
+headers) without the deployment hook having run, the pre-call hook manages that route's requests
+from then on, to the smallest window of the alias as before, and the deployment hook manages
+them again only for a deployment whose budget is smaller than that. Requests the client or
+LiteLLM already manage are left to them (:mod:`~litellm_ctx_hook.adapters.managed`).
 """
 
 from __future__ import annotations
@@ -60,6 +61,8 @@ REPORT_KEY = "ctx_hook"
 #: hook saw), and the budget it already managed the request to (absent when it handed it over).
 ROUTE_KEY = "ctx_hook_route"
 MANAGED_LIMIT_KEY = "ctx_hook_managed_limit"
+#: Set by the deployment hook: LiteLLM called it for this request.
+DEPLOYED_KEY = "ctx_hook_deployed"
 HEADERS = ("risk_level", "tokens_before", "tokens_after", "strategy", "cache", "processing_ms", "prefix_changed")
 
 
@@ -100,7 +103,7 @@ class ContextHook(CustomLogger):
         if cache is not None:
             cache.on_wait = self.metrics.waited
         self._summarizers: dict[str, LiteLLMSummarizer] = {}  # per-model summariser aliases
-        self._deployment_hook_seen: set[Format] = set()  # routes LiteLLM calls the deployment hook on
+        self._handed_over: set[Format] | None = None  # routes the deployment hook manages (see _routes)
         self._summarizer_growth = Growth()  # engine counts already in the summariser metric
         for outcome in ("started", "failed"):  # both series from the start, for rates and alerts
             self.metrics.summarizer_calls.labels(outcome=outcome)
@@ -164,11 +167,11 @@ class ContextHook(CustomLogger):
         model = data.get("model")
         if not isinstance(model, str) or _opted_out(data, meta if isinstance(meta, dict) else {}):
             return data
-        if fmt in self._deployment_hook_seen and isinstance(data.get(MESSAGES_KEY[fmt]), list):
-            # the deployment hook manages it, to the window of the deployment it goes to
+        router = _router()
+        if router is not None and fmt in self._routes() and isinstance(data.get(MESSAGES_KEY[fmt]), list):
+            # the router calls the deployment hook: it manages the request to the deployment's window
             self._hand_over(data, key, fmt)
             return data
-        router = _router()
         target = self.engine.resolve(model, router)
         limit = budget_for(target.window, requested_output(data, fmt)).limit
         await self._manage(
@@ -176,6 +179,31 @@ class ContextHook(CustomLogger):
         )
         self._hand_over(data, key, fmt, limit)
         return data
+
+    def _routes(self) -> set[Format]:
+        """The routes whose requests the pre-call hook hands over to the deployment hook: all three
+        where LiteLLM has the deployment hook (it calls it on every route, 1.106.2 to 1.110.2),
+        less any route a request of which came back without it (:meth:`_check_handed_over`)."""
+        if self._handed_over is None:
+            import litellm.utils
+
+            known = hasattr(litellm.utils, "async_pre_call_deployment_hook")
+            self._handed_over = set(Format) if known else set()
+        return self._handed_over
+
+    def _check_handed_over(self, data: Mapping[str, Any]) -> None:
+        for key in ("metadata", "litellm_metadata"):
+            meta = data.get(key)
+            if not isinstance(meta, Mapping) or not isinstance(route := meta.get(ROUTE_KEY), str):
+                continue
+            fmt = Format(route)
+            if MANAGED_LIMIT_KEY not in meta and not meta.get(DEPLOYED_KEY) and fmt in self._routes():
+                self._routes().discard(fmt)
+                log.warning(
+                    "LiteLLM did not call async_pre_call_deployment_hook on the %s route: its requests are "
+                    "managed before routing from now on, to the smallest window of the model's deployments",
+                    route,
+                )
 
     @staticmethod
     def _hand_over(data: dict[str, Any], key: str, fmt: Format, managed_to: int | None = None) -> None:
@@ -202,7 +230,7 @@ class ContextHook(CustomLogger):
         # another call type, on the body already managed and translated.
         if not isinstance(meta, dict) or meta.get(ROUTE_KEY) != fmt.value:
             return None
-        self._deployment_hook_seen.add(fmt)
+        meta[DEPLOYED_KEY] = True
         started = time.perf_counter()
         request_id = _request_id(kwargs, key)
         try:
@@ -354,6 +382,7 @@ class ContextHook(CustomLogger):
         litellm_call_info: dict[str, object] | None = None,
     ) -> dict[str, str] | None:
         try:
+            self._check_handed_over(data)
             for key in ("metadata", "litellm_metadata"):
                 meta = data.get(key)
                 if isinstance(meta, Mapping) and isinstance(meta.get(REPORT_KEY), Mapping):
