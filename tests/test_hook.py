@@ -210,19 +210,34 @@ async def test_a_request_too_large_for_the_deployment_is_litellms_context_window
         await hook.async_pre_call_deployment_hook(_attempt(data, "openai/gpt-4o", SMALL), CallTypes.acompletion)
 
 
+@pytest.mark.parametrize("client_compacts", [True, False], ids=["client-compacts", "plain"])
 @pytest.mark.usefixtures("proxy_router")
-async def test_a_client_compaction_within_the_window_is_left_to_the_client() -> None:
-    hook = _hook()
-    body = {
-        **_session(),
-        "context_management": {
-            "edits": [{"type": "compact_20260112", "trigger": {"type": "input_tokens", "value": 6_000}}]
-        },
-    }
+async def test_a_client_compaction_within_the_window_is_left_to_the_client(client_compacts: bool) -> None:
+    from litellm_ctx_hook.engine.engine import ContextEngine
+    from litellm_ctx_hook.testing.fake_summarizer import KeywordSummarizer
+
+    config = settings(context_speculative_condensation=False, condensation_quality_threshold=0.0)
+    summarizer = KeywordSummarizer()
+    hook = ContextHook(config, engine=ContextEngine(config, summarizer=summarizer))
+    chat = [{"role": "system", "content": "Be brief."}]
+    for k in range(400):  # short turns: nothing to clear, only a summary would do
+        chat += [
+            {"role": "user", "content": f"Check flight HAT{k}."},
+            {"role": "assistant", "content": f"HAT{k}: {k} seats."},
+        ]
+    body: dict[str, Any] = {"model": "duo", "max_tokens": 512, "messages": chat}
+    if client_compacts:
+        edit = {"type": "compact_20260112", "trigger": {"type": "input_tokens", "value": 6_000}}
+        body["context_management"] = {"edits": [edit]}
     data = await _handed_over(hook, copy.deepcopy(body))
     call = _attempt(data, "openai/gpt-4o", SMALL)
-    await hook.async_pre_call_deployment_hook(call, CallTypes.acompletion)
-    assert call["messages"] == body["messages"]
+    sent = await hook.async_pre_call_deployment_hook(call, CallTypes.acompletion) or call
     report = data["metadata"]["ctx_hook"]
-    assert report["handling"] == "observe" and report["managed_by"] == ["client_compaction:compact_20260112"]
-    assert report["tokens_before"] > report["limit"]  # over the window: the client's compaction fires first
+    assert report["tokens_before"] > report["limit"]  # over the window
+    if client_compacts:  # the client's compaction fires first: counted, not even planned
+        assert sent["messages"] == body["messages"] and summarizer.calls == 0
+        assert report["handling"] == "observe" and report["managed_by"] == ["client_compaction:compact_20260112"]
+        assert report["strategy"] == "MONITOR_ONLY"
+    else:
+        assert sent["messages"] != body["messages"] and summarizer.calls > 0
+        assert report["handling"] == "manage" and "managed_by" not in report

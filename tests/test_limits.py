@@ -73,3 +73,28 @@ def test_output_reservation() -> None:
     assert budget_for(128000, 1000).limit == 127000
     assert budget_for(128000, None).limit == 128000 - 4096
     assert budget_for(8000, None).limit == 8000 - 800
+
+
+def test_the_target_of_one_chosen_deployment() -> None:
+    from litellm_ctx_hook.analysis.limits import deployment_target
+
+    s = settings(real_text_model_tokens=12_345)
+    info = {"max_input_tokens": 16_000, "ctx_hook": {"summarizer": "cheap"}}
+    target = deployment_target("chat", "openai/gpt-4o-mini", info, s)
+    assert (target.alias, target.model, target.window, target.source) == (
+        "chat",
+        "openai/gpt-4o-mini",
+        16_000,
+        "model_info",
+    )
+    assert target.summarizer == "cheap" and not target.disabled
+    assert (
+        deployment_target("chat", "openai/gpt-4o", {"ctx_hook": {"window": 9_000, "disable": True}}, s).window == 9_000
+    )
+    assert deployment_target("chat", "openai/gpt-4o", {"ctx_hook": {"disable": True}}, s).disabled
+    assert deployment_target("chat", "openai/gpt-4o", None, s).source == "litellm"  # LiteLLM's table: 128k
+    assert deployment_target("chat", "openai/gpt-4o", None, s).window == 128_000
+    unknown = deployment_target("x", "ctx-test-unknown-model", {}, s)
+    assert (unknown.window, unknown.source) == (12_345, "fallback")
+    with pytest.raises(ConfigurationError):
+        deployment_target("chat", "openai/gpt-4o", {"max_input_tokens": -1}, s)

@@ -35,6 +35,7 @@ from litellm.integrations.custom_logger import CustomLogger
 from ..adapters import MESSAGES_KEY
 from ..adapters.managed import Decision, Handling, decide, detect
 from ..analysis.limits import budget_for, deployment_target, requested_output
+from ..analysis.risk import ContextManagementStrategy
 from ..cache.store import SummaryCache
 from ..condensing.summarizer import LiteLLMSummarizer, Summarizer
 from ..conversation import Format
@@ -63,7 +64,16 @@ ROUTE_KEY = "ctx_hook_route"
 MANAGED_LIMIT_KEY = "ctx_hook_managed_limit"
 #: Set by the deployment hook: LiteLLM called it for this request.
 DEPLOYED_KEY = "ctx_hook_deployed"
-HEADERS = ("risk_level", "tokens_before", "tokens_after", "strategy", "cache", "processing_ms", "prefix_changed")
+HEADERS = (
+    "risk_level",
+    "tokens_before",
+    "tokens_after",
+    "strategy",
+    "cache",
+    "processing_ms",
+    "prefix_changed",
+    "handling",
+)
 
 
 def metadata_key(fmt: Format) -> str:
@@ -305,13 +315,29 @@ class ContextHook(CustomLogger):
             # with a router the engine reads the window itself (and reserves the requested output)
             **({"router": router} if router is not None else {"limit": limit}),
         )
-        outcome = await manage(observe_only=decision.handling is not Handling.MANAGE)
-        if decision.handling is Handling.FIT_ONLY and outcome.tokens_before > limit:
-            outcome = await manage(observe_only=False)  # LiteLLM's reduction alone does not fit
+        if decision.handling is Handling.MANAGE:
+            outcome = await manage()
+        else:  # counted and reported, not planned: someone else reduces this request
+            outcome = await self._counted(data, fmt, model, router, limit, decision)
+            if decision.handling is Handling.FIT_ONLY and outcome.tokens_before > limit:
+                outcome = await manage()  # LiteLLM's reduction alone does not fit
         if outcome.changed and MESSAGES_KEY[fmt] in outcome.body:
             data[MESSAGES_KEY[fmt]] = outcome.body[MESSAGES_KEY[fmt]]
         self._report(data, key, fmt, outcome, time.perf_counter() - started, decision, limit)
         return data
+
+    async def _counted(
+        self, data: dict[str, Any], fmt: Format, model: str, router: Any, limit: int, decision: Decision
+    ) -> Outcome:
+        """The request counted and classified, and left as it is."""
+        a = await self.engine.analyzer.analyze_async(
+            data, fmt, model, router=router, limit=None if router is not None else limit
+        )
+        total, risk = a.count.total, a.result.risk_level
+        meta: dict[str, Any] = dict(a.result.metadata)
+        meta.update(risk_level=risk.value, tokens_before=total, tokens_after=total, limit=a.budget.limit)
+        meta["skipped"] = decision.reason
+        return Outcome(data, False, total, total, risk, ContextManagementStrategy.MONITOR_ONLY, "none", meta)
 
     def _summarizer(self, alias: str) -> Summarizer:
         """The summariser of a per-model alias (one per alias: it remembers what it logged)."""
@@ -334,9 +360,9 @@ class ContextHook(CustomLogger):
             "limit": limit,
             "deployment_model": o.metadata.get("deployment_model", o.metadata.get("model")),
         }
+        report["handling"] = decision.handling.value  # manage | observe | fit_only (adapters.managed)
         if decision.signals:
             report["managed_by"] = decision.as_report()
-            report["handling"] = decision.handling.value
             if decision.reason:
                 report["skipped"] = decision.reason
         meta = data.get(key)

@@ -115,7 +115,7 @@ def test_a_client_compaction_that_fires_within_the_window_is_left_to_it(env: Env
     headers = send_claude(env, body, extra_body={"context_management": {"edits": [edit]}})
     received = env.received()
     assert texts(Format.ANTHROPIC, received) == texts(Format.ANTHROPIC, body)  # sent as the client sent it
-    assert headers["x-ctx-strategy"] == "MONITOR_ONLY"
+    assert headers["x-ctx-strategy"] == "MONITOR_ONLY" and headers["x-ctx-handling"] == "observe"
     assert not [r for r in env.upstream.requests if is_summarizer_call(r.body)]  # no compaction of ours
 
 
@@ -125,6 +125,7 @@ def test_a_client_compaction_that_would_fire_past_the_window_is_managed(env: Env
     headers = send_claude(env, body, extra_body={"context_management": {"edits": [edit]}})
     assert tokens(Format.ANTHROPIC, env.received(), CLAUDE) <= CLAUDE_LIMIT
     assert int(headers["x-ctx-tokens-after"]) < int(headers["x-ctx-tokens-before"])
+    assert headers["x-ctx-handling"] == "manage"
 
 
 def test_claude_codes_context_management_is_managed_as_any_request(env: Env) -> None:
@@ -132,7 +133,7 @@ def test_claude_codes_context_management_is_managed_as_any_request(env: Env) -> 
     edit = {"type": "clear_thinking_20251015", "keep": "all"}  # sent by Claude Code on every request
     headers = send_claude(env, body, extra_body={"context_management": {"edits": [edit]}})
     assert tokens(Format.ANTHROPIC, env.received(), CLAUDE) <= CLAUDE_LIMIT
-    assert headers["x-ctx-strategy"] != "MONITOR_ONLY"
+    assert headers["x-ctx-strategy"] != "MONITOR_ONLY" and headers["x-ctx-handling"] == "manage"
 
 
 # -- the Responses API's server-side history and compaction items -----------------------------------------
@@ -171,7 +172,7 @@ def test_a_request_continuing_a_server_side_history_is_observed_only(env: Env) -
     received = env.received()
     assert received.get("previous_response_id", "").startswith("resp_")
     assert texts(Format.RESPONSES, received) == texts(Format.RESPONSES, {"input": items})
-    assert headers["x-ctx-strategy"] == "MONITOR_ONLY"
+    assert headers["x-ctx-strategy"] == "MONITOR_ONLY" and headers["x-ctx-handling"] == "observe"
 
 
 def test_a_request_after_a_compaction_item_is_observed_only(env: Env) -> None:
@@ -181,7 +182,7 @@ def test_a_request_after_a_compaction_item_is_observed_only(env: Env) -> None:
     received = env.received()
     assert any(isinstance(i, dict) and i.get("type") == "compaction" for i in received["input"])
     assert len(received["input"]) == len(items)
-    assert headers["x-ctx-strategy"] == "MONITOR_ONLY"
+    assert headers["x-ctx-strategy"] == "MONITOR_ONLY" and headers["x-ctx-handling"] == "observe"
 
 
 # -- LiteLLM's own reductions -------------------------------------------------------------------------
@@ -201,7 +202,7 @@ def test_a_request_the_auto_router_compacted_is_left_while_it_fits(env: Env) -> 
         max_tokens=OUTPUT,
     )
     assert env.received()["messages"] == messages
-    assert raw.headers["x-ctx-strategy"] == "MONITOR_ONLY"
+    assert raw.headers["x-ctx-strategy"] == "MONITOR_ONLY" and raw.headers["x-ctx-handling"] == "fit_only"
 
 
 def test_a_request_the_auto_router_compacted_is_managed_when_it_does_not_fit(env: Env) -> None:
@@ -213,7 +214,7 @@ def test_a_request_the_auto_router_compacted_is_managed_when_it_does_not_fit(env
         max_tokens=OUTPUT,
     )
     assert tokens(Format.OPENAI, env.received(), "gpt-4o-mini") <= GPT_LIMIT
-    assert raw.headers["x-ctx-strategy"] != "MONITOR_ONLY"
+    assert raw.headers["x-ctx-strategy"] != "MONITOR_ONLY" and raw.headers["x-ctx-handling"] == "fit_only"
 
 
 def test_litellms_compression_interception_and_the_plugin_compact_once(module_upstream: FakeUpstream) -> None:
@@ -237,4 +238,4 @@ def test_litellms_compression_interception_and_the_plugin_compact_once(module_up
             sent = tokens(Format.ANTHROPIC, body, CLAUDE)
             assert 0.8 * CLAUDE_LIMIT < tokens(Format.ANTHROPIC, received, CLAUDE) <= CLAUDE_LIMIT < sent, sent
             assert not [r for r in module_upstream.requests if is_summarizer_call(r.body)]  # no summary of ours
-        assert headers["x-ctx-strategy"] == "MONITOR_ONLY"
+        assert headers["x-ctx-strategy"] == "MONITOR_ONLY" and headers["x-ctx-handling"] == "fit_only"
