@@ -241,3 +241,19 @@ async def test_a_client_compaction_within_the_window_is_left_to_the_client(clien
     else:
         assert sent["messages"] != body["messages"] and summarizer.calls > 0
         assert report["handling"] == "manage" and "managed_by" not in report
+
+
+@pytest.mark.usefixtures("proxy_router")
+async def test_the_hooks_own_metadata_keys_cannot_come_from_the_client() -> None:
+    from litellm_ctx_hook.proxy.hook import MANAGED_LIMIT_KEY, ROUTE_KEY
+
+    hook = _hook()
+    body = _session()
+    forged = {ROUTE_KEY: "openai", MANAGED_LIMIT_KEY: 1, "ctx_hook_disable": True}  # opted out, and forging
+    data = await _handed_over(hook, {**copy.deepcopy(body), "metadata": dict(forged)})
+    assert ROUTE_KEY not in data["metadata"] and MANAGED_LIMIT_KEY not in data["metadata"]
+    call = _attempt(data, "openai/gpt-4o", SMALL)
+    assert await hook.async_pre_call_deployment_hook(call, CallTypes.acompletion) is None  # opted out: untouched
+    data = await _handed_over(hook, {**copy.deepcopy(body), "metadata": {MANAGED_LIMIT_KEY: 1}})
+    sent = await hook.async_pre_call_deployment_hook(_attempt(data, "openai/gpt-4o", SMALL), CallTypes.acompletion)
+    assert sent is not None and sent["messages"] != body["messages"]  # managed, the forged limit ignored

@@ -58,12 +58,14 @@ FORMATS = {
     "responses": Format.RESPONSES,
 }
 REPORT_KEY = "ctx_hook"
+_ROUTES = frozenset(f.value for f in Format)
 #: Metadata the pre-call hook leaves for the deployment hook: the route (a request the pre-call
 #: hook saw), and the budget it already managed the request to (absent when it handed it over).
 ROUTE_KEY = "ctx_hook_route"
 MANAGED_LIMIT_KEY = "ctx_hook_managed_limit"
 #: Set by the deployment hook: LiteLLM called it for this request.
 DEPLOYED_KEY = "ctx_hook_deployed"
+INTERNAL_KEYS = (ROUTE_KEY, MANAGED_LIMIT_KEY, DEPLOYED_KEY)
 HEADERS = (
     "risk_level",
     "tokens_before",
@@ -174,6 +176,9 @@ class ContextHook(CustomLogger):
 
     async def _pre_call(self, user: Any, data: dict[str, Any], fmt: Format, key: str, started: float) -> dict[str, Any]:
         meta = data.get(key)
+        if isinstance(meta, dict):
+            for name in INTERNAL_KEYS:  # only this hook sets them: never the client
+                meta.pop(name, None)
         model = data.get("model")
         if not isinstance(model, str) or _opted_out(data, meta if isinstance(meta, dict) else {}):
             return data
@@ -204,7 +209,7 @@ class ContextHook(CustomLogger):
     def _check_handed_over(self, data: Mapping[str, Any]) -> None:
         for key in ("metadata", "litellm_metadata"):
             meta = data.get(key)
-            if not isinstance(meta, Mapping) or not isinstance(route := meta.get(ROUTE_KEY), str):
+            if not isinstance(meta, Mapping) or (route := meta.get(ROUTE_KEY)) not in _ROUTES:
                 continue
             fmt = Format(route)
             if MANAGED_LIMIT_KEY not in meta and not meta.get(DEPLOYED_KEY) and fmt in self._routes():
