@@ -12,6 +12,9 @@ SDKs on all three routes:
   by the deployment hook only).
 * ``same-a`` → ``same-b``: a fallback between two deployments of one window: the second call
   reuses the first one's summaries, no transcript is summarised twice.
+
+A second proxy with a recording callback checks the facts the design rests on: which hooks LiteLLM
+calls on each route, for each provider call (fallbacks and bridges included), with what.
 """
 
 from __future__ import annotations
@@ -257,3 +260,88 @@ def test_a_fallback_of_the_same_window_reuses_the_first_calls_work(env: Env) -> 
     [received] = env.main_requests()
     assert received["model"] == "gpt-4o-2024-08-06"
     assert tokens(Format.OPENAI, received, "gpt-4o") <= SMALL - OUTPUT
+
+
+# -- the facts: which hooks LiteLLM calls, where ---------------------------------------------------------
+RECORDER = """
+import json, os
+from litellm.integrations.custom_logger import CustomLogger
+
+def _record(event):
+    with open(os.environ["HOOK_RECORD_FILE"], "a", encoding="utf-8") as f:
+        f.write(json.dumps(event) + "\\n")
+
+class Recorder(CustomLogger):
+    async def async_pre_call_hook(self, user_api_key_dict, cache, data, call_type):
+        _record({"hook": "pre_call", "call_type": str(call_type), "model": data.get("model")})
+        return data
+
+    async def async_pre_call_deployment_hook(self, kwargs, call_type):
+        key = "litellm_metadata" if isinstance(kwargs.get("litellm_metadata"), dict) else "metadata"
+        meta = kwargs.get(key) or {}
+        text = json.dumps(kwargs.get("messages") or kwargs.get("input"))
+        _record({
+            "hook": "deployment",
+            "call_type": getattr(call_type, "value", str(call_type)),
+            "model": kwargs.get("model"),
+            "window": (kwargs.get("model_info") or {}).get("max_input_tokens"),
+            "group": meta.get("model_group"),
+            "marked": "MARK" in text,
+        })
+        out = dict(kwargs)  # mark the first attempt's body: does the mark reach the fallback, the bridge?
+        body_key = "messages" if isinstance(kwargs.get("messages"), list) else "input"
+        if meta.get("model_group") in ("wide", "claude-wide") and isinstance(kwargs.get(body_key), list):
+            out[body_key] = [*kwargs[body_key], {"role": "user", "content": "MARK"}]
+        return out
+
+recorder = Recorder()
+"""
+
+
+def test_litellm_calls_the_deployment_hook_once_per_provider_call(module_upstream: FakeUpstream, tmp_path: Any) -> None:
+    """On every route: the pre-call hook once, before routing; the deployment hook once per provider
+    call (the fallback's too) with the deployment's model and ``model_info``, on the body as the
+    pre-call hook left it; LiteLLM's bridges call it again with another call type."""
+    record = tmp_path / "hooks.jsonl"
+    cfg = config(module_upstream.url)
+    cfg["litellm_settings"] = {"callbacks": ["recorder.recorder"]}
+    with start_proxy(cfg, {"HOOK_RECORD_FILE": str(record)}, files={"recorder.py": RECORDER}) as proxy:
+        env = Env(proxy, module_upstream)
+        expected = {  # route → the deployment hook's call types, per alias
+            "chat": {"wide": ["acompletion", "acompletion"], "claude-wide": ["acompletion", "acompletion"]},
+            "responses": {
+                "wide": ["aresponses", "aresponses"],
+                "claude-wide": ["aresponses", "acompletion", "aresponses", "acompletion"],  # Responses → chat
+            },
+            "messages": {
+                "wide": [
+                    "anthropic_messages",
+                    "aresponses",
+                    "anthropic_messages",
+                    "aresponses",
+                ],  # Messages → Responses
+                "claude-wide": ["anthropic_messages", "anthropic_messages"],
+            },
+        }
+        for name, route in ROUTES.items():
+            for alias, call_types in expected[name].items():
+                record.write_text("")
+                r = Route(name, route.fmt, {"wide": alias})
+                r.send(
+                    env,
+                    "wide",
+                    {"messages": [{"role": "user", "content": "hi"}]}
+                    if route.fmt is not Format.RESPONSES
+                    else {"input": [{"role": "user", "content": "hi"}]},
+                )
+                events = [json.loads(line) for line in record.read_text().splitlines()]
+                pre = [e for e in events if e["hook"] == "pre_call"]
+                deployment = [e for e in events if e["hook"] == "deployment"]
+                assert len(pre) == 1 and pre[0]["model"] == alias, (name, alias, events)
+                assert [e["call_type"] for e in deployment] == call_types, (name, alias, events)
+                first, fallback = deployment[0], deployment[len(deployment) // 2]
+                assert (first["group"], first["window"]) == (alias, LARGE)
+                assert fallback["group"] == alias.replace("wide", "narrow") and fallback["window"] == SMALL
+                assert not first["marked"] and not fallback["marked"]  # the first attempt's change does not carry over
+                if len(deployment) == 4:
+                    assert deployment[1]["marked"]  # the bridge gets the body the outer call's hook returned
