@@ -219,3 +219,31 @@ def test_one_deployment_has_its_own_window() -> None:
     assert (t.window, t.model, t.source) == (50_000, "openai/big", "model_info")
     unknown = deployment_target("chat", {"litellm_params": {"model": "my-local"}}, settings(), warned=set())
     assert (unknown.window, unknown.source) == (200_000, "fallback")
+
+
+def test_the_target_of_one_chosen_deployment() -> None:
+    from litellm_ctx_hook.analysis.limits import deployment_target as target_of
+
+    def deployment_target(alias: str, model: str, info: Any, s: Any) -> Any:
+        return target_of(alias, {"litellm_params": {"model": model}, "model_info": info or {}}, s)
+
+    s = settings(real_text_model_tokens=12_345)
+    info = {"max_input_tokens": 16_000, "ctx_hook": {"summarizer": "cheap"}}
+    target = deployment_target("chat", "openai/gpt-4o-mini", info, s)
+    assert (target.alias, target.model, target.window, target.source) == (
+        "chat",
+        "openai/gpt-4o-mini",
+        16_000,
+        "model_info",
+    )
+    assert target.summarizer == "cheap" and not target.disabled
+    assert (
+        deployment_target("chat", "openai/gpt-4o", {"ctx_hook": {"window": 9_000, "disable": True}}, s).window == 9_000
+    )
+    assert deployment_target("chat", "openai/gpt-4o", {"ctx_hook": {"disable": True}}, s).disabled
+    assert deployment_target("chat", "openai/gpt-4o", None, s).source == "router"  # LiteLLM's model table: 128k
+    assert deployment_target("chat", "openai/gpt-4o", None, s).window == 128_000
+    unknown = deployment_target("x", "ctx-test-unknown-model", {}, s)
+    assert (unknown.window, unknown.source) == (12_345, "fallback")
+    with pytest.raises(ConfigurationError):
+        deployment_target("chat", "openai/gpt-4o", {"max_input_tokens": -1}, s)

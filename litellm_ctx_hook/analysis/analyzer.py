@@ -96,10 +96,11 @@ class Analyzer:
         *,
         router: RouterLike | None = None,
         limit: int | None = None,
+        window: int | None = None,
         is_vision: bool = False,
         image_descriptions: Mapping[int, str] | None = None,
     ) -> Analysis:
-        pending = self._begin(body, fmt, model, router, limit, is_vision, image_descriptions)
+        pending = self._begin(body, fmt, model, router, limit, window, is_vision, image_descriptions)
         if isinstance(pending, Analysis):
             return pending
         return self._record(pending, self.counter.count(pending.conv, pending.target.model, image_descriptions))
@@ -112,11 +113,12 @@ class Analyzer:
         *,
         router: RouterLike | None = None,
         limit: int | None = None,
+        window: int | None = None,
         is_vision: bool = False,
         image_descriptions: Mapping[int, str] | None = None,
     ) -> Analysis:
         """Like :meth:`analyze`; counting a large uncached request runs off the event loop."""
-        pending = self._begin(body, fmt, model, router, limit, is_vision, image_descriptions)
+        pending = self._begin(body, fmt, model, router, limit, window, is_vision, image_descriptions)
         if isinstance(pending, Analysis):
             return pending
         count = await self.counter.count_async(pending.conv, pending.target.model, image_descriptions)
@@ -129,23 +131,30 @@ class Analyzer:
         model: str,
         router: RouterLike | None,
         limit: int | None,
+        window: int | None,
         is_vision: bool,
         descriptions: Mapping[int, str] | None,
     ) -> Analysis | _Pending:
         """The cached analysis of this request, or what its count is still missing for one."""
         started = time.perf_counter()
         conv = adapter_for(fmt).parse(body)
-        key = self._analysis_key(conv, model, limit, is_vision, descriptions)
+        key = self._analysis_key(conv, model, limit if window is None else f"w{window}", is_vision, descriptions)
         cached = self._analyses.get(key)
         if cached is not None:
             self.stats.bump("analysis_hits")
             return Analysis(conv, cached.target, cached.budget, cached.count, cached.result)
-        target = self.target(model, router, limit, is_vision)
+        target = self.target(model, router, limit, is_vision, window)
         return _Pending(key, conv, target, self.budget(body, fmt, target, limit), started)
 
-    def target(self, model: str, router: RouterLike | None, limit: int | None, is_vision: bool) -> ModelTarget:
-        if limit is not None and router is None:  # the caller gave the limit: no window to look up
+    def target(
+        self, model: str, router: RouterLike | None, limit: int | None, is_vision: bool, window: int | None = None
+    ) -> ModelTarget:
+        """The model's target: the ``limit`` the caller gives (no window to look up), the ``window``
+        of the deployment LiteLLM chose (its output reservation still the request's), else resolved."""
+        if limit is not None and router is None:
             return ModelTarget(model, model, limit, "request")
+        if window is not None and limit is None:
+            return ModelTarget(model, model, window, "deployment")
         return self.resolve(model, router, is_vision=is_vision)
 
     @staticmethod
@@ -158,7 +167,7 @@ class Analyzer:
     def _analysis_key(
         conv: Conversation,
         model: str,
-        limit: int | None,
+        limit: int | str | None,
         is_vision: bool,
         descriptions: Mapping[int, str] | None,
     ) -> str:

@@ -136,6 +136,7 @@ class ContextEngine:
         *,
         router: RouterLike | None = None,
         limit: int | None = None,
+        window: int | None = None,
         is_vision: bool = False,
         image_descriptions: Mapping[int, str] | None = None,
         caller_metadata: Mapping[str, Any] | None = None,
@@ -145,9 +146,12 @@ class ContextEngine:
     ) -> Outcome:
         """Return a body that fits the model's window (or raise :class:`ContextWindowExceededError`).
 
-        ``summarizer`` overrides the engine's for this request (a per-model summariser);
-        ``scope`` is the tenant scope of cached summaries; ``observe_only`` analyses and plans
-        but changes nothing (as ``CONTEXT_MANAGEMENT_MODE=observe`` does for every request).
+        ``limit`` is the caller's own limit (never changed); ``window`` the window of the deployment
+        that serves the request (LiteLLM chose it), managed like a window the router names: its
+        output reservation is the request's and may be lowered. ``summarizer`` overrides the
+        engine's for this request (a per-model summariser); ``scope`` is the tenant scope of cached
+        summaries; ``observe_only`` analyses and plans but changes nothing (as
+        ``CONTEXT_MANAGEMENT_MODE=observe`` does for every request).
         """
         started = time.perf_counter()
         summarizer = summarizer or self.summarizer
@@ -155,17 +159,25 @@ class ContextEngine:
         key: str | None = None
         if image_descriptions is None:
             recalled, key = self._recalled(
-                body, fmt, model, router, limit, is_vision, scope, summarizer, observe, started
+                body, fmt, model, router, limit, window, is_vision, scope, summarizer, observe, started
             )
             if recalled is not None:
                 return recalled
         if self.executor is not None and not on_worker() and larger_than(_messages(body, fmt), INLINE_CHARS):
-            again: dict[str, Any] = dict(router=router, limit=limit, is_vision=is_vision, summarizer=summarizer)
+            again: dict[str, Any] = dict(router=router, limit=limit, window=window, is_vision=is_vision)
+            again.update(summarizer=summarizer)
             again.update(caller_metadata=caller_metadata, scope=scope, observe_only=observe_only)
             again.update(image_descriptions=image_descriptions)
             return await self.executor.run(partial(self.manage, body, fmt, model, **again), started + self._queue_s)
         a = await self.analyzer.analyze_async(
-            body, fmt, model, router=router, limit=limit, is_vision=is_vision, image_descriptions=image_descriptions
+            body,
+            fmt,
+            model,
+            router=router,
+            limit=limit,
+            window=window,
+            is_vision=is_vision,
+            image_descriptions=image_descriptions,
         )
         cap, budget = self._output(body, fmt, a.target, a.budget, a.count, limit)
         if cap is not None:
@@ -317,6 +329,7 @@ class ContextEngine:
         model: str,
         router: RouterLike | None,
         limit: int | None,
+        window: int | None,
         is_vision: bool,
         scope: str,
         summarizer: Summarizer | None,
@@ -329,7 +342,7 @@ class ContextEngine:
         if not isinstance(body, Mapping) or not isinstance(raws := body.get(MESSAGES_KEY[fmt]), list):
             return None, None
         try:
-            target = self.analyzer.target(model, router, limit, is_vision)
+            target = self.analyzer.target(model, router, limit, is_vision, window)
             if target.disabled:
                 return None, None
             budget = self.analyzer.budget(body, fmt, target, limit)
