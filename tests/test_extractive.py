@@ -31,6 +31,7 @@ from litellm_ctx_hook.condensing.local.extractive import (
     segments_of,
 )
 from litellm_ctx_hook.condensing.local.salience import key_tokens
+from litellm_ctx_hook.condensing.local.templates import is_group_line
 from litellm_ctx_hook.conversation import ImageRef, Message, Part, PartKind, Role
 
 
@@ -50,7 +51,8 @@ def source(segments: Sequence[Segment]) -> str:
 
 
 def check_output(segments: Sequence[Segment], out: str) -> None:
-    """Every line is a label + unit, a unit of the same segment, or the gap marker; in input order."""
+    """Every line is a label + unit, a unit of the same segment, a group's line (``×N like: …``) or
+    the gap marker; in input order."""
     groups: list[tuple[str, list[str]]] = []  # (speaker, units) for each label
     lines = out.split("\n") if out else []
     if lines and lines[-1].startswith(INDEX_LABEL + " "):  # the index: facts quoted verbatim from the source
@@ -59,12 +61,13 @@ def check_output(segments: Sequence[Segment], out: str) -> None:
     for line in lines:
         if line == GAP:
             continue
-        if line.startswith("["):  # a new segment: "[speaker] unit"
+        if line.startswith("[") and "] " in line:  # a new segment: "[speaker] unit"
             speaker, unit = line[1:].split("] ", 1)
-            groups.append((speaker, [unit]))
+            groups.append((speaker, [] if is_group_line(unit) else [unit]))
         else:  # the same segment, further on
             assert groups, line
-            groups[-1][1].append(line)
+            if not is_group_line(line):
+                groups[-1][1].append(line)
     seg = -1
     for speaker, units in groups:  # the earliest later segment holding all units in order
         for s in range(seg + 1, len(segments)):

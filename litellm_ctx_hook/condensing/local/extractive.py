@@ -53,6 +53,7 @@ When everything fits, everything is kept, and there is no index.
 
 from __future__ import annotations
 
+import re
 from bisect import bisect_left, insort
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -67,10 +68,11 @@ from .prescore import best_within, prescores
 from .rarity import mass, rarity_weights, words
 from .readable import readable
 from .salience import REPEAT_FACTOR, KeyScanner, LineSignals, fact_retention, shape, signals
+from .templates import classify, is_group_line
 
 __all__ = [
-    "INDEX_LABEL", "INDEX_SHARE", "INDEX_SHARE_MAX", "Segment", "condense", "fact_retention", "index_share",
-    "is_chat", "missing_facts_index", "readable", "segments_of",
+    "INDEX_LABEL", "INDEX_SHARE", "INDEX_SHARE_MAX", "SUMMARY_SPEAKER", "Segment", "condense", "fact_retention",
+    "index_share", "is_chat", "missing_facts_index", "readable", "segments_of",
 ]  # fmt: skip
 
 ALL_FIT_SHARE = 1.5  # units estimated at more than this many budgets: not all fit
@@ -84,6 +86,11 @@ SELF_BONUS = 3.0  # in a chat, a line in the first person
 SCORED_SHARE = 2  # units estimated at more than this many budgets are prescored, that much scored
 SAMPLE_UNITS = 256
 MAX_DENSITY = 2  # a line is taken to hold at most this many times the span's characters per token
+RARE_BONUS = 4.0  # a rare line of repetitive tool output: the failure, the warning, the note
+GROUP_BONUS = 1.0  # a group's line "×108 like: …" (:mod:`templates`)
+COMMON_FACTOR = 0.25  # a line of a repetitive template
+SUMMARY_SPEAKER = "summary of earlier turns"
+_LABEL = re.compile(r"\[([^\]\n]{1,80})\] ")
 _MAX_FILL_ROUNDS = 3
 _SLOW_TRIM_ROUNDS = 8
 
@@ -152,6 +159,8 @@ class _Unit:
     at: int  # its position among the span's distinct units
     glue: str | None  # what joins it to the unit before it in its line (None: it starts a line)
     words: frozenset[bytes] = frozenset()
+    synthetic: bool = False  # a group's line (:mod:`templates`), not text of the span
+    common: bool = False  # a line of a repetitive template
     rarity: _Rarity | None = None
     score: float = 0.0
     tokens: int = -1  # counted lazily, once
@@ -303,12 +312,69 @@ class _Selection:
                 break
 
 
-_Raw = tuple[int, str, float, str | None]  # (segment, text, bonus, glue to the unit before it in its line)
+@dataclass(frozen=True, slots=True)
+class _Raw:
+    seg: int
+    text: str
+    bonus: float
+    glue: str | None  # what joins it to the unit before it in its line (None: it starts a line)
+    factor: float = 1.0  # COMMON_FACTOR for a line of a repetitive template
+    synthetic: bool = False  # a group's line made here (left out when everything fits)
+
+
+def _template_marks(speaker: str, texts: Sequence[str]) -> tuple[list[float], list[float], dict[int, str]]:
+    """Per unit of one segment: the bonus its template earns (``RARE_BONUS`` for a rare line of
+    repetitive tool output), its factor (``COMMON_FACTOR`` for a line of a repetitive template), and
+    the groups' lines to put before their first units (:mod:`templates`). In the summary of earlier
+    turns, the lines of a tool result that shows a group's line were kept as rare: they stay rare."""
+    n = len(texts)
+    bonuses, factors = [0.0] * n, [1.0] * n
+    groups: dict[int, str] = {}
+    if speaker.startswith("tool result"):
+        found = classify(texts)
+        for k in range(n):
+            if found.rare[k]:
+                bonuses[k] = RARE_BONUS
+            elif found.group_of[k] >= 0:
+                factors[k] = COMMON_FACTOR
+        for group in found.groups:
+            groups[group.lines[0]] = group.render
+    elif speaker == SUMMARY_SPEAKER:
+        for start, end in _tool_blocks(texts):
+            if any(is_group_line(_unlabelled(texts[k])) for k in range(start, end)):
+                for k in range(start, end):
+                    line = _unlabelled(texts[k])
+                    bonuses[k] = GROUP_BONUS if is_group_line(line) else RARE_BONUS if line != GAP else 0.0
+    return bonuses, factors, groups
+
+
+def _unlabelled(text: str) -> str:
+    """A line of an earlier summary without its ``[speaker]`` label, if any."""
+    if text.startswith("[") and "] " in text:
+        return text.split("] ", 1)[1]
+    return text
+
+
+def _tool_blocks(texts: Sequence[str]) -> list[tuple[int, int]]:
+    """The runs of an earlier summary's lines that are a tool result's (from its label to the next label)."""
+    out: list[tuple[int, int]] = []
+    start = -1
+    for k, text in enumerate(texts):
+        label = _LABEL.match(text)
+        if label is None:
+            continue
+        if start >= 0:
+            out.append((start, k))
+        start = k if label.group(1).startswith("tool result") else -1
+    if start >= 0:
+        out.append((start, len(texts)))
+    return out
 
 
 def _raw_units(segments: Sequence[Segment], fields: set[str], chat: bool) -> list[_Raw]:
     """The span's distinct units in span order, with their position bonuses (none but
-    ``FIRST_BONUS`` in a ``chat``); the field names of its JSON go into ``fields``."""
+    ``FIRST_BONUS`` in a ``chat``) and, outside a chat, what their templates earn
+    (:func:`_template_marks`); the field names of its JSON go into ``fields``."""
     last = max(1, len(segments) - 1)
     raw: list[_Raw] = []
     seen_text: set[str] = set()
@@ -316,19 +382,31 @@ def _raw_units(segments: Sequence[Segment], fields: set[str], chat: bool) -> lis
         pace()
         bonus = 0.0 if chat else RECENT_BONUS * s / last + (USER_BONUS if seg.speaker == "user" else 0.0)
         dropped = False  # the unit before was a duplicate: the next one cannot join it
-        for n, (text, glue) in enumerate(cut_units(seg.text, fields)):
+        cut = cut_units(seg.text, fields)
+        texts = [text for text, _ in cut]
+        if chat:
+            marks, factors, groups = [0.0] * len(cut), [1.0] * len(cut), {}
+        else:
+            marks, factors, groups = _template_marks(seg.speaker, texts)
+        for n, (text, glue) in enumerate(cut):
+            group = groups.get(n)
+            if group is not None and group not in seen_text:
+                seen_text.add(group)
+                raw.append(_Raw(s, group, bonus + GROUP_BONUS, None, synthetic=True))
+                dropped = True
             if text in seen_text:
                 dropped = True
                 continue
             seen_text.add(text)
-            raw.append((s, text, bonus + (FIRST_BONUS if n == 0 else 0.0), None if dropped else glue))
+            first = FIRST_BONUS if n == 0 else 0.0
+            raw.append(_Raw(s, text, bonus + first + marks[n], None if dropped else glue, factors[n]))
             dropped = False
     return raw
 
 
 def _chars_per_token(raw: Sequence[_Raw], count: Callable[[str], int]) -> float:
     """Characters per token of the units, from an even sample of ``SAMPLE_UNITS`` (all of a smaller span)."""
-    sample = "\n".join(r[1] for r in raw[:: max(1, len(raw) // SAMPLE_UNITS)])
+    sample = "\n".join(r.text for r in raw[:: max(1, len(raw) // SAMPLE_UNITS)])
     return len(sample) / max(1, count(sample))
 
 
@@ -344,11 +422,11 @@ def _prefilter(raw: list[_Raw], chars: int, max_chars: float, chat: _ChatWords |
     chat by :func:`chat.chat_prescores`), in span order."""
     if chars <= max_chars:
         return list(range(len(raw)))
-    texts = [r[1] for r in raw]
+    texts = [r.text for r in raw]
     if chat is None:
-        scores = prescores(texts, [r[2] for r in raw])
+        scores = prescores(texts, [r.bonus for r in raw], [r.factor for r in raw])
     else:
-        bonuses = [r[2] + _chat_bonus(r[1]) for r in raw]
+        bonuses = [r.bonus + _chat_bonus(r.text) for r in raw]
         scores = chat_prescores(texts, bonuses, chat.words, chat.weights, WORD_WEIGHT)
     return best_within(texts, scores, max_chars)
 
@@ -362,7 +440,7 @@ class _ChatWords:
 
     @classmethod
     def of(cls, raw: Sequence[_Raw]) -> _ChatWords:
-        found = [words(r[1]) for r in raw]
+        found = [words(r.text) for r in raw]
         return cls(found, rarity_weights(found, len(found)))
 
 
@@ -379,20 +457,21 @@ def _scored(raw: Sequence[_Raw], keep: Sequence[int], chat: _ChatWords | None) -
     scan = KeyScanner()
     for k in keep:
         pace()
-        s, text, bonus, glue = raw[k]
+        r = raw[k]
+        s, text, bonus, glue = r.seg, r.text, r.bonus, r.glue
         found = signals(text, scan)
-        factor = 1.0
+        factor = r.factor
         found_words: frozenset[bytes] = frozenset()
         if found is not None:
             key = shape(text)
-            factor = REPEAT_FACTOR if key in seen_shape else 1.0
+            factor *= REPEAT_FACTOR if key in seen_shape else 1.0
             seen_shape.add(key)
             if chat is not None:
                 bonus += _chat_bonus(text)
                 found_words = chat.words[k]
             elif is_header(text):
                 bonus += HEADER_BONUS
-        units.append(_Unit(s, text, found, factor, bonus, k, glue, found_words))
+        units.append(_Unit(s, text, found, factor, bonus, k, glue, found_words, r.synthetic, r.factor < 1.0))
     if chat is not None:
         live = [u.signals.keys for u in units if u.signals is not None]
         key_weights = {k: max(KEY_FLOOR, w) for k, w in rarity_weights(live, len(live)).items()}
@@ -409,9 +488,10 @@ def _index(
     units: Sequence[_Unit], chosen: Sequence[int], fields: set[str], room: int, count: Callable[[str], int]
 ) -> str:
     """``[also mentioned] a b …``: the key tokens of ``units`` that the ``chosen`` ones do not
-    quote, most frequent first (then in order of appearance), as many as ``room`` tokens hold.
-    Separated by spaces (a key token has none; ", " would cost a token each). JSON field names
-    are schema, not facts: they are left out."""
+    quote, most frequent first (then in order of appearance), those only said by lines of a
+    repetitive template (checksums, timestamps, counters) after all others, as many as ``room``
+    tokens hold. Separated by spaces (a key token has none; ", " would cost a token each). JSON
+    field names are schema, not facts: they are left out."""
     quoted: set[str] = set(fields)
     for k in chosen:
         signals = units[k].signals
@@ -419,12 +499,16 @@ def _index(
             quoted |= signals.keys
     freq: dict[str, int] = {}
     first: dict[str, int] = {}
+    plain: set[str] = set()  # said by a line that is not of a repetitive template
     for i, unit in enumerate(units):
-        if unit.signals is not None:
+        if unit.signals is not None and not unit.synthetic:  # a group's line quotes no fact of its own
+            common = unit.common
             for key in unit.signals.keys:
                 freq[key] = freq.get(key, 0) + 1
                 first.setdefault(key, i)
-    missing = sorted((k for k in freq if k not in quoted), key=lambda k: (-freq[k], first[k], k))
+                if not common:
+                    plain.add(key)
+    missing = sorted((k for k in freq if k not in quoted), key=lambda k: (k not in plain, -freq[k], first[k], k))
     return index_line(missing, room, count)
 
 
@@ -444,13 +528,13 @@ def condense(segments: Sequence[Segment], budget_tokens: int, count: Callable[[s
         return ""
     # Units more than SCORED_SHARE budgets long are prescored first; more than ALL_FIT_SHARE
     # budgets long surely do not all fit (estimated; exact for spans of up to SAMPLE_UNITS units).
-    chars = sum(len(r[1]) for r in raw)
+    chars = sum(len(r.text) for r in raw)
     chars_per_token = _chars_per_token(raw, count)
     chat = _ChatWords.of(raw) if plain else None
     units = _scored(raw, _prefilter(raw, chars, SCORED_SHARE * budget_tokens * chars_per_token, chat), chat)
     sel = _Selection(units, segments, count, chars_per_token)
     if sum(len(u.text) for u in units) <= ALL_FIT_SHARE * budget_tokens * chars_per_token:
-        sel.chosen = list(range(len(units)))
+        sel.chosen = [k for k, u in enumerate(units) if not u.synthetic]
         text = sel.render()
         if count(text) <= budget_tokens:
             return text
