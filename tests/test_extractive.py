@@ -15,6 +15,7 @@ from support import needs_evaldata, reservation_doc
 
 from bench import evaldata
 from litellm_ctx_hook.adapters import adapter_for
+from litellm_ctx_hook.analysis.templates import is_group_line
 from litellm_ctx_hook.analysis.tokenizers import bpe_counter
 from litellm_ctx_hook.condensing.local.extractive import (
     GAP,
@@ -31,7 +32,6 @@ from litellm_ctx_hook.condensing.local.extractive import (
     segments_of,
 )
 from litellm_ctx_hook.condensing.local.salience import key_tokens
-from litellm_ctx_hook.condensing.local.templates import is_group_line
 from litellm_ctx_hook.conversation import ImageRef, Message, Part, PartKind, Role
 
 

@@ -15,12 +15,12 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ..analysis.counting import TokenCounter
+from ..analysis.templates import collapse
 from ..analysis.tokenizers import Family
 from ..conversation import Message
 from ..runtime.stats import EngineStats
 from ..settings import CondensationStrategyName, Settings
 from .local.extractive import segments_of
-from .local.templates import collapse
 from .quality import clean, fit, mend_room, review, without_cut_line
 from .summarizer import Summarizer, SummarizerError, SummaryRequest, prompt_overhead, summarizer_window
 

@@ -59,7 +59,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from heapq import heapify, heappop, heappush
 
+from ...analysis.templates import classify, is_group_line
 from ...conversation import Message, PartKind
+from ...planning.edits import STANDOUTS_HEADER
 from ...runtime.pacing import pace
 from .chat import CHAT_LENGTH_NORM, chat_prescores, is_header, speaks_of_self
 from .cutting import GAP, cut_units
@@ -68,7 +70,6 @@ from .prescore import best_within, prescores
 from .rarity import mass, rarity_weights, words
 from .readable import readable
 from .salience import REPEAT_FACTOR, KeyScanner, LineSignals, fact_retention, shape, signals
-from .templates import classify, is_group_line
 
 __all__ = [
     "INDEX_LABEL", "INDEX_SHARE", "INDEX_SHARE_MAX", "SUMMARY_SPEAKER", "Segment", "condense", "fact_retention",
@@ -325,12 +326,16 @@ class _Raw:
 def _template_marks(speaker: str, texts: Sequence[str]) -> tuple[list[float], list[float], dict[int, str]]:
     """Per unit of one segment: the bonus its template earns (``RARE_BONUS`` for a rare line of
     repetitive tool output), its factor (``COMMON_FACTOR`` for a line of a repetitive template), and
-    the groups' lines to put before their first units (:mod:`templates`). In the summary of earlier
-    turns, the lines of a tool result that shows a group's line were kept as rare: they stay rare."""
+    the groups' lines to put before their first units (:mod:`templates`). The lines that stand in
+    for cleared output (its standouts, :func:`edits.placeholder`) are rare; so are, in the summary of
+    earlier turns, the lines of a tool result that shows a group's line (they were kept as rare)."""
     n = len(texts)
     bonuses, factors = [0.0] * n, [1.0] * n
     groups: dict[int, str] = {}
-    if speaker.startswith("tool result"):
+    if speaker.startswith("tool result") and STANDOUTS_HEADER in texts:  # cleared output's standouts
+        for k in range(texts.index(STANDOUTS_HEADER) + 1, n):
+            bonuses[k] = RARE_BONUS
+    elif speaker.startswith("tool result"):
         found = classify(texts)
         for k in range(n):
             if found.rare[k]:

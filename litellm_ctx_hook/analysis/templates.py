@@ -26,6 +26,7 @@ prefix they share), and every other line verbatim, in order. Its output collapse
 JSON arrays of records are read as one ``key=value`` line per record (:func:`records_as_lines`),
 where a field whose values are mostly distinct (names, ids) is a slot and a field of few values
 (status, level, region) part of the template, so the record that differs stands out.
+:func:`standouts` gives the rare lines alone (what stands in for cleared tool output keeps them).
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ __all__ = [
     "collapse",
     "is_group_line",
     "records_as_lines",
+    "standouts",
     "template",
 ]
 
@@ -56,6 +58,8 @@ RARE_VALUE_GROUP = 8  # a value one line alone holds is unusual in a group of at
 RARE_VALUE_KINDS = 4  # … whose slot holds at most this many distinct values
 MAX_SET = 3
 MAX_SLOT_CHARS = 40
+MAX_STANDOUTS = 8  # rare lines :func:`standouts` returns at most …
+MAX_STANDOUT_CHARS = 2000  # … holding at most this many characters
 GROUP_MARK = "×"
 _GROUP_LINE = re.compile(r"×\d+ like: ")
 _SHOWN_HOLE = "*"
@@ -259,10 +263,13 @@ def classify(lines: Sequence[str]) -> Templates:
 def collapse(text: str) -> str:
     """``text`` with each group as one line where its first line was, the other lines verbatim
     and in order (blank lines between collapsed ones squeezed); ``text`` itself when nothing
-    collapses. A JSON array of records is read as :func:`records_as_lines` first."""
+    collapses or it holds a group's line already. A JSON array of records is read as
+    :func:`records_as_lines` first."""
     lines = records_as_lines(text)
     if lines is None:
         lines = text.split("\n")
+    if any(is_group_line(line) for line in lines):  # collapsed before
+        return text
     found = classify(lines)
     if not found.groups:
         return text
@@ -275,6 +282,25 @@ def collapse(text: str) -> str:
         elif line.strip() or (out and out[-1].strip()):
             out.append(line)
     return "\n".join(out)
+
+
+def standouts(text: str) -> list[str]:
+    """The rare lines of a repetitive ``text`` (none for any other), in order: at most
+    ``MAX_STANDOUTS`` of them and ``MAX_STANDOUT_CHARS`` characters (what stands in for cleared
+    output keeps them)."""
+    lines = records_as_lines(text)
+    if lines is None:
+        lines = text.split("\n")
+    found = classify(lines)
+    out: list[str] = []
+    used = 0
+    for line, rare in zip(lines, found.rare, strict=True):
+        if rare:
+            used += len(line) + 1
+            if len(out) >= MAX_STANDOUTS or used > MAX_STANDOUT_CHARS:
+                break
+            out.append(line.strip())
+    return out
 
 
 def _json_scalar(value: object) -> str:
