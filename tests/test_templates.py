@@ -11,14 +11,18 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from litellm_ctx_hook.analysis.templates import (
+    MAX_STANDOUTS,
     MIN_GROUP,
     MIN_LINES,
     classify,
     collapse,
     is_group_line,
     records_as_lines,
+    standouts,
     template,
 )
+from litellm_ctx_hook.conversation import Part, PartKind
+from litellm_ctx_hook.planning.edits import STANDOUTS_HEADER, placeholder
 
 NOTE = "2026-11-03T10:00:55.001Z NOTE ticket OPS-4411: retry budget moved to canary pool"
 
@@ -241,3 +245,25 @@ def test_collapse_invariants(lines: list[str]) -> None:
     assert len(out) == len(lines) - collapsed + len(found.groups) or not found.groups
     # Already collapsed text stays as it is.
     assert collapse("\n".join(out)) == "\n".join(out)
+
+
+# -- what stands in for cleared output ----------------------------------------------------------
+
+
+def test_standouts_are_the_rare_lines_of_repetitive_output() -> None:
+    text = with_needle(log_lines(), NOTE, 55)
+    assert standouts(text) == [NOTE]
+    assert standouts("just\na few\nlines") == []
+    code = "\n".join(f"def f{i}(x):\n    return x * {i}" for i in range(20))
+    assert standouts(code) == []  # every line shares a template with others, but nothing stands out
+    many = "\n".join([*log_lines(60), *(f"NOTE {w} differs" for w in "abcdefghijklmnop")])
+    assert len(standouts(many)) == MAX_STANDOUTS
+
+
+def test_a_cleared_tool_result_keeps_its_standouts() -> None:
+    part = Part(PartKind.TOOL_RESULT, with_needle(log_lines(), NOTE, 55), tool_id="t1", tool_name="bash")
+    new = placeholder(part, 5000, {})
+    assert new is not None
+    assert new.text.split("\n") == ["[output of bash cleared to save context: 5000 tokens]", STANDOUTS_HEADER, NOTE]
+    plain = placeholder(Part(PartKind.TOOL_RESULT, "ok\ndone", tool_id="t2", tool_name="bash"), 50, {})
+    assert plain is not None and plain.text == "[output of bash cleared to save context: 50 tokens]"

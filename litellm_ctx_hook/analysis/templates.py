@@ -35,6 +35,7 @@ import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 __all__ = [
     "GROUP_MARK",
@@ -60,6 +61,7 @@ MAX_SET = 3
 MAX_SLOT_CHARS = 40
 MAX_STANDOUTS = 8  # rare lines :func:`standouts` returns at most …
 MAX_STANDOUT_CHARS = 2000  # … holding at most this many characters
+STANDOUTS_MEMO = 256
 GROUP_MARK = "×"
 _GROUP_LINE = re.compile(r"×\d+ like: ")
 _SHOWN_HOLE = "*"
@@ -287,7 +289,13 @@ def collapse(text: str) -> str:
 def standouts(text: str) -> list[str]:
     """The rare lines of a repetitive ``text`` (none for any other), in order: at most
     ``MAX_STANDOUTS`` of them and ``MAX_STANDOUT_CHARS`` characters (what stands in for cleared
-    output keeps them)."""
+    output keeps them). Remembered for the last ``STANDOUTS_MEMO`` texts: clearing tries several
+    sets of parts to clear, and the next turn clears the same old output again."""
+    return list(_standouts(text))
+
+
+@lru_cache(maxsize=STANDOUTS_MEMO)
+def _standouts(text: str) -> tuple[str, ...]:
     lines = records_as_lines(text)
     if lines is None:
         lines = text.split("\n")
@@ -300,7 +308,7 @@ def standouts(text: str) -> list[str]:
             if len(out) >= MAX_STANDOUTS or used > MAX_STANDOUT_CHARS:
                 break
             out.append(line.strip())
-    return out
+    return tuple(out)
 
 
 def _json_scalar(value: object) -> str:

@@ -59,7 +59,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from heapq import heapify, heappop, heappush
 
-from ...analysis.templates import classify, is_group_line
+from ...analysis.templates import classify, is_group_line, template
 from ...conversation import Message, PartKind
 from ...planning.edits import STANDOUTS_HEADER
 from ...runtime.pacing import pace
@@ -87,7 +87,7 @@ SELF_BONUS = 3.0  # in a chat, a line in the first person
 SCORED_SHARE = 2  # units estimated at more than this many budgets are prescored, that much scored
 SAMPLE_UNITS = 256
 MAX_DENSITY = 2  # a line is taken to hold at most this many times the span's characters per token
-RARE_BONUS = 4.0  # a rare line of repetitive tool output: the failure, the warning, the note
+RARE_BONUS = 10.0  # a rare line of repetitive tool output (the failure, the warning, the note) ranks first
 GROUP_BONUS = 1.0  # a group's line "×108 like: …" (:mod:`templates`)
 COMMON_FACTOR = 0.25  # a line of a repetitive template
 SUMMARY_SPEAKER = "summary of earlier turns"
@@ -191,6 +191,13 @@ class _Selection:
         self.trailer = ""  # a last line after the selected units (the index of facts)
         self._labels: dict[str, int] = {}
         self._gap = count(GAP) + 1
+        self._real = [0]  # units of the span's text (not groups' lines) before each position
+        for unit in units:
+            self._real.append(self._real[-1] + (not unit.synthetic))
+
+    def _skips(self, prev: int, k: int) -> bool:
+        """Whether text of the span lies between the selected units ``prev`` and ``k`` (a gap)."""
+        return self._real[k] - self._real[prev + 1] > 0
 
     def _may_fit(self, k: int, room: int) -> bool:
         """Whether unit ``k`` could fit in ``room`` tokens at all: a unit more than ``MAX_DENSITY``
@@ -214,7 +221,7 @@ class _Selection:
         cost = 0
         if prev is None or self.units[prev].seg != self.units[k].seg:
             cost += self._label(self.units[k].seg)
-        if prev is not None and k - prev > 1:
+        if prev is not None and self._skips(prev, k):
             cost += self._gap
         return cost
 
@@ -239,7 +246,7 @@ class _Selection:
                 lines[-1] += unit.glue + unit.text
                 prev = k
                 continue
-            if prev is not None and k - prev > 1:
+            if prev is not None and self._skips(prev, k):
                 lines.append(GAP)
             if prev is None or self.units[prev].seg != unit.seg:
                 lines.append(f"[{self.segments[unit.seg].speaker}] {unit.text}")
@@ -328,7 +335,8 @@ def _template_marks(speaker: str, texts: Sequence[str]) -> tuple[list[float], li
     repetitive tool output), its factor (``COMMON_FACTOR`` for a line of a repetitive template), and
     the groups' lines to put before their first units (:mod:`templates`). The lines that stand in
     for cleared output (its standouts, :func:`edits.placeholder`) are rare; so are, in the summary of
-    earlier turns, the lines of a tool result that shows a group's line (they were kept as rare)."""
+    earlier turns, the lines of a tool result whose template no other line of it has (they were
+    kept as rare); its index line counts as a common one (the new index takes its facts)."""
     n = len(texts)
     bonuses, factors = [0.0] * n, [1.0] * n
     groups: dict[int, str] = {}
@@ -345,11 +353,17 @@ def _template_marks(speaker: str, texts: Sequence[str]) -> tuple[list[float], li
         for group in found.groups:
             groups[group.lines[0]] = group.render
     elif speaker == SUMMARY_SPEAKER:
+        for k, text in enumerate(texts):
+            if text.startswith(INDEX_LABEL):  # its facts go to the new index unless lines quote them
+                factors[k] = COMMON_FACTOR
         for start, end in _tool_blocks(texts):
-            if any(is_group_line(_unlabelled(texts[k])) for k in range(start, end)):
-                for k in range(start, end):
-                    line = _unlabelled(texts[k])
-                    bonuses[k] = GROUP_BONUS if is_group_line(line) else RARE_BONUS if line != GAP else 0.0
+            lines = [_unlabelled(texts[k]) for k in range(start, end)]
+            keys = [template(line).key for line in lines]
+            for k, line, key in zip(range(start, end), lines, keys, strict=True):
+                if is_group_line(line):
+                    bonuses[k], factors[k] = GROUP_BONUS, COMMON_FACTOR
+                elif line != GAP and keys.count(key) == 1:
+                    bonuses[k] = RARE_BONUS
     return bonuses, factors, groups
 
 
@@ -370,7 +384,7 @@ def _tool_blocks(texts: Sequence[str]) -> list[tuple[int, int]]:
             continue
         if start >= 0:
             out.append((start, k))
-        start = k if label.group(1).startswith("tool result") else -1
+        start = k if label.group(1).startswith("tool result") else -1  # the index line ends a block
     if start >= 0:
         out.append((start, len(texts)))
     return out
@@ -393,13 +407,13 @@ def _raw_units(segments: Sequence[Segment], fields: set[str], chat: bool) -> lis
             group = groups.get(n)
             if group is not None and group not in seen_text:
                 seen_text.add(group)
-                raw.append(_Raw(s, group, bonus + GROUP_BONUS, None, synthetic=True))
+                raw.append(_Raw(s, group, bonus + GROUP_BONUS, None, COMMON_FACTOR, synthetic=True))
                 dropped = True
             if text in seen_text:
                 dropped = True
                 continue
             seen_text.add(text)
-            first = FIRST_BONUS if n == 0 else 0.0
+            first = FIRST_BONUS if n == 0 and factors[n] == 1.0 else 0.0  # a group's line stands for its first
             raw.append(_Raw(s, text, bonus + first + marks[n], None if dropped else glue, factors[n]))
             dropped = False
     return raw
@@ -534,7 +548,7 @@ def condense(segments: Sequence[Segment], budget_tokens: int, count: Callable[[s
     chat = _ChatWords.of(raw) if plain else None
     units = _scored(raw, _prefilter(raw, chars, SCORED_SHARE * budget_tokens * chars_per_token, chat), chat)
     sel = _Selection(units, segments, count, chars_per_token)
-    if sum(len(u.text) for u in units) <= ALL_FIT_SHARE * budget_tokens * chars_per_token:
+    if sum(len(u.text) for u in units if not u.synthetic) <= ALL_FIT_SHARE * budget_tokens * chars_per_token:
         sel.chosen = [k for k, u in enumerate(units) if not u.synthetic]
         text = sel.render()
         if count(text) <= budget_tokens:
@@ -581,4 +595,12 @@ def condense(segments: Sequence[Segment], budget_tokens: int, count: Callable[[s
             sel.chosen = [k for k in sel.chosen if k not in drop]
             break
         text, used = candidate, n
+    real = [k for k, u in enumerate(units) if not u.synthetic]
+    if len(real) < len(sel.chosen) and set(real) <= set(sel.chosen):  # all kept: the groups' lines say nothing
+        chosen, trailer = sel.chosen, sel.trailer
+        sel.chosen, sel.trailer = real, ""
+        candidate = sel.render()
+        if count(candidate) <= budget_tokens:
+            return candidate
+        sel.chosen, sel.trailer = chosen, trailer
     return text
