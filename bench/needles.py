@@ -63,7 +63,8 @@ MODEL = "gpt-4o"
 MAX_TOKENS = 4096
 WINDOWS = (64_000, 128_000)
 CALLS = 40
-LINES = 110  # lines per tool output (about 5k tokens)
+# Lines per tool output of each kind: about 5k tokens each.
+LINES = {"log": 100, "pytest": 180, "jest": 270, "build": 160, "listing": 140, "json": 90, "diff": 320}
 KEEP_TOOL_USES = 3  # Anthropic's clear_tool_uses default
 CLEARED = "[tool result cleared]"
 METHODS = ("ours", "trim", "clear_tool_uses", "compress")
@@ -102,12 +103,13 @@ def _around(r: random.Random, lines: list[str], needle: str) -> list[str]:
 
 
 def _log(r: random.Random, call: int) -> Output:
+    n = LINES["log"]
     ticket = f"OPS-{4000 + call * 37}"
     lines = [
         f"2026-11-03T10:{i // 60:02d}:{i % 60:02d}.{r.randrange(1000):03d}Z INFO worker-{r.randrange(1, 9)} "
         f"batch={call * 1000 + i} chunk=0x{_hex(r, 6)} sha={_hex(r, 12)} latency={r.randrange(3, 48)}ms "
         f"rows={r.randrange(1000, 9000)} status=ok"
-        for i in range(LINES)
+        for i in range(n)
     ]
     if call % 2:
         value = f"{90 + r.randrange(10)}.{r.randrange(10)}%"
@@ -120,32 +122,35 @@ def _log(r: random.Random, call: int) -> Output:
 
 
 def _pytest(r: random.Random, call: int) -> Output:
+    n = LINES["pytest"]
     lines = [
         f"tests/unit/test_module_{i // 8:02d}.py::test_case_{call}_{i:03d}[param-{_hex(r, 4)}] PASSED"
-        f"{' ' * 10}[{(i * 100) // LINES:3d}%]"
-        for i in range(LINES)
+        f"{' ' * 10}[{(i * 100) // n:3d}%]"
+        for i in range(n)
     ]
     name = f"test_refund_rounding_{call}"
     needle = f"tests/unit/test_billing.py::{name}[eur-{_hex(r, 4)}] FAILED{' ' * 10}[ 51%]"
     body = ["============ test session starts ============", *_around(r, lines, needle)]
-    body.append(f"============ 1 failed, {LINES} passed in {r.randrange(20, 90)}.{r.randrange(100)}s ============")
+    body.append(f"============ 1 failed, {n} passed in {r.randrange(20, 90)}.{r.randrange(100)}s ============")
     return Output("pytest -v tests/unit", "\n".join(body), Needle("pytest", call, (name, "FAILED")))
 
 
 def _jest(r: random.Random, call: int) -> Output:
-    lines = [f"    ✓ renders widget {call}-{i} with props {_hex(r, 6)} ({r.randrange(1, 40)} ms)" for i in range(LINES)]
+    n = LINES["jest"]
+    lines = [f"    ✓ renders widget {call}-{i} with props {_hex(r, 6)} ({r.randrange(1, 40)} ms)" for i in range(n)]
     code = f"SAVE{call:02d}X"
     needle = f"    ✕ applies discount code {code} to the basket total ({r.randrange(5, 40)} ms)"
     body = ["PASS src/components/widgets.test.tsx", *_around(r, lines, needle)]
-    body.append(f"Tests:       1 failed, {LINES} passed, {LINES + 1} total")
+    body.append(f"Tests:       1 failed, {n} passed, {n + 1} total")
     return Output("npx jest src/components", "\n".join(body), Needle("jest", call, (code, "✕")))
 
 
 def _build(r: random.Random, call: int) -> Output:
+    n = LINES["build"]
     lines = [
-        f"[{(i * 100) // LINES:3d}%] Building CXX object src/core/CMakeFiles/core.dir/unit_{call}_{i:03d}.cpp.o "
+        f"[{(i * 100) // n:3d}%] Building CXX object src/core/CMakeFiles/core.dir/unit_{call}_{i:03d}.cpp.o "
         f"(cache {_hex(r, 8)})"
-        for i in range(LINES)
+        for i in range(n)
     ]
     var = f"retry_budget_{call}"
     needle = f"src/net/socket_pool.cpp:{200 + call}:18: warning: unused variable '{var}' [-Wunused-variable]"
@@ -153,10 +158,11 @@ def _build(r: random.Random, call: int) -> Output:
 
 
 def _listing(r: random.Random, call: int) -> Output:
+    n = LINES["listing"]
     lines = [
         f"-rw-r--r--  1 dev  staff  {r.randrange(1000, 99999):>6d} Nov  {r.randrange(1, 29):>2d} "
         f"{r.randrange(24):02d}:{r.randrange(60):02d} report_{call}_{i:04d}_{_hex(r, 6)}.csv"
-        for i in range(LINES)
+        for i in range(n)
     ]
     name = f"deploy_hook_{call}.sh"
     needle = f"-rwxrwxrwx  1 root root     512 Nov  3 04:12 {name}"
@@ -165,6 +171,7 @@ def _listing(r: random.Random, call: int) -> Output:
 
 
 def _json(r: random.Random, call: int) -> Output:
+    n = LINES["json"]
     records = [
         {
             "id": call * 1000 + i,
@@ -174,7 +181,7 @@ def _json(r: random.Random, call: int) -> Output:
             "balance": round(r.uniform(10, 500), 2),
             "updated": f"2026-11-{r.randrange(1, 29):02d}T{r.randrange(24):02d}:00:00Z",
         }
-        for i in range(LINES // 2)
+        for i in range(n)
     ]
     chargeback = f"CB-{7000 + call}"
     odd = {**records[0], "id": call * 1000 + 999, "status": "suspended", "note": f"chargeback {chargeback}"}
@@ -184,8 +191,9 @@ def _json(r: random.Random, call: int) -> Output:
 
 
 def _diff(r: random.Random, call: int) -> Output:
+    n = LINES["diff"]
     lines: list[str] = [f"--- a/services/api-{call}/package-lock.json", f"+++ b/services/api-{call}/package-lock.json"]
-    for i in range(LINES // 4):
+    for i in range(n // 4):
         major, minor = r.randrange(1, 9), r.randrange(20)
         lines += [
             f"@@ -{i * 40 + 1},6 +{i * 40 + 1},6 @@",

@@ -392,8 +392,8 @@ def _tool_blocks(texts: Sequence[str]) -> list[tuple[int, int]]:
 
 def _raw_units(segments: Sequence[Segment], fields: set[str], chat: bool) -> list[_Raw]:
     """The span's distinct units in span order, with their position bonuses (none but
-    ``FIRST_BONUS`` in a ``chat``) and what their templates earn (:func:`_template_marks`); the
-    field names of its JSON go into ``fields``."""
+    ``FIRST_BONUS`` in a ``chat``) and, outside a chat, what their templates earn
+    (:func:`_template_marks`); the field names of its JSON go into ``fields``."""
     last = max(1, len(segments) - 1)
     raw: list[_Raw] = []
     seen_text: set[str] = set()
@@ -402,7 +402,11 @@ def _raw_units(segments: Sequence[Segment], fields: set[str], chat: bool) -> lis
         bonus = 0.0 if chat else RECENT_BONUS * s / last + (USER_BONUS if seg.speaker == "user" else 0.0)
         dropped = False  # the unit before was a duplicate: the next one cannot join it
         cut = cut_units(seg.text, fields)
-        marks, factors, groups = _template_marks(seg.speaker, [text for text, _ in cut])
+        groups: dict[int, str] = {}
+        if chat:  # no tool output: as it was
+            marks, factors = [0.0] * len(cut), [1.0] * len(cut)
+        else:
+            marks, factors, groups = _template_marks(seg.speaker, [text for text, _ in cut])
         for n, (text, glue) in enumerate(cut):
             group = groups.get(n)
             if group is not None and group not in seen_text:
