@@ -82,15 +82,13 @@ _SPACES = re.compile(r"\s+")
 _HOLE = "\x00"  # a slot in a template's key (no line of text holds it)
 # A test runner's pass line is its marker (what passed is not what is needed later); so is a long
 # listing's line its mode, owner and group (a symbolic link keeps its target).
-_MARKERS = (
-    (re.compile(r"[✓✔√]\s"), "✓"),
-    (re.compile(r"--- PASS:"), "--- PASS:"),
-    (re.compile(r"=== (?:RUN|PAUSE|CONT)\s"), "=== RUN"),
-    (re.compile(r"ok\s+\S+\s"), "ok"),
-    (re.compile(r"PASS\s+\S"), "PASS"),
-    (re.compile(r".*\s(PASSED|SKIPPED|XFAIL|XPASS)(?:\s+\[\s*\d+%\])?$"), ""),
+_MARKER = re.compile(
+    r"(?P<m>[✓✔√](?=\s)|--- PASS:|=== (?:RUN|PAUSE|CONT)(?=\s)|ok(?=\s+\S+\s)|PASS(?=\s+\S))"
+    r"|(?P<ls>[-dlcbps][-rwxsStT]{9}[.@+]?\s+\d+\s+\S+\s+\S+)\s+(?!.* -> )"
 )
-_LS_LINE = re.compile(r"([-dlcbps][-rwxsStT]{9}[.@+]?)\s+\d+\s+(\S+)\s+(\S+)\s+(?!.* -> )")
+_MARKER_FIRST = frozenset("✓✔√-=oPdlcbps")  # what a line matched by _MARKER starts with
+_PYTEST = re.compile(r"\s(PASSED|SKIPPED|XFAIL|XPASS)(?:\s+\[\s*\d+%\])?$")
+_PYTEST_END = ("PASSED", "SKIPPED", "XFAIL", "XPASS", "%]")
 _NUMBER = re.compile(r"([-+]?\d+(?:\.\d+)?)([A-Za-z%]*)")
 
 
@@ -102,12 +100,18 @@ class Template:
 
 
 def _marker(stripped: str) -> str | None:
-    for pattern, marker in _MARKERS:
-        m = pattern.match(stripped)
+    """The template of a test runner's pass line or a long listing's line, else ``None``."""
+    if stripped[:1] in _MARKER_FIRST:
+        m = _MARKER.match(stripped)
         if m is not None:
-            return marker or f"{_HOLE} {m.group(1)}"
-    m = _LS_LINE.match(stripped)
-    return None if m is None else f"{m.group(1)} {m.group(2)} {m.group(3)} {_HOLE}"
+            if m.group("m") is not None:
+                return m.group("m").replace("✔", "✓").replace("√", "✓").replace("PAUSE", "RUN").replace("CONT", "RUN")
+            return _SPACES.sub(" ", re.sub(r"\s+\d+\s+", " ", m.group("ls"), count=1)) + f" {_HOLE}"
+    if stripped.endswith(_PYTEST_END):
+        m = _PYTEST.search(stripped)
+        if m is not None:
+            return f"{_HOLE} {m.group(1)}"
+    return None
 
 
 def template(line: str) -> Template:
@@ -120,7 +124,7 @@ def template(line: str) -> Template:
 
     def hole(found: re.Match[str]) -> str:
         value = found.group(0)
-        if found.group("file") is not None:
+        if found.lastgroup == "file":
             ext = _EXT.search(value)
             if ext is not None and ext.start() > 0:
                 slots.append(value[: ext.start()])
@@ -128,7 +132,7 @@ def template(line: str) -> Template:
         slots.append(value)
         return _HOLE
 
-    key = _SPACES.sub(" ", _VARIABLE.sub(hole, stripped))
+    key = " ".join(_VARIABLE.sub(hole, stripped).split())
     return Template(key, tuple(slots))
 
 
