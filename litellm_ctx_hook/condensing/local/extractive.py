@@ -13,6 +13,17 @@ segment (what a message is about), ``USER_BONUS`` for the user's own words, up t
 ``RECENT_BONUS`` growing linearly with the segment's position (recent turns matter more), and
 ``HEADER_BONUS`` for a bracketed line with a digit (a session or date header).
 
+Tool output is read by template (:mod:`analysis.templates`): in a tool result whose lines mostly
+share a few templates (a log, a test run, a listing, JSON records), a line of a rare template (the
+failure, the warning, the note, the unusual value) earns ``RARE_BONUS`` and ranks first, the lines
+of a repetitive template count ``COMMON_FACTOR`` as much (and earn no ``FIRST_BONUS``), and each
+group gets one more unit where its first line was, ``×108 like: 2026-11-0… INFO worker-{1..8} …``
+(``GROUP_BONUS``; left out when everything fits or all its lines are kept). The lines that stand
+in for cleared output (its standouts) are rare too; so are, in the summary of earlier turns being
+condensed again, the lines of a tool result whose template no other line of it has, while the
+summary's old index line yields to the new index. Ids and numbers said only by repetitive lines
+come last in the index.
+
 A span of plain conversation (:func:`is_chat`: no tool calls or results) is scored for chat, where
 every line carries the speakers' names and greetings: each key token counts by its
 :mod:`rarity` in the span (at least ``KEY_FLOOR``), each rare word (lower-cased, no stop-word)
