@@ -27,11 +27,11 @@ def test_clear_tool_uses_keeps_the_last_three_results() -> None:
 
 
 def test_ours_keeps_more_needles_than_trim_messages() -> None:
-    result = needles.run(calls=8, windows=[16_000])
-    methods = result["windows"]["16000"]["methods"]
+    result = needles.run(calls=8, windows=[32_000])
+    methods = result["windows"]["32000"]["methods"]
     ours, trim = methods["ours"], methods["trim"]
-    assert ours["tokens"] <= result["windows"]["16000"]["budget"]
-    assert trim["tokens"] <= result["windows"]["16000"]["budget"]
+    assert ours["tokens"] <= result["windows"]["32000"]["budget"]
+    assert trim["tokens"] <= result["windows"]["32000"]["budget"]
     assert ours["needles_visible"] > trim["needles_visible"]
     assert ours["needles_visible"] >= 0.75
     compress = methods["compress"]
