@@ -17,7 +17,9 @@ unusual value is rare too: a number far outside the group's spread (beyond ``OUT
 the interquartile range from the quartiles, or different when all the others agree), or a value
 that one line alone holds where the group has only a few values. A text of fewer than
 ``MIN_LINES`` lines, or whose groups hold less than ``REPETITIVE_SHARE`` of its lines, is left
-alone (code, prose, a short answer): nothing in it is rare or grouped.
+alone (code, prose, a short answer): nothing in it is rare or grouped. A long text is first judged
+on an even sample of ``SAMPLE_LINES`` lines (less than ``SAMPLE_SHARE`` of them sharing a
+template: left alone), so that a long file read costs a sample, not a pass.
 
 :func:`collapse` writes a text with each group as one line where its first line was,
 ``×108 like: 2026-11-03T10:… INFO worker-{1..8} batch={1..108} latency={3..48}ms status=ok``
@@ -53,6 +55,8 @@ __all__ = [
 
 MIN_GROUP = 4  # lines of one template that make a group
 MIN_LINES = 12  # shorter texts are left alone
+SAMPLE_LINES = 48  # a longer text (twice this) is sampled first: …
+SAMPLE_SHARE = 0.4  # … unless this share of the sample repeats a template of the sample, it is left alone
 REPETITIVE_SHARE = 0.5  # of a text's lines in groups, for it to be collapsed
 OUTLIER_IQR = 3.0
 RARE_VALUE_GROUP = 8  # a value one line alone holds is unusual in a group of at least this many …
@@ -237,6 +241,14 @@ def classify(lines: Sequence[str]) -> Templates:
     live = [i for i, line in enumerate(lines) if line.strip()]
     if len(live) < MIN_LINES:
         return none
+    if len(live) > 2 * SAMPLE_LINES:  # most text is not repetitive: an even sample says so cheaply
+        step = len(live) / SAMPLE_LINES
+        seen: dict[str, int] = {}
+        for j in range(SAMPLE_LINES):
+            key = template(lines[live[int(j * step)]]).key
+            seen[key] = seen.get(key, 0) + 1
+        if sum(c for c in seen.values() if c > 1) < SAMPLE_SHARE * SAMPLE_LINES:
+            return none
     found = {i: template(lines[i]) for i in live}
     by_key: dict[str, list[int]] = {}
     for i in live:

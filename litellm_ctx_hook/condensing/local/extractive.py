@@ -21,8 +21,9 @@ group gets one more unit where its first line was, ``×108 like: 2026-11-0… IN
 (``GROUP_BONUS``; left out when everything fits or all its lines are kept). The lines that stand
 in for cleared output (its standouts) are rare too; so are, in the summary of earlier turns being
 condensed again, the lines of a tool result whose template no other line of it has, while the
-summary's old index line yields to the new index. Ids and numbers said only by repetitive lines
-come last in the index.
+summary's old index line yields to the new index. A tool result of fewer than ``MARK_MIN_LINES``
+units is scored as any other (it is cheap to keep, and its lines are often the facts themselves:
+a short list of flights or files).
 
 A span of plain conversation (:func:`is_chat`: no tool calls or results) is scored for chat, where
 every line carries the speakers' names and greetings: each key token counts by its
@@ -101,6 +102,7 @@ MAX_DENSITY = 2  # a line is taken to hold at most this many times the span's ch
 RARE_BONUS = 10.0  # a rare line of repetitive tool output (the failure, the warning, the note) ranks first
 GROUP_BONUS = 1.0  # a group's line "×108 like: …" (:mod:`templates`)
 COMMON_FACTOR = 0.25  # a line of a repetitive template
+MARK_MIN_LINES = 80  # units of a tool result for its templates to count
 SUMMARY_SPEAKER = "summary of earlier turns"
 _LABEL = re.compile(r"\[([^\]\n]{1,80})\] ")
 _MAX_FILL_ROUNDS = 3
@@ -172,7 +174,6 @@ class _Unit:
     glue: str | None  # what joins it to the unit before it in its line (None: it starts a line)
     words: frozenset[bytes] = frozenset()
     synthetic: bool = False  # a group's line (:mod:`templates`), not text of the span
-    common: bool = False  # a line of a repetitive template
     rarity: _Rarity | None = None
     score: float = 0.0
     tokens: int = -1  # counted lazily, once
@@ -354,7 +355,7 @@ def _template_marks(speaker: str, texts: Sequence[str]) -> tuple[list[float], li
     if speaker.startswith("tool result") and STANDOUTS_HEADER in texts:  # cleared output's standouts
         for k in range(texts.index(STANDOUTS_HEADER) + 1, n):
             bonuses[k] = RARE_BONUS
-    elif speaker.startswith("tool result"):
+    elif speaker.startswith("tool result") and n >= MARK_MIN_LINES:
         found = classify(texts)
         for k in range(n):
             if found.rare[k]:
@@ -501,7 +502,7 @@ def _scored(raw: Sequence[_Raw], keep: Sequence[int], chat: _ChatWords | None) -
                 found_words = chat.words[k]
             elif is_header(text):
                 bonus += HEADER_BONUS
-        units.append(_Unit(s, text, found, factor, bonus, k, glue, found_words, r.synthetic, r.factor < 1.0))
+        units.append(_Unit(s, text, found, factor, bonus, k, glue, found_words, r.synthetic))
     if chat is not None:
         live = [u.signals.keys for u in units if u.signals is not None]
         key_weights = {k: max(KEY_FLOOR, w) for k, w in rarity_weights(live, len(live)).items()}
@@ -518,10 +519,9 @@ def _index(
     units: Sequence[_Unit], chosen: Sequence[int], fields: set[str], room: int, count: Callable[[str], int]
 ) -> str:
     """``[also mentioned] a b …``: the key tokens of ``units`` that the ``chosen`` ones do not
-    quote, most frequent first (then in order of appearance), those only said by lines of a
-    repetitive template (checksums, timestamps, counters) after all others, as many as ``room``
-    tokens hold. Separated by spaces (a key token has none; ", " would cost a token each). JSON
-    field names are schema, not facts: they are left out."""
+    quote, most frequent first (then in order of appearance), as many as ``room`` tokens hold.
+    Separated by spaces (a key token has none; ", " would cost a token each). JSON field names
+    are schema, not facts: they are left out; so are groups' lines (they quote no fact of their own)."""
     quoted: set[str] = set(fields)
     for k in chosen:
         signals = units[k].signals
@@ -529,16 +529,12 @@ def _index(
             quoted |= signals.keys
     freq: dict[str, int] = {}
     first: dict[str, int] = {}
-    plain: set[str] = set()  # said by a line that is not of a repetitive template
     for i, unit in enumerate(units):
-        if unit.signals is not None and not unit.synthetic:  # a group's line quotes no fact of its own
-            common = unit.common
+        if unit.signals is not None and not unit.synthetic:
             for key in unit.signals.keys:
                 freq[key] = freq.get(key, 0) + 1
                 first.setdefault(key, i)
-                if not common:
-                    plain.add(key)
-    missing = sorted((k for k in freq if k not in quoted), key=lambda k: (k not in plain, -freq[k], first[k], k))
+    missing = sorted((k for k in freq if k not in quoted), key=lambda k: (-freq[k], first[k], k))
     return index_line(missing, room, count)
 
 
