@@ -16,10 +16,12 @@ lines is a **group**; every other line is **rare**. Inside a group, a line whose
 unusual value is rare too: a number far outside the group's spread (beyond ``OUTLIER_IQR`` times
 the interquartile range from the quartiles, or different when all the others agree), or a value
 that one line alone holds where the group has only a few values. A text of fewer than
-``MIN_LINES`` lines, or whose groups hold less than ``REPETITIVE_SHARE`` of its lines, is left
-alone (code, prose, a short answer): nothing in it is rare or grouped. A long text is first judged
-on an even sample of ``SAMPLE_LINES`` lines (less than ``SAMPLE_SHARE`` of them sharing a
-template: left alone), so that a long file read costs a sample, not a pass.
+``MIN_LINES`` lines, or whose groups hold less than ``REPETITIVE_SHARE`` of its lines (or its
+largest less than ``LARGEST_SHARE``), is left alone (code, prose, a short answer): nothing in it is
+rare or grouped; lines of only digits, spacing and ``→|:`` (a file read's numbered blank lines)
+count as blank. A text is first judged on
+an even sample of ``SAMPLE_LINES`` lines: unless ``SAMPLE_SHARE`` of them start like another
+(their first characters, digits folded), it is left alone, so that a file read costs a glance.
 
 :func:`collapse` writes a text with each group as one line where its first line was,
 ``×108 like: 2026-11-03T10:… INFO worker-{1..8} batch={1..108} latency={3..48}ms status=ok``
@@ -55,9 +57,11 @@ __all__ = [
 
 MIN_GROUP = 4  # lines of one template that make a group
 MIN_LINES = 12  # shorter texts are left alone
-SAMPLE_LINES = 48  # a longer text (twice this) is sampled first: …
-SAMPLE_SHARE = 0.4  # … unless this share of the sample repeats a template of the sample, it is left alone
-REPETITIVE_SHARE = 0.5  # of a text's lines in groups, for it to be collapsed
+SAMPLE_LINES = 48  # a text is first judged on an even sample of this many lines: …
+SAMPLE_SHARE = 0.4  # … unless this share of them repeats the start of another, it is left alone
+SAMPLE_PREFIX = 16
+REPETITIVE_SHARE = 0.5  # of a text's lines in groups, for it to be collapsed …
+LARGEST_SHARE = 0.2  # … and in its largest group (code's many small groups of "end" or "}" are not that)
 OUTLIER_IQR = 3.0
 RARE_VALUE_GROUP = 8  # a value one line alone holds is unusual in a group of at least this many …
 RARE_VALUE_KINDS = 4  # … whose slot holds at most this many distinct values
@@ -93,6 +97,8 @@ _MARKER = re.compile(
 _MARKER_FIRST = frozenset("✓✔√-=oPdlcbps")  # what a line matched by _MARKER starts with
 _PYTEST = re.compile(r"\s(PASSED|SKIPPED|XFAIL|XPASS)(?:\s+\[\s*\d+%\])?$")
 _PYTEST_END = ("PASSED", "SKIPPED", "XFAIL", "XPASS", "%]")
+_NO_CONTENT = " \t\r0123456789→|:"  # a line of only these (a numbered blank line of a file read) is blank
+_FOLD_DIGITS = str.maketrans("123456789", "000000000", " \t")  # and spacing left out
 _NUMBER = re.compile(r"([-+]?\d+(?:\.\d+)?)([A-Za-z%]*)")
 
 
@@ -234,21 +240,35 @@ def is_group_line(line: str) -> bool:
     return _GROUP_LINE.match(line.strip()) is not None
 
 
+def _may_repeat(lines: Sequence[str], live: Sequence[int]) -> bool:
+    """Whether the lines may share templates, judged cheaply (in C) on an even sample of at most
+    ``SAMPLE_LINES``: at least ``SAMPLE_SHARE`` of them share their first ``SAMPLE_PREFIX``
+    characters (digits folded, spacing left out: indentation is no template) with another line of
+    the sample, and then their template. Most text (code, prose) does not."""
+    step = max(1.0, len(live) / SAMPLE_LINES)
+    picked = [live[int(j * step)] for j in range(min(SAMPLE_LINES, len(live)))]
+    seen: dict[str, int] = {}
+    for i in picked:
+        key = lines[i].translate(_FOLD_DIGITS)[:SAMPLE_PREFIX]
+        seen[key] = seen.get(key, 0) + 1
+    if sum(c for c in seen.values() if c > 1) < SAMPLE_SHARE * len(picked):
+        return False
+    seen = {}  # then by their templates
+    for i in picked:
+        key = template(lines[i]).key
+        seen[key] = seen.get(key, 0) + 1
+    return sum(c for c in seen.values() if c > 1) >= SAMPLE_SHARE * len(picked)
+
+
 def classify(lines: Sequence[str]) -> Templates:
     """The lines by template: groups of at least ``MIN_GROUP`` lines, the rest rare; nothing when
     the text has fewer than ``MIN_LINES`` lines or its groups hold less than ``REPETITIVE_SHARE``."""
     none = Templates(tuple(-1 for _ in lines), tuple(False for _ in lines), ())
-    live = [i for i, line in enumerate(lines) if line.strip()]
+    live = [i for i, line in enumerate(lines) if line.strip(_NO_CONTENT)]
     if len(live) < MIN_LINES:
         return none
-    if len(live) > 2 * SAMPLE_LINES:  # most text is not repetitive: an even sample says so cheaply
-        step = len(live) / SAMPLE_LINES
-        seen: dict[str, int] = {}
-        for j in range(SAMPLE_LINES):
-            key = template(lines[live[int(j * step)]]).key
-            seen[key] = seen.get(key, 0) + 1
-        if sum(c for c in seen.values() if c > 1) < SAMPLE_SHARE * SAMPLE_LINES:
-            return none
+    if not _may_repeat(lines, live):
+        return none
     found = {i: template(lines[i]) for i in live}
     by_key: dict[str, list[int]] = {}
     for i in live:
@@ -266,7 +286,8 @@ def classify(lines: Sequence[str]) -> Templates:
         if len(kept) >= MIN_GROUP:
             members[key] = kept
     grouped = sum(len(v) for v in members.values())
-    if grouped < REPETITIVE_SHARE * len(live):
+    largest = max((len(v) for v in members.values()), default=0)
+    if grouped < REPETITIVE_SHARE * len(live) or largest < LARGEST_SHARE * len(live):
         return none
     group_of = [-1] * len(lines)
     groups: list[Group] = []

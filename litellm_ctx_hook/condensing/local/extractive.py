@@ -70,6 +70,7 @@ from bisect import bisect_left, insort
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from heapq import heapify, heappop, heappush
+from typing import NamedTuple
 
 from ...analysis.templates import classify, is_group_line, template
 from ...conversation import Message, PartKind
@@ -103,6 +104,7 @@ RARE_BONUS = 10.0  # a rare line of repetitive tool output (the failure, the war
 GROUP_BONUS = 1.0  # a group's line "×108 like: …" (:mod:`templates`)
 COMMON_FACTOR = 0.25  # a line of a repetitive template
 MARK_MIN_LINES = 80  # units of a tool result for its templates to count
+STANDOUTS_MIN_UNITS = 3  # cleared output's placeholder, its header and a standout
 SUMMARY_SPEAKER = "summary of earlier turns"
 _LABEL = re.compile(r"\[([^\]\n]{1,80})\] ")
 _MAX_FILL_ROUNDS = 3
@@ -332,8 +334,7 @@ class _Selection:
                 break
 
 
-@dataclass(frozen=True, slots=True)
-class _Raw:
+class _Raw(NamedTuple):
     seg: int
     text: str
     bonus: float
@@ -379,6 +380,23 @@ def _template_marks(speaker: str, texts: Sequence[str]) -> tuple[list[float], li
     return bonuses, factors, groups
 
 
+def _new_raw(fields: tuple[int, str, float, str | None, float, bool]) -> _Raw:
+    return tuple.__new__(_Raw, fields)  # a span has many units: no Python-level constructor
+
+
+def _may_mark(speaker: str, n: int) -> bool:
+    """Whether a segment's templates may earn anything (:func:`_template_marks`)."""
+    return speaker == SUMMARY_SPEAKER or (speaker.startswith("tool result") and n >= STANDOUTS_MIN_UNITS)
+
+
+def _zeros(n: int) -> list[float]:
+    return [0.0] * n
+
+
+def _ones(n: int) -> list[float]:
+    return [1.0] * n
+
+
 def _unlabelled(text: str) -> str:
     """A line of an earlier summary without its ``[speaker]`` label, if any."""
     if text.startswith("[") and "] " in text:
@@ -415,22 +433,23 @@ def _raw_units(segments: Sequence[Segment], fields: set[str], chat: bool) -> lis
         dropped = False  # the unit before was a duplicate: the next one cannot join it
         cut = cut_units(seg.text, fields)
         groups: dict[int, str] = {}
-        if chat:  # no tool output: as it was
-            marks, factors = [0.0] * len(cut), [1.0] * len(cut)
+        if chat or not _may_mark(seg.speaker, len(cut)):  # as it was
+            marks, factors = _zeros(len(cut)), _ones(len(cut))
         else:
             marks, factors, groups = _template_marks(seg.speaker, [text for text, _ in cut])
         for n, (text, glue) in enumerate(cut):
             group = groups.get(n)
             if group is not None and group not in seen_text:
                 seen_text.add(group)
-                raw.append(_Raw(s, group, bonus + GROUP_BONUS, None, COMMON_FACTOR, synthetic=True))
+                raw.append(_new_raw((s, group, bonus + GROUP_BONUS, None, COMMON_FACTOR, True)))
                 dropped = True
             if text in seen_text:
                 dropped = True
                 continue
             seen_text.add(text)
             first = FIRST_BONUS if n == 0 and factors[n] == 1.0 else 0.0  # a group's line stands for its first
-            raw.append(_Raw(s, text, bonus + first + marks[n], None if dropped else glue, factors[n]))
+            unit = (s, text, bonus + first + marks[n], None if dropped else glue, factors[n], False)
+            raw.append(tuple.__new__(_Raw, unit))  # no Python-level constructor: a span has many units
             dropped = False
     return raw
 
