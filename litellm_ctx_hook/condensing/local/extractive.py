@@ -22,8 +22,8 @@ group gets one more unit where its first line was, ``×108 like: 2026-11-0… IN
 in for cleared output (its standouts) are rare too; so are, in the summary of earlier turns being
 condensed again, the lines of a tool result whose template no other line of it has, while the
 summary's old index line yields to the new index. A tool result of fewer than ``MARK_MIN_LINES``
-units is scored as any other (it is cheap to keep, and its lines are often the facts themselves:
-a short list of flights or files).
+units, or where no template holds ``MARK_LARGEST_SHARE`` of them, is scored as any other (its
+lines are often the facts themselves: a short list of flights, a search over a few files).
 
 A span of plain conversation (:func:`is_chat`: no tool calls or results) is scored for chat, where
 every line carries the speakers' names and greetings: each key token counts by its
@@ -72,7 +72,7 @@ from dataclasses import dataclass
 from heapq import heapify, heappop, heappush
 from typing import NamedTuple
 
-from ...analysis.templates import classify, is_group_line, template
+from ...analysis.templates import Templates, classify, is_group_line, template
 from ...conversation import Message, PartKind
 from ...planning.edits import STANDOUTS_HEADER
 from ...runtime.pacing import pace
@@ -103,7 +103,8 @@ MAX_DENSITY = 2  # a line is taken to hold at most this many times the span's ch
 RARE_BONUS = 10.0  # a rare line of repetitive tool output (the failure, the warning, the note) ranks first
 GROUP_BONUS = 1.0  # a group's line "×108 like: …" (:mod:`templates`)
 COMMON_FACTOR = 0.25  # a line of a repetitive template
-MARK_MIN_LINES = 80  # units of a tool result for its templates to count
+MARK_MIN_LINES = 80  # units of a tool result for its templates to count …
+MARK_LARGEST_SHARE = 0.5  # … when one template holds this share of them
 STANDOUTS_MIN_UNITS = 3  # cleared output's placeholder, its header and a standout
 SUMMARY_SPEAKER = "summary of earlier turns"
 _LABEL = re.compile(r"\[([^\]\n]{1,80})\] ")
@@ -356,8 +357,7 @@ def _template_marks(speaker: str, texts: Sequence[str]) -> tuple[list[float], li
     if speaker.startswith("tool result") and STANDOUTS_HEADER in texts:  # cleared output's standouts
         for k in range(texts.index(STANDOUTS_HEADER) + 1, n):
             bonuses[k] = RARE_BONUS
-    elif speaker.startswith("tool result") and n >= MARK_MIN_LINES:
-        found = classify(texts)
+    elif speaker.startswith("tool result") and n >= MARK_MIN_LINES and _dominated(found := classify(texts), n):
         for k in range(n):
             if found.rare[k]:
                 bonuses[k] = RARE_BONUS
@@ -382,6 +382,12 @@ def _template_marks(speaker: str, texts: Sequence[str]) -> tuple[list[float], li
 
 def _new_raw(fields: tuple[int, str, float, str | None, float, bool]) -> _Raw:
     return tuple.__new__(_Raw, fields)  # a span has many units: no Python-level constructor
+
+
+def _dominated(found: Templates, n: int) -> bool:
+    """Whether one template holds at least ``MARK_LARGEST_SHARE`` of a tool result's units (a
+    log, a test run, a listing), not merely several small groups."""
+    return any(len(g.lines) >= MARK_LARGEST_SHARE * n for g in found.groups)
 
 
 def _may_mark(speaker: str, n: int) -> bool:
