@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import time
 from collections.abc import Callable, Sequence
 from itertools import pairwise
@@ -15,12 +16,14 @@ from support import needs_evaldata, reservation_doc
 
 from bench import evaldata
 from litellm_ctx_hook.adapters import adapter_for
+from litellm_ctx_hook.analysis.templates import is_group_line
 from litellm_ctx_hook.analysis.tokenizers import bpe_counter
 from litellm_ctx_hook.condensing.local.extractive import (
     GAP,
     INDEX_LABEL,
     INDEX_SHARE,
     INDEX_SHARE_MAX,
+    SUMMARY_SPEAKER,
     Segment,
     condense,
     fact_retention,
@@ -32,6 +35,7 @@ from litellm_ctx_hook.condensing.local.extractive import (
 )
 from litellm_ctx_hook.condensing.local.salience import key_tokens
 from litellm_ctx_hook.conversation import ImageRef, Message, Part, PartKind, Role
+from litellm_ctx_hook.planning.edits import STANDOUTS_HEADER
 
 
 def simple(s: str) -> int:
@@ -50,7 +54,8 @@ def source(segments: Sequence[Segment]) -> str:
 
 
 def check_output(segments: Sequence[Segment], out: str) -> None:
-    """Every line is a label + unit, a unit of the same segment, or the gap marker; in input order."""
+    """Every line is a label + unit, a unit of the same segment, a group's line (``×N like: …``) or
+    the gap marker; in input order."""
     groups: list[tuple[str, list[str]]] = []  # (speaker, units) for each label
     lines = out.split("\n") if out else []
     if lines and lines[-1].startswith(INDEX_LABEL + " "):  # the index: facts quoted verbatim from the source
@@ -59,12 +64,13 @@ def check_output(segments: Sequence[Segment], out: str) -> None:
     for line in lines:
         if line == GAP:
             continue
-        if line.startswith("["):  # a new segment: "[speaker] unit"
+        if line.startswith("[") and "] " in line:  # a new segment: "[speaker] unit"
             speaker, unit = line[1:].split("] ", 1)
-            groups.append((speaker, [unit]))
+            groups.append((speaker, [] if is_group_line(unit) else [unit]))
         else:  # the same segment, further on
             assert groups, line
-            groups[-1][1].append(line)
+            if not is_group_line(line):
+                groups[-1][1].append(line)
     seg = -1
     for speaker, units in groups:  # the earliest later segment holding all units in order
         for s in range(seg + 1, len(segments)):
@@ -632,3 +638,88 @@ def test_a_lone_surrogate_is_condensed_like_any_other_text(speaker: str) -> None
     segments = [Segment(speaker, "\n".join(lines))]
     out = condense(segments, 200, simple)
     assert out and simple(out) <= 200
+
+
+# -- tool output by template --------------------------------------------------------------------
+
+NEEDLE = "2026-11-03T10:00:55.001Z NOTE ticket OPS-4411: retry budget moved to the canary pool"
+
+
+def _noisy_log(seed: int, needle: str, n: int = 110) -> str:
+    """``n`` log lines full of numbers, timestamps and hex checksums, ``needle`` in the middle."""
+    r = random.Random(seed)
+    lines = [
+        f"2026-11-03T10:{i // 60:02d}:{i % 60:02d}.{r.randrange(1000):03d}Z INFO worker-{r.randrange(1, 9)} "
+        f"batch={seed * 1000 + i} chunk=0x{r.getrandbits(24):06x} sha={r.getrandbits(48):012x} "
+        f"latency={r.randrange(3, 48)}ms rows={r.randrange(1000, 9000)} status=ok"
+        for i in range(n)
+    ]
+    return "\n".join([*lines[: n // 2], needle, *lines[n // 2 :]])
+
+
+def _log_session(needles: Sequence[str]) -> list[Segment]:
+    segments = [Segment("user", "Read the worker logs one by one and tell me about anything unusual.")]
+    for k, needle in enumerate(needles):
+        segments += [
+            Segment("tool call Bash", f"cat logs/worker-{k}.log"),
+            Segment("tool result Bash", _noisy_log(k, needle)),
+        ]
+    return segments
+
+
+@pytest.mark.parametrize("budget", [200, 400, 1000])
+def test_a_needle_among_110_noisy_log_lines_survives_a_tight_budget(budget: int) -> None:
+    count = bpe_counter("o200k_base") or simple
+    segments = _log_session([NEEDLE])
+    assert tokens_of(segments, count) > 5000
+    out = condense(segments, budget, count)
+    assert count(out) <= budget
+    assert NEEDLE in out.split("\n") or f"[tool result Bash] {NEEDLE}" in out.split("\n")
+    check_output(segments, out)
+
+
+def test_every_needle_of_several_logs_is_kept_and_the_repetitive_lines_collapse() -> None:
+    count = bpe_counter("o200k_base") or simple
+    needles = [
+        f"2026-11-03T10:00:55.001Z NOTE ticket OPS-{4400 + k}: moved shard {k} to the canary pool" for k in range(6)
+    ]
+    segments = _log_session(needles)
+    out = condense(segments, 1500, count)  # a twentieth of the span
+    assert all(n in out for n in needles)
+    groups = [line for line in out.split("\n") if is_group_line(line.split("] ", 1)[-1])]
+    assert groups and all("status=ok" in g and "×110 like: " in g for g in groups)
+    check_output(segments, out)
+
+
+def test_needles_stay_when_the_summary_is_condensed_again() -> None:
+    """The extractive summary of earlier turns is condensed again with the newer ones: the rare
+    lines it kept stay rare."""
+    count = bpe_counter("o200k_base") or simple
+    first = [
+        f"2026-11-03T10:00:55.001Z NOTE ticket OPS-{4400 + k}: moved shard {k} to the canary pool" for k in range(3)
+    ]
+    summary = condense(_log_session(first), 600, count)
+    assert all(n in summary for n in first)
+    later = [f"2026-11-03T10:00:55.001Z WARN disk usage at 9{k}.5% on /var/lib/queue-{k}" for k in range(3)]
+    segments = [Segment(SUMMARY_SPEAKER, summary), *_log_session(later)[1:]]
+    out = condense(segments, 900, count)
+    assert all(n in out for n in first + later)
+
+
+def test_the_standouts_of_cleared_output_rank_first() -> None:
+    count = bpe_counter("o200k_base") or simple
+    cleared = "\n".join(["[output of Bash cleared to save context: 5000 tokens]", STANDOUTS_HEADER, NEEDLE])
+    segments = [
+        Segment("user", "Read the logs."),
+        Segment("tool result Bash", cleared),
+        *_log_session([f"2026-11-03T10:00:01.000Z NOTE shard {k} is fine" for k in range(2)])[1:],
+    ]
+    out = condense(segments, 300, count)
+    assert NEEDLE in out
+
+
+def test_when_everything_fits_no_group_line_is_added() -> None:
+    segments = _log_session([NEEDLE])
+    out = condense(segments, 100_000, simple)
+    assert not any(is_group_line(line.split("] ", 1)[-1]) for line in out.split("\n"))
+    assert out.count("\n") >= 110

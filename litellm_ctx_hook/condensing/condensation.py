@@ -38,7 +38,7 @@ from ..runtime.logs import log_fault
 from ..runtime.offloop import in_thread_if
 from ..runtime.stats import EngineStats
 from ..settings import CondensationStrategyName, Settings
-from .local.extractive import Segment, condense, segments_of
+from .local.extractive import SUMMARY_SPEAKER, Segment, condense, segments_of
 from .summarizer import PROMPT_VERSION, Summarizer
 from .summary_writer import SUMMARY_MIN_TOKENS, ModelWriter
 
@@ -342,7 +342,7 @@ class Condenser:
                     return self._entry(req, job, text, how, provisional=provisional)
         segments = segments_of(job.span)
         if previous:
-            segments = [Segment("summary of earlier turns", previous), *segments]
+            segments = [Segment(SUMMARY_SPEAKER, previous), *segments]
         text = await self._condense(segments, budget, count)
         return self._entry(req, job, text, how, provisional=provisional) if text.strip() else None
 

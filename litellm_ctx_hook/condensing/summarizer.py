@@ -18,7 +18,7 @@ from ..analysis.limits import resolve_target
 from ..errors import ContextHookError
 from ..settings import CondensationStrategyName, Settings, default_settings
 
-PROMPT_VERSION = "2"
+PROMPT_VERSION = "3"  # 3: tool output collapsed by template in the transcript
 TRANSCRIPT_OPEN = "<conversation_transcript>"
 TRANSCRIPT_CLOSE = "</conversation_transcript>"
 # A client's text cannot close the prompt's fences: such tags in it lose their angle brackets.

@@ -1,5 +1,6 @@
 """The summariser model writing one summary (I/O edge): the span in pieces that fit the model's
-own window, each piece extending the summary so far, then the quality gate (:mod:`quality`).
+own window, each piece extending the summary so far, then the quality gate (:mod:`quality`). Tool
+output reaches the model collapsed by template (:func:`transcript_lines`).
 
 The model's recent pace (seconds per span token) is remembered per model, so that a request can
 skip waiting for a model known to be too slow (:mod:`condensation`).
@@ -14,6 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ..analysis.counting import TokenCounter
+from ..analysis.templates import collapse
 from ..analysis.tokenizers import Family
 from ..conversation import Message
 from ..runtime.stats import EngineStats
@@ -57,8 +59,7 @@ class ModelWriter:
         mended by the quality gate; ``None`` when it failed (the caller falls back)."""
         if deadline is None:
             deadline = time.perf_counter() + self.settings.condensation_timeout
-        segments = segments_of(span)
-        lines = [f"[{seg.speaker}] {seg.text}" for seg in segments]
+        lines = transcript_lines(span)
         ask = max(SUMMARY_MIN_TOKENS // 2, min(budget - mend_room(budget), SUMMARY_MAX_TOKENS))
         span_tokens = sum(self.counter.count_message(m, family) for m in span)
         if previous:
@@ -148,6 +149,17 @@ class ModelWriter:
                 pieces[-1].append(part)
                 used += n
         return pieces
+
+
+def transcript_lines(span: Sequence[Message]) -> list[str]:
+    """The span as the summariser reads it, one ``[speaker] text`` entry per segment: a tool
+    result's repetitive lines collapsed to one line per template, its rare lines verbatim
+    (:func:`templates.collapse`), so the model reads fewer tokens and sees the outliers."""
+    out = []
+    for seg in segments_of(span):
+        text = collapse(seg.text) if seg.speaker.startswith("tool result") else seg.text
+        out.append(f"[{seg.speaker}] {text}")
+    return out
 
 
 def _split_line(line: str, room: int, count: Callable[[str], int]) -> list[str]:

@@ -10,6 +10,7 @@ import dataclasses
 import re
 from collections.abc import Callable, Sequence
 
+from ..analysis.templates import standouts
 from ..conversation import Format, Message, Part, PartKind, Role
 
 SUMMARY_OPEN = "<conversation_summary>"
@@ -20,6 +21,7 @@ _FENCE_TAG = re.compile(r"<\s*/?\s*conversation_summary\s*>", re.IGNORECASE)
 _SPECIAL_TOKEN = re.compile(r"<\|([^<>|]{0,40})\|>")
 CUT_MARK = "[… {n} tokens cut to fit the context window …]"
 CUT_MIN_KEEP = 64  # tokens of head and tail a partial cut leaves
+STANDOUTS_HEADER = "[its lines that differ from the rest:]"
 
 
 def tool_names(messages: Sequence[Message]) -> dict[str, str]:
@@ -33,10 +35,15 @@ def tool_names(messages: Sequence[Message]) -> dict[str, str]:
 
 
 def placeholder(part: Part, tokens: int, names: dict[str, str]) -> Part | None:
-    """The short stand-in for a cleared part; ``None`` means drop the part altogether."""
+    """The short stand-in for a cleared part; ``None`` means drop the part altogether. Cleared
+    repetitive tool output keeps the few lines that differ from the rest (a failure, a warning, a
+    note: :func:`templates.standouts`)."""
     if part.kind is PartKind.TOOL_RESULT:
         name = part.tool_name or names.get(part.tool_id or "", "tool")
         text = f"[output of {name} cleared to save context: {tokens} tokens]"
+        kept = standouts(part.text)
+        if kept:
+            text = "\n".join([text, STANDOUTS_HEADER, *kept])
         return dataclasses.replace(part, text=text, edited=True)
     if part.kind is PartKind.IMAGE:
         return Part(PartKind.TEXT, f"[image removed to save context: {tokens} tokens]", raw=part.raw, edited=True)

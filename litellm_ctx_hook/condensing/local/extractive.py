@@ -13,6 +13,18 @@ segment (what a message is about), ``USER_BONUS`` for the user's own words, up t
 ``RECENT_BONUS`` growing linearly with the segment's position (recent turns matter more), and
 ``HEADER_BONUS`` for a bracketed line with a digit (a session or date header).
 
+Tool output is read by template (:mod:`analysis.templates`): in a tool result whose lines mostly
+share a few templates (a log, a test run, a listing, JSON records), a line of a rare template (the
+failure, the warning, the note, the unusual value) earns ``RARE_BONUS`` and ranks first, the lines
+of a repetitive template count ``COMMON_FACTOR`` as much (and earn no ``FIRST_BONUS``), and each
+group gets one more unit where its first line was, ``×108 like: 2026-11-0… INFO worker-{1..8} …``
+(``GROUP_BONUS``; left out when everything fits or all its lines are kept). The lines that stand
+in for cleared output (its standouts) are rare too; so are, in the summary of earlier turns being
+condensed again, the lines of a tool result whose template no other line of it has, while the
+summary's old index line yields to the new index. A tool result of fewer than ``MARK_MIN_LINES``
+units, or where no template holds ``MARK_LARGEST_SHARE`` of them, is scored as any other (its
+lines are often the facts themselves: a short list of flights, a search over a few files).
+
 A span of plain conversation (:func:`is_chat`: no tool calls or results) is scored for chat, where
 every line carries the speakers' names and greetings: each key token counts by its
 :mod:`rarity` in the span (at least ``KEY_FLOOR``), each rare word (lower-cased, no stop-word)
@@ -53,12 +65,16 @@ When everything fits, everything is kept, and there is no index.
 
 from __future__ import annotations
 
+import re
 from bisect import bisect_left, insort
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from heapq import heapify, heappop, heappush
+from typing import NamedTuple
 
+from ...analysis.templates import Templates, classify, is_group_line, template
 from ...conversation import Message, PartKind
+from ...planning.edits import STANDOUTS_HEADER
 from ...runtime.pacing import pace
 from .chat import CHAT_LENGTH_NORM, chat_prescores, is_header, speaks_of_self
 from .cutting import GAP, cut_units
@@ -69,8 +85,8 @@ from .readable import readable
 from .salience import REPEAT_FACTOR, KeyScanner, LineSignals, fact_retention, shape, signals
 
 __all__ = [
-    "INDEX_LABEL", "INDEX_SHARE", "INDEX_SHARE_MAX", "Segment", "condense", "fact_retention", "index_share",
-    "is_chat", "missing_facts_index", "readable", "segments_of",
+    "INDEX_LABEL", "INDEX_SHARE", "INDEX_SHARE_MAX", "SUMMARY_SPEAKER", "Segment", "condense", "fact_retention",
+    "index_share", "is_chat", "missing_facts_index", "readable", "segments_of",
 ]  # fmt: skip
 
 ALL_FIT_SHARE = 1.5  # units estimated at more than this many budgets: not all fit
@@ -84,6 +100,14 @@ SELF_BONUS = 3.0  # in a chat, a line in the first person
 SCORED_SHARE = 2  # units estimated at more than this many budgets are prescored, that much scored
 SAMPLE_UNITS = 256
 MAX_DENSITY = 2  # a line is taken to hold at most this many times the span's characters per token
+RARE_BONUS = 10.0  # a rare line of repetitive tool output (the failure, the warning, the note) ranks first
+GROUP_BONUS = 1.0  # a group's line "×108 like: …" (:mod:`templates`)
+COMMON_FACTOR = 0.25  # a line of a repetitive template
+MARK_MIN_LINES = 80  # units of a tool result for its templates to count …
+MARK_LARGEST_SHARE = 0.5  # … when one template holds this share of them
+STANDOUTS_MIN_UNITS = 3  # cleared output's placeholder, its header and a standout
+SUMMARY_SPEAKER = "summary of earlier turns"
+_LABEL = re.compile(r"\[([^\]\n]{1,80})\] ")
 _MAX_FILL_ROUNDS = 3
 _SLOW_TRIM_ROUNDS = 8
 
@@ -152,6 +176,7 @@ class _Unit:
     at: int  # its position among the span's distinct units
     glue: str | None  # what joins it to the unit before it in its line (None: it starts a line)
     words: frozenset[bytes] = frozenset()
+    synthetic: bool = False  # a group's line (:mod:`templates`), not text of the span
     rarity: _Rarity | None = None
     score: float = 0.0
     tokens: int = -1  # counted lazily, once
@@ -181,6 +206,13 @@ class _Selection:
         self.trailer = ""  # a last line after the selected units (the index of facts)
         self._labels: dict[str, int] = {}
         self._gap = count(GAP) + 1
+        self._real = [0]  # units of the span's text (not groups' lines) before each position
+        for unit in units:
+            self._real.append(self._real[-1] + (not unit.synthetic))
+
+    def _skips(self, prev: int, k: int) -> bool:
+        """Whether text of the span lies between the selected units ``prev`` and ``k`` (a gap)."""
+        return self._real[k] - self._real[prev + 1] > 0
 
     def _may_fit(self, k: int, room: int) -> bool:
         """Whether unit ``k`` could fit in ``room`` tokens at all: a unit more than ``MAX_DENSITY``
@@ -204,7 +236,7 @@ class _Selection:
         cost = 0
         if prev is None or self.units[prev].seg != self.units[k].seg:
             cost += self._label(self.units[k].seg)
-        if prev is not None and k - prev > 1:
+        if prev is not None and self._skips(prev, k):
             cost += self._gap
         return cost
 
@@ -229,7 +261,7 @@ class _Selection:
                 lines[-1] += unit.glue + unit.text
                 prev = k
                 continue
-            if prev is not None and k - prev > 1:
+            if prev is not None and self._skips(prev, k):
                 lines.append(GAP)
             if prev is None or self.units[prev].seg != unit.seg:
                 lines.append(f"[{self.segments[unit.seg].speaker}] {unit.text}")
@@ -303,12 +335,101 @@ class _Selection:
                 break
 
 
-_Raw = tuple[int, str, float, str | None]  # (segment, text, bonus, glue to the unit before it in its line)
+class _Raw(NamedTuple):
+    seg: int
+    text: str
+    bonus: float
+    glue: str | None  # what joins it to the unit before it in its line (None: it starts a line)
+    factor: float = 1.0  # COMMON_FACTOR for a line of a repetitive template
+    synthetic: bool = False  # a group's line made here (left out when everything fits)
+
+
+def _template_marks(speaker: str, texts: Sequence[str]) -> tuple[list[float], list[float], dict[int, str]]:
+    """Per unit of one segment: the bonus its template earns (``RARE_BONUS`` for a rare line of
+    repetitive tool output), its factor (``COMMON_FACTOR`` for a line of a repetitive template), and
+    the groups' lines to put before their first units (:mod:`templates`). The lines that stand in
+    for cleared output (its standouts, :func:`edits.placeholder`) are rare; so are, in the summary of
+    earlier turns, the lines of a tool result whose template no other line of it has (they were
+    kept as rare); its index line counts as a common one (the new index takes its facts)."""
+    n = len(texts)
+    bonuses, factors = [0.0] * n, [1.0] * n
+    groups: dict[int, str] = {}
+    if speaker.startswith("tool result") and STANDOUTS_HEADER in texts:  # cleared output's standouts
+        for k in range(texts.index(STANDOUTS_HEADER) + 1, n):
+            bonuses[k] = RARE_BONUS
+    elif speaker.startswith("tool result") and n >= MARK_MIN_LINES and _dominated(found := classify(texts), n):
+        for k in range(n):
+            if found.rare[k]:
+                bonuses[k] = RARE_BONUS
+            elif found.group_of[k] >= 0:
+                factors[k] = COMMON_FACTOR
+        for group in found.groups:
+            groups[group.lines[0]] = group.render
+    elif speaker == SUMMARY_SPEAKER:
+        for k, text in enumerate(texts):
+            if text.startswith(INDEX_LABEL):  # its facts go to the new index unless lines quote them
+                factors[k] = COMMON_FACTOR
+        for start, end in _tool_blocks(texts):
+            lines = [_unlabelled(texts[k]) for k in range(start, end)]
+            keys = [template(line).key for line in lines]
+            for k, line, key in zip(range(start, end), lines, keys, strict=True):
+                if is_group_line(line):
+                    bonuses[k], factors[k] = GROUP_BONUS, COMMON_FACTOR
+                elif line != GAP and keys.count(key) == 1:
+                    bonuses[k] = RARE_BONUS
+    return bonuses, factors, groups
+
+
+def _new_raw(fields: tuple[int, str, float, str | None, float, bool]) -> _Raw:
+    return tuple.__new__(_Raw, fields)  # a span has many units: no Python-level constructor
+
+
+def _dominated(found: Templates, n: int) -> bool:
+    """Whether one template holds at least ``MARK_LARGEST_SHARE`` of a tool result's units (a
+    log, a test run, a listing), not merely several small groups."""
+    return any(len(g.lines) >= MARK_LARGEST_SHARE * n for g in found.groups)
+
+
+def _may_mark(speaker: str, n: int) -> bool:
+    """Whether a segment's templates may earn anything (:func:`_template_marks`)."""
+    return speaker == SUMMARY_SPEAKER or (speaker.startswith("tool result") and n >= STANDOUTS_MIN_UNITS)
+
+
+def _zeros(n: int) -> list[float]:
+    return [0.0] * n
+
+
+def _ones(n: int) -> list[float]:
+    return [1.0] * n
+
+
+def _unlabelled(text: str) -> str:
+    """A line of an earlier summary without its ``[speaker]`` label, if any."""
+    if text.startswith("[") and "] " in text:
+        return text.split("] ", 1)[1]
+    return text
+
+
+def _tool_blocks(texts: Sequence[str]) -> list[tuple[int, int]]:
+    """The runs of an earlier summary's lines that are a tool result's (from its label to the next label)."""
+    out: list[tuple[int, int]] = []
+    start = -1
+    for k, text in enumerate(texts):
+        label = _LABEL.match(text)
+        if label is None:
+            continue
+        if start >= 0:
+            out.append((start, k))
+        start = k if label.group(1).startswith("tool result") else -1  # the index line ends a block
+    if start >= 0:
+        out.append((start, len(texts)))
+    return out
 
 
 def _raw_units(segments: Sequence[Segment], fields: set[str], chat: bool) -> list[_Raw]:
     """The span's distinct units in span order, with their position bonuses (none but
-    ``FIRST_BONUS`` in a ``chat``); the field names of its JSON go into ``fields``."""
+    ``FIRST_BONUS`` in a ``chat``) and, outside a chat, what their templates earn
+    (:func:`_template_marks`); the field names of its JSON go into ``fields``."""
     last = max(1, len(segments) - 1)
     raw: list[_Raw] = []
     seen_text: set[str] = set()
@@ -316,19 +437,32 @@ def _raw_units(segments: Sequence[Segment], fields: set[str], chat: bool) -> lis
         pace()
         bonus = 0.0 if chat else RECENT_BONUS * s / last + (USER_BONUS if seg.speaker == "user" else 0.0)
         dropped = False  # the unit before was a duplicate: the next one cannot join it
-        for n, (text, glue) in enumerate(cut_units(seg.text, fields)):
+        cut = cut_units(seg.text, fields)
+        groups: dict[int, str] = {}
+        if chat or not _may_mark(seg.speaker, len(cut)):  # as it was
+            marks, factors = _zeros(len(cut)), _ones(len(cut))
+        else:
+            marks, factors, groups = _template_marks(seg.speaker, [text for text, _ in cut])
+        for n, (text, glue) in enumerate(cut):
+            group = groups.get(n)
+            if group is not None and group not in seen_text:
+                seen_text.add(group)
+                raw.append(_new_raw((s, group, bonus + GROUP_BONUS, None, COMMON_FACTOR, True)))
+                dropped = True
             if text in seen_text:
                 dropped = True
                 continue
             seen_text.add(text)
-            raw.append((s, text, bonus + (FIRST_BONUS if n == 0 else 0.0), None if dropped else glue))
+            first = FIRST_BONUS if n == 0 and factors[n] == 1.0 else 0.0  # a group's line stands for its first
+            unit = (s, text, bonus + first + marks[n], None if dropped else glue, factors[n], False)
+            raw.append(tuple.__new__(_Raw, unit))  # no Python-level constructor: a span has many units
             dropped = False
     return raw
 
 
 def _chars_per_token(raw: Sequence[_Raw], count: Callable[[str], int]) -> float:
     """Characters per token of the units, from an even sample of ``SAMPLE_UNITS`` (all of a smaller span)."""
-    sample = "\n".join(r[1] for r in raw[:: max(1, len(raw) // SAMPLE_UNITS)])
+    sample = "\n".join(r.text for r in raw[:: max(1, len(raw) // SAMPLE_UNITS)])
     return len(sample) / max(1, count(sample))
 
 
@@ -344,11 +478,11 @@ def _prefilter(raw: list[_Raw], chars: int, max_chars: float, chat: _ChatWords |
     chat by :func:`chat.chat_prescores`), in span order."""
     if chars <= max_chars:
         return list(range(len(raw)))
-    texts = [r[1] for r in raw]
+    texts = [r.text for r in raw]
     if chat is None:
-        scores = prescores(texts, [r[2] for r in raw])
+        scores = prescores(texts, [r.bonus for r in raw], [r.factor for r in raw])
     else:
-        bonuses = [r[2] + _chat_bonus(r[1]) for r in raw]
+        bonuses = [r.bonus + _chat_bonus(r.text) for r in raw]
         scores = chat_prescores(texts, bonuses, chat.words, chat.weights, WORD_WEIGHT)
     return best_within(texts, scores, max_chars)
 
@@ -362,7 +496,7 @@ class _ChatWords:
 
     @classmethod
     def of(cls, raw: Sequence[_Raw]) -> _ChatWords:
-        found = [words(r[1]) for r in raw]
+        found = [words(r.text) for r in raw]
         return cls(found, rarity_weights(found, len(found)))
 
 
@@ -379,20 +513,21 @@ def _scored(raw: Sequence[_Raw], keep: Sequence[int], chat: _ChatWords | None) -
     scan = KeyScanner()
     for k in keep:
         pace()
-        s, text, bonus, glue = raw[k]
+        r = raw[k]
+        s, text, bonus, glue = r.seg, r.text, r.bonus, r.glue
         found = signals(text, scan)
-        factor = 1.0
+        factor = r.factor
         found_words: frozenset[bytes] = frozenset()
         if found is not None:
             key = shape(text)
-            factor = REPEAT_FACTOR if key in seen_shape else 1.0
+            factor *= REPEAT_FACTOR if key in seen_shape else 1.0
             seen_shape.add(key)
             if chat is not None:
                 bonus += _chat_bonus(text)
                 found_words = chat.words[k]
             elif is_header(text):
                 bonus += HEADER_BONUS
-        units.append(_Unit(s, text, found, factor, bonus, k, glue, found_words))
+        units.append(_Unit(s, text, found, factor, bonus, k, glue, found_words, r.synthetic))
     if chat is not None:
         live = [u.signals.keys for u in units if u.signals is not None]
         key_weights = {k: max(KEY_FLOOR, w) for k, w in rarity_weights(live, len(live)).items()}
@@ -411,7 +546,7 @@ def _index(
     """``[also mentioned] a b …``: the key tokens of ``units`` that the ``chosen`` ones do not
     quote, most frequent first (then in order of appearance), as many as ``room`` tokens hold.
     Separated by spaces (a key token has none; ", " would cost a token each). JSON field names
-    are schema, not facts: they are left out."""
+    are schema, not facts: they are left out; so are groups' lines (they quote no fact of their own)."""
     quoted: set[str] = set(fields)
     for k in chosen:
         signals = units[k].signals
@@ -420,7 +555,7 @@ def _index(
     freq: dict[str, int] = {}
     first: dict[str, int] = {}
     for i, unit in enumerate(units):
-        if unit.signals is not None:
+        if unit.signals is not None and not unit.synthetic:
             for key in unit.signals.keys:
                 freq[key] = freq.get(key, 0) + 1
                 first.setdefault(key, i)
@@ -444,13 +579,13 @@ def condense(segments: Sequence[Segment], budget_tokens: int, count: Callable[[s
         return ""
     # Units more than SCORED_SHARE budgets long are prescored first; more than ALL_FIT_SHARE
     # budgets long surely do not all fit (estimated; exact for spans of up to SAMPLE_UNITS units).
-    chars = sum(len(r[1]) for r in raw)
+    chars = sum(len(r.text) for r in raw)
     chars_per_token = _chars_per_token(raw, count)
     chat = _ChatWords.of(raw) if plain else None
     units = _scored(raw, _prefilter(raw, chars, SCORED_SHARE * budget_tokens * chars_per_token, chat), chat)
     sel = _Selection(units, segments, count, chars_per_token)
-    if sum(len(u.text) for u in units) <= ALL_FIT_SHARE * budget_tokens * chars_per_token:
-        sel.chosen = list(range(len(units)))
+    if sum(len(u.text) for u in units if not u.synthetic) <= ALL_FIT_SHARE * budget_tokens * chars_per_token:
+        sel.chosen = [k for k, u in enumerate(units) if not u.synthetic]
         text = sel.render()
         if count(text) <= budget_tokens:
             return text
@@ -496,4 +631,12 @@ def condense(segments: Sequence[Segment], budget_tokens: int, count: Callable[[s
             sel.chosen = [k for k in sel.chosen if k not in drop]
             break
         text, used = candidate, n
+    real = [k for k, u in enumerate(units) if not u.synthetic]
+    if len(real) < len(sel.chosen) and set(real) <= set(sel.chosen):  # all kept: the groups' lines say nothing
+        chosen, trailer = sel.chosen, sel.trailer
+        sel.chosen, sel.trailer = real, ""
+        candidate = sel.render()
+        if count(candidate) <= budget_tokens:
+            return candidate
+        sel.chosen, sel.trailer = chosen, trailer
     return text

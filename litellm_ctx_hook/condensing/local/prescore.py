@@ -4,7 +4,7 @@ Scoring every line of a span twenty times the budget cost four times the tokeniz
 no more facts. :func:`prescores` guesses each unit's score from its bytes, in C: its fact-like
 characters (digits, capitals, ``_/.@\\:``, at most ``PRESCORE_FACT_CAP``) stand in for key tokens,
 per length, and a line whose digits and case fold to one seen before counts ``REPEAT_FACTOR`` as
-much; no regex.
+much; no regex. A caller's factor scales the guess (a line of a repetitive template counts less).
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ _FACT_BYTES = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_/.@\\:"
 _FOLD = bytes.maketrans(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ", b"0" * 10 + b"abcdefghijklmnopqrstuvwxyz")
 
 
-def prescores(texts: Sequence[str], bonuses: Sequence[float]) -> list[float]:
-    """The guessed score of each text, plus its bonus."""
+def prescores(texts: Sequence[str], bonuses: Sequence[float], factors: Sequence[float] | None = None) -> list[float]:
+    """The guessed score of each text, times its factor (1 by default), plus its bonus."""
     out = []
     seen: set[bytes] = set()
-    for text, bonus in zip(texts, bonuses, strict=True):
+    for text, bonus, factor in zip(texts, bonuses, factors or [1.0] * len(texts), strict=True):
         data = text.encode("utf-8", "surrogatepass")  # a lone surrogate is a byte run like any other
         facts = len(data) - len(data.translate(None, _FACT_BYTES))
         score = (1 + (facts if facts < PRESCORE_FACT_CAP else PRESCORE_FACT_CAP)) / (1 + len(text) / LENGTH_NORM)
@@ -32,7 +32,7 @@ def prescores(texts: Sequence[str], bonuses: Sequence[float]) -> list[float]:
         if folded in seen:
             score *= REPEAT_FACTOR
         seen.add(folded)
-        out.append(score + bonus)
+        out.append(score * factor + bonus)
     return out
 
 
