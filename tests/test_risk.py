@@ -53,7 +53,9 @@ def test_custom_thresholds() -> None:
         (580, 600),  # the target still leaves the summary its room
         (581, 799),  # it does not: just below WARNING
         (779, 799),
-        (780, 1000),  # not even that: the limit
+        (780, 980),  # not even that: the room below the limit
+        (960, 980),
+        (961, 1000),  # no room at all: the limit
         (1200, 1000),
     ],
 )
@@ -67,9 +69,9 @@ def test_condensation_goal_is_the_target_warning_or_limit(floor: int, limit: int
     goal = condensation_goal(floor, limit, s)
     target, warning = int(0.6 * limit + 1e-9), int(0.8 * limit + 1e-9)
     room = max(1, limit // 50)
-    assert goal in {target, warning - 1, limit}
+    assert goal in {target, warning - 1, limit - room, limit}
     assert goal >= target
     if goal < limit:
         assert floor + room <= goal  # the condensed history has its room below the goal
     else:
-        assert floor + room > warning - 1  # only when below WARNING there is none
+        assert floor + room > limit - room  # only when even below the limit there is none

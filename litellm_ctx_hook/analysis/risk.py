@@ -62,12 +62,13 @@ MIN_SUMMARY_ROOM_SHARE = 50  # a condensed history gets at least 1/50 of the lim
 def condensation_goal(floor: int, limit: int, settings: Settings) -> int:
     """The request size condensing aims at, given ``floor``: the tokens no condensation removes
     (the pinned messages, the system prompt and tools). The target while it leaves the condensed
-    history room; else just below WARNING; else the limit itself. Aimed at the target regardless,
+    history room; else just below WARNING; else that room below the limit (a summary aimed at the
+    limit itself overshoots it by its framing); else the limit. Aimed at the target regardless,
     a summary squeezed between a large pinned head and the target would keep almost nothing
     (Claude Code's ~21k of system prompt and tools and its four newest ~5k reads are above the
     target of a 64k window)."""
     room = max(1, limit // MIN_SUMMARY_ROOM_SHARE)
-    for goal in (target_tokens(limit, settings), warning_tokens(limit, settings) - 1):
+    for goal in (target_tokens(limit, settings), warning_tokens(limit, settings) - 1, limit - room):
         if floor + room <= goal:
             return goal
     return limit

@@ -602,11 +602,12 @@ class ContextEngine:
         target: int,
     ) -> tuple[Work | None, Work | None]:
         """When the target is out of reach without touching a pinned message: the first of all old
-        tool output cleared, all history condensed, the old atoms dropped (after condensing, then
-        without), that is below WARNING, else the first that fits the limit (``None`` when none
-        does: pinned messages must be cut); and the smallest of the results with old atoms dropped."""
+        tool output cleared and all history condensed that is below WARNING, else the first of them
+        that fits the limit; only when neither fits, the old atoms dropped (after condensing, then
+        without), below WARNING first. ``None`` when nothing fits: pinned messages must be cut; and
+        the smallest of the results with old atoms dropped. Dropping comes last because it loses
+        what the agent saw, where clearing keeps the lines that differ and a summary their gist."""
         warning = warning_tokens(a.budget.limit, self.settings)
-        fitting: Work | None = None
         dropped: list[Work] = []
 
         def drop(base: Work | None) -> Work | None:
@@ -615,21 +616,27 @@ class ContextEngine:
                 dropped.append(work)
             return work
 
-        candidates: tuple[Callable[[], Work | None], ...] = (
+        keeping: tuple[Callable[[], Work | None], ...] = (
             lambda: self._cleared_all(a, original, reg, pinned),
             lambda: condensed,
+        )
+        losing: tuple[Callable[[], Work | None], ...] = (
             lambda: drop(condensed) if condensed is not None else None,
             lambda: drop(None),
         )
-        for make in candidates:
-            work = make()
-            if work is None or not self._acceptable(a, work):
-                continue
-            if self._tokens(a, work) < warning:
-                return work, None
-            fitting = fitting or work
+        for group in (keeping, losing):
+            fitting: Work | None = None
+            for make in group:
+                work = make()
+                if work is None or not self._acceptable(a, work):
+                    continue
+                if self._tokens(a, work) < warning:
+                    return work, None
+                fitting = fitting or work
+            if fitting is not None:
+                return fitting, None
         smallest = min(dropped, key=lambda w: self._tokens(a, w), default=None)
-        return fitting, smallest
+        return None, smallest
 
     def _cleared_all(self, a: Analysis, original: list[Message], reg: Regions, pinned: list[int]) -> Work | None:
         cleared = clear_all(original, reg, self._text_counter_of(a))
