@@ -11,6 +11,12 @@ LiteLLM's router and its HTTP clients live (:class:`LoopBridge`). The worker sha
 interpreter lock with the proxy's loop, so it computes in slices and waits for that loop to be
 idle between them (:mod:`pacing`).
 
+Nothing here changes the interpreter for the rest of the process unless asked: a shorter thread
+switch interval (``switch_interval_s``, ``CONTEXT_SWITCH_INTERVAL_MS``) and a frozen garbage
+collector with rarer full collections (``gc_freeze``, ``CONTEXT_GC_FREEZE``) apply to every request
+the proxy serves, managed or not, and are off by default (:func:`interpreter_settings` says what
+they are).
+
 At most ``CONTEXT_MAX_CONCURRENT`` requests are managed at once; the rest wait in order. A request
 still waiting when its queue deadline passes is managed anyway (over the bound, counted as an
 overrun): its time budget is then mostly spent, so it takes the quickest verified result, and it is
@@ -49,6 +55,16 @@ INLINE_CHARS = 20_000  # requests with less text than this are managed on the pr
 QUEUE_SHARE = 0.5  # of a request's time budget it may wait for a slot
 LONG_SECTION_S = 0.02  # a section longer than this is a loop stall worth counting
 FULL_GC_EVERY = 100  # middle-generation collections per full one once start-up is frozen (Python: 10)
+
+
+def interpreter_settings() -> dict[str, object]:
+    """The interpreter-wide settings the plugin may change (when asked), as they are now: to check
+    that a process is left as Python and LiteLLM set it up."""
+    return {
+        "switch_interval_s": sys.getswitchinterval(),
+        "gc_threshold": gc.get_threshold(),
+        "gc_frozen": gc.get_freeze_count(),
+    }
 
 
 def on_worker() -> bool:
@@ -107,7 +123,7 @@ class OffLoop:
                     loop.call_soon(ready.set)
                     loop.run_forever()
 
-                if self.gc_freeze:
+                if self.gc_freeze:  # opt-in: it changes the collector for the whole process
                     # A LiteLLM proxy holds millions of objects from its start-up; a full collection
                     # scans them all (hundreds of ms, every thread stopped), and the plugin's work
                     # makes full collections come sooner. Frozen, they are never scanned again.
@@ -120,9 +136,10 @@ class OffLoop:
                     young, middle, old = gc.get_threshold()
                     gc.set_threshold(young, middle, max(old, FULL_GC_EVERY))
                 if 0 < self.switch_interval_s < sys.getswitchinterval():
-                    # The worker holds the GIL while it computes; the proxy's loop waits up to one
-                    # switch interval for it after each system call. Python's 5 ms makes that wait
-                    # the main cost the worker adds to other requests.
+                    # Opt-in. The worker holds the GIL while it computes; the proxy's loop waits up
+                    # to one switch interval for it after each system call. A shorter interval
+                    # shortens that wait, but makes every thread of the process (LiteLLM's own
+                    # included) hand the GIL over more often, on every request the proxy serves.
                     sys.setswitchinterval(self.switch_interval_s)
                 thread = threading.Thread(target=serve, name=WORKER_NAME, daemon=True)
                 thread.start()
