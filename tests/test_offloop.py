@@ -372,3 +372,27 @@ def test_a_switch_interval_is_only_ever_shortened(python_defaults: None) -> None
         assert sys.getswitchinterval() == 0.005
     finally:
         worker.close()
+
+
+async def test_optional_work_a_request_starts_runs_after_that_request_is_answered(offloop: OffLoop) -> None:
+    import concurrent.futures
+
+    offloop.start()
+    answer: concurrent.futures.Future[str] | None = None
+    seen: list[bool] = []
+
+    async def speculative() -> None:
+        assert answer is not None
+        seen.append(answer.done())  # its long first stretch would run here, before the answer left
+
+    async def request() -> str:
+        offloop.spawn(speculative, far())
+        await asyncio.sleep(0)  # a request goes on after starting it, and then ends
+        return "answer"
+
+    loop = offloop.loop
+    assert loop is not None
+    answer = asyncio.run_coroutine_threadsafe(offloop.admitted(request, far()), loop)
+    assert await asyncio.wrap_future(answer) == "answer"
+    await offloop.drain()
+    assert seen == [True]

@@ -42,6 +42,7 @@ import marshal
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from enum import Enum
 from typing import Any
 
 from ..adapters import MESSAGES_KEY, adapter_for
@@ -202,6 +203,11 @@ class TurnMemo:
         turn = self._turns.get(key)
         return 0 if turn is None else _deep_size(turn)
 
+    def held(self) -> dict[str, int]:
+        """:meth:`footprint` of every conversation remembered."""
+        live = self._turns.keys()  # (purges the expired ones)
+        return {key: self.footprint(key) for key in live}
+
     def recall(
         self, key: str, body: Mapping[str, Any], fmt: Format, model: str, counter: TokenCounter
     ) -> Recalled | None:
@@ -316,7 +322,7 @@ def _deep_size(value: object) -> int:
     total = 0
     while stack:
         item = stack.pop()
-        if id(item) in seen or item is None or isinstance(item, bool | type):
+        if id(item) in seen or item is None or isinstance(item, bool | type | Enum):  # shared by all
             continue
         seen.add(id(item))
         total += sys.getsizeof(item)
@@ -325,6 +331,8 @@ def _deep_size(value: object) -> int:
             stack.extend(item.values())
         elif isinstance(item, list | tuple | set | frozenset):
             stack.extend(item)
-        elif hasattr(item, "__slots__"):
+        if hasattr(item, "__slots__") and not isinstance(item, tuple):
             stack.extend(getattr(item, s) for s in item.__slots__ if hasattr(item, s))
+        if isinstance(getattr(item, "__dict__", None), dict):
+            stack.append(vars(item))
     return total

@@ -92,6 +92,8 @@ class OffLoop:
         self.dropped = 0  # optional work dropped at its queue deadline
         self.peak_queue = 0
         self._waiting = 0
+        self._serving = 0  # requests being managed on the worker (optional work starts after them)
+        self._quiet: asyncio.Event | None = None  # set while none is
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -120,6 +122,8 @@ class OffLoop:
                     asyncio.set_event_loop(loop)
                     pacing.install(self.pacer)
                     self._slots = asyncio.Semaphore(self.limit)
+                    self._quiet = asyncio.Event()
+                    self._quiet.set()
                     loop.call_soon(ready.set)
                     loop.run_forever()
 
@@ -211,6 +215,43 @@ class OffLoop:
         return await work
 
     async def _admitted(self, work: Callable[[], Awaitable[T]], deadline: float | None, *, optional: bool) -> T | None:
+        if optional:
+            if not await self._after_requests(deadline):
+                self.dropped += 1
+                return None
+        else:
+            self._serving += 1
+            if self._quiet is not None:
+                self._quiet.clear()
+        try:
+            return await self._admitted_now(work, deadline, optional=optional)
+        finally:
+            if not optional:
+                self._serving -= 1
+                if self._serving == 0 and self._quiet is not None:
+                    self._quiet.set()
+
+    async def _after_requests(self, deadline: float | None) -> bool:
+        """Wait until no request is being managed on the worker and the answer of the last one is
+        on its way; ``False`` if ``deadline`` passed first. Optional work is started by a request
+        (a speculative summary at CAUTION): started at once, its first synchronous stretch
+        (hundreds of milliseconds of condensing) would run before that request's answer leaves
+        the worker's loop."""
+        try:
+            left = None if deadline is None else max(0.0, deadline - time.perf_counter())
+            async with asyncio.timeout(left):
+                while self._serving and self._quiet is not None:
+                    await self._quiet.wait()
+        except TimeoutError:
+            return False
+        # The last request's answer is delivered by callbacks its end scheduled: let them run first.
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        return True
+
+    async def _admitted_now(
+        self, work: Callable[[], Awaitable[T]], deadline: float | None, *, optional: bool
+    ) -> T | None:
         if deadline is None:
             return await self._steps(work(), deadline)
         slots = self._slots
