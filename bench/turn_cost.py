@@ -23,7 +23,8 @@ the real Claude Code sessions of ``../shared/evaldata`` (``CTX_EVALDATA``; skipp
 ``bench.replay`` replays them, at its 64k window (at 128k most of them never need managing). The
 model name is unknown to LiteLLM, so the window is ``REAL_TEXT_MODEL_TOKENS``; its name gives it
 Claude's count. Also the memory each conversation's turn memo holds after its last request, next
-to what a copy of that request's messages (what the memo held before it kept digests) would hold.
+to what a copy of that request's messages, system prompt and tools (what the memo held before it kept
+digests) would hold.
 
     python -m bench.turn_cost [--sessions 5] [--outputs 40] [--no-real]
 """
@@ -231,7 +232,7 @@ class SessionRun:
     window: int
     served: list[Served]
     memo_bytes: int  # what the conversation's turn memo holds after its last request
-    copy_bytes: int  # what a copy of that request's messages holds
+    copy_bytes: int  # what a copy of that request's messages, system prompt and tools holds
 
 
 _started = False  # the process has served its first request
@@ -256,9 +257,10 @@ async def run_session(name: str, requests: list[str], window: int, **overrides: 
             _started = True
             served.append(Served(kind, seconds, int(report["tokens_before"])))
             await hook.engine.drain()  # the client waits for its reply: background work finishes
-        held = hook.engine.turn_memo.held()
-        last = json.loads(requests[-1])["messages"]
-        return SessionRun(name, window, served, sum(held.values()), deep_size(last))
+        held = hook.engine.turn_memo.held()  # the conversation's last turn is the latest entry
+        last = json.loads(requests[-1])
+        copied = deep_size([last["messages"], last.get("system"), last.get("tools")])
+        return SessionRun(name, window, served, list(held.values())[-1] if held else 0, copied)
     finally:
         hook.offloop.close()
 
@@ -330,8 +332,8 @@ def table(title: str, runs: list[SessionRun]) -> str:
     lines.append(
         f"\nTurn memo per conversation after its last request: median {statistics.median(memo) / 1024:.1f} KiB, "
         f"max {max(memo) / 1024:.1f} KiB (the last request: median {statistics.median(tokens):,.0f} tokens; "
-        f"a copy of its messages, as the memo held before: median {statistics.median(copies) / 1024:.1f} KiB, "
-        f"max {max(copies) / 1024:.1f} KiB)"
+        "a copy of its messages, system prompt and tools, as the memo held before: "
+        f"median {statistics.median(copies) / 1024:.1f} KiB, max {max(copies) / 1024:.1f} KiB)"
     )
     return "\n".join(lines)
 

@@ -204,7 +204,7 @@ class TurnMemo:
         return 0 if turn is None else _deep_size(turn)
 
     def held(self) -> dict[str, int]:
-        """:meth:`footprint` of every conversation remembered."""
+        """:meth:`footprint` of every conversation remembered, least recently used first."""
         live = self._turns.keys()  # (purges the expired ones)
         return {key: self.footprint(key) for key in live}
 
