@@ -26,7 +26,14 @@ Claude's count. Also the memory each conversation's turn memo holds after its la
 to what a copy of that request's messages, system prompt and tools (what the memo held before it kept
 digests) would hold.
 
-    python -m bench.turn_cost [--sessions 5] [--outputs 40] [--no-real]
+With ``--proxy``, the generated sessions also go through a real ``litellm --config`` proxy in front
+of the fake upstream (``anthropic/...`` deployment, ``max_input_tokens`` 128,000), one request at a
+time: each response's ``x-ctx-processing-ms`` header is the time the plugin took (the value
+``litellm_ctx_processing_seconds`` observes, read back from ``/metrics`` too), classed by the
+response's ``x-ctx-strategy`` and ``x-ctx-cache`` headers (which do not tell a repeat turn from a
+full analysis).
+
+    python -m bench.turn_cost [--sessions 5] [--outputs 40] [--no-real] [--proxy]
 """
 
 from __future__ import annotations
@@ -338,6 +345,64 @@ def table(title: str, runs: list[SessionRun]) -> str:
     return "\n".join(lines)
 
 
+# -- through a real proxy ------------------------------------------------------------------------------
+PROXY_KINDS = ("passed unchanged", "managed, prefix from the cache", "managed, summaries made now", "other")
+
+
+def proxy_kind(headers: Any) -> str:
+    strategy, cache = headers.get("x-ctx-strategy"), headers.get("x-ctx-cache")
+    if strategy == "MONITOR_ONLY":
+        return PROXY_KINDS[0]
+    if cache == "hit" or (cache == "none" and strategy == "CONDENSATION_LIGHT"):
+        return PROXY_KINDS[1]
+    if cache == "miss":
+        return PROXY_KINDS[2]
+    return PROXY_KINDS[3]
+
+
+def through_proxy(sessions: list[list[str]]) -> dict[str, Any]:
+    """The generated sessions through a real proxy; the plugin's time per request from its header."""
+    import httpx
+
+    from litellm_ctx_hook.testing.fake_upstream import FakeUpstream
+    from litellm_ctx_hook.testing.proxy import model_entry, start_proxy
+
+    with FakeUpstream() as upstream:
+        model = model_entry(
+            MODEL, "anthropic/claude-sonnet-4-5", upstream.url, model_info={"max_input_tokens": GENERATED_WINDOW}
+        )
+        config = {"model_list": [model], "litellm_settings": {"callbacks": ["litellm_ctx_hook.proxy_handler_instance"]}}
+        with start_proxy(config) as proxy, httpx.Client(base_url=proxy.base_url, timeout=120) as client:
+            headers = {**proxy.auth_headers, "content-type": "application/json", "anthropic-version": "2023-06-01"}
+            rows: list[tuple[str, float]] = []
+            for requests in sessions:
+                for raw in requests:
+                    resp = client.post("/v1/messages", content=raw, headers=headers)
+                    resp.raise_for_status()
+                    rows.append((proxy_kind(resp.headers), float(resp.headers["x-ctx-processing-ms"])))
+            metrics = client.get("/metrics/", headers=proxy.auth_headers).text
+    total = count = 0.0
+    for line in metrics.splitlines():
+        if line.startswith("litellm_ctx_processing_seconds_sum"):
+            total += float(line.split()[-1])
+        elif line.startswith("litellm_ctx_processing_seconds_count"):
+            count += float(line.split()[-1])
+    out: dict[str, Any] = {}
+    for kind in (*PROXY_KINDS, "all requests"):
+        ms = [t for k, t in rows if k == kind or kind == "all requests"]
+        if ms:
+            out[kind] = {
+                "requests": len(ms),
+                "mean_ms": round(statistics.fmean(ms), 2),
+                "p50_ms": round(pct(ms, 0.5), 2),
+                "p99_ms": round(pct(ms, 0.99), 2),
+                "max_ms": round(max(ms), 2),
+            }
+    out["metric_mean_ms"] = round(1000 * total / count, 2) if count else None
+    out["metric_requests"] = int(count)
+    return out
+
+
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     generated = [
         await run_session(
@@ -369,6 +434,28 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         result["real"] = summary(runs)
     elif not args.no_real:
         print("\n(real sessions skipped: ../shared/evaldata not found; set CTX_EVALDATA)")
+    if args.proxy:
+        sessions = [
+            requests_of(claude_code_session(args.outputs, 100 + seed, args.tokens)) for seed in range(args.sessions)
+        ]
+        result["proxy"] = await asyncio.to_thread(through_proxy, sessions)
+        lines = [
+            "\nThrough a real proxy (x-ctx-processing-ms)",
+            "",
+            "| by its headers | requests | mean | p50 | p99 | max |",
+        ]
+        lines.append("|---|---|---|---|---|---|")
+        for kind, row in result["proxy"].items():
+            if isinstance(row, dict):
+                lines.append(
+                    f"| {kind} | {row['requests']} | {row['mean_ms']} ms | {row['p50_ms']} ms "
+                    f"| {row['p99_ms']} ms | {row['max_ms']} ms |"
+                )
+        lines.append(
+            f"\nlitellm_ctx_processing_seconds: mean {result['proxy']['metric_mean_ms']} ms over "
+            f"{result['proxy']['metric_requests']} requests"
+        )
+        print("\n".join(lines), flush=True)
     return result
 
 
@@ -378,6 +465,7 @@ def main() -> None:
     parser.add_argument("--outputs", type=int, default=40, help="tool outputs per generated session")
     parser.add_argument("--tokens", type=int, default=5000, help="tokens per tool output")
     parser.add_argument("--no-real", action="store_true", help="skip the real sessions")
+    parser.add_argument("--proxy", action="store_true", help="also the generated sessions through a real proxy")
     args = parser.parse_args()
     print("\n" + json.dumps(asyncio.run(main_async(args)), indent=2))
 
