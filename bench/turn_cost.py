@@ -28,8 +28,8 @@ digests) would hold.
 
 With ``--proxy``, the generated sessions also go through a real ``litellm --config`` proxy in front
 of the fake upstream (``anthropic/...`` deployment, ``max_input_tokens`` 128,000), one request at a
-time: each response's ``x-ctx-processing-ms`` header is the time the plugin took (the value
-``litellm_ctx_processing_seconds`` observes, read back from ``/metrics`` too), classed by the
+time, after a warm-up request: each response's ``x-ctx-processing-ms`` header is the time the
+plugin took (the value ``litellm_ctx_processing_seconds`` observes, read back from ``/metrics`` too), classed by the
 response's ``x-ctx-strategy`` and ``x-ctx-cache`` headers (which do not tell a repeat turn from a
 full analysis).
 
@@ -360,6 +360,17 @@ def proxy_kind(headers: Any) -> str:
     return PROXY_KINDS[3]
 
 
+def processing(metrics: str) -> tuple[float, float]:
+    """``litellm_ctx_processing_seconds``: its sum and count, all series added up."""
+    total = count = 0.0
+    for line in metrics.splitlines():
+        if line.startswith("litellm_ctx_processing_seconds_sum"):
+            total += float(line.split()[-1])
+        elif line.startswith("litellm_ctx_processing_seconds_count"):
+            count += float(line.split()[-1])
+    return total, count
+
+
 def through_proxy(sessions: list[list[str]]) -> dict[str, Any]:
     """The generated sessions through a real proxy; the plugin's time per request from its header."""
     import httpx
@@ -371,22 +382,21 @@ def through_proxy(sessions: list[list[str]]) -> dict[str, Any]:
         model = model_entry(
             MODEL, "anthropic/claude-sonnet-4-5", upstream.url, model_info={"max_input_tokens": GENERATED_WINDOW}
         )
-        config = {"model_list": [model], "litellm_settings": {"callbacks": ["litellm_ctx_hook.proxy_handler_instance"]}}
+        callbacks = ["litellm_ctx_hook.proxy_handler_instance", "prometheus"]  # prometheus: LiteLLM's /metrics
+        config = {"model_list": [model], "litellm_settings": {"callbacks": callbacks}}
         with start_proxy(config) as proxy, httpx.Client(base_url=proxy.base_url, timeout=120) as client:
             headers = {**proxy.auth_headers, "content-type": "application/json", "anthropic-version": "2023-06-01"}
+            warm = {"model": MODEL, "max_tokens": 16, "messages": [{"role": "user", "content": "warm-up " * 300}]}
+            client.post("/v1/messages", json=warm, headers=headers).raise_for_status()  # loads the tokenizers
+            before = processing(client.get("/metrics/", headers=proxy.auth_headers).text)
             rows: list[tuple[str, float]] = []
             for requests in sessions:
                 for raw in requests:
                     resp = client.post("/v1/messages", content=raw, headers=headers)
                     resp.raise_for_status()
                     rows.append((proxy_kind(resp.headers), float(resp.headers["x-ctx-processing-ms"])))
-            metrics = client.get("/metrics/", headers=proxy.auth_headers).text
-    total = count = 0.0
-    for line in metrics.splitlines():
-        if line.startswith("litellm_ctx_processing_seconds_sum"):
-            total += float(line.split()[-1])
-        elif line.startswith("litellm_ctx_processing_seconds_count"):
-            count += float(line.split()[-1])
+            after = processing(client.get("/metrics/", headers=proxy.auth_headers).text)
+    total, count = after[0] - before[0], after[1] - before[1]
     out: dict[str, Any] = {}
     for kind in (*PROXY_KINDS, "all requests"):
         ms = [t for k, t in rows if k == kind or kind == "all requests"]
