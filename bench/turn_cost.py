@@ -31,9 +31,10 @@ of the fake upstream (``anthropic/...`` deployment, ``max_input_tokens`` 128,000
 time, after a warm-up request: each response's ``x-ctx-processing-ms`` header is the time the
 plugin took (the value ``litellm_ctx_processing_seconds`` observes, read back from ``/metrics`` too), classed by the
 response's ``x-ctx-strategy`` and ``x-ctx-cache`` headers (which do not tell a repeat turn from a
-full analysis).
+full analysis). The fake upstream answers at once: ``--think`` waits that long after each reply,
+as a real model's reply time would (the plugin's background work runs meanwhile).
 
-    python -m bench.turn_cost [--sessions 5] [--outputs 40] [--no-real] [--proxy]
+    python -m bench.turn_cost [--sessions 5] [--outputs 40] [--no-real] [--proxy [--think 1]]
 """
 
 from __future__ import annotations
@@ -371,7 +372,7 @@ def processing(metrics: str) -> tuple[float, float]:
     return total, count
 
 
-def through_proxy(sessions: list[list[str]]) -> dict[str, Any]:
+def through_proxy(sessions: list[list[str]], think_s: float = 0.0) -> dict[str, Any]:
     """The generated sessions through a real proxy; the plugin's time per request from its header."""
     import httpx
 
@@ -395,6 +396,7 @@ def through_proxy(sessions: list[list[str]]) -> dict[str, Any]:
                     resp = client.post("/v1/messages", content=raw, headers=headers)
                     resp.raise_for_status()
                     rows.append((proxy_kind(resp.headers), float(resp.headers["x-ctx-processing-ms"])))
+                    time.sleep(think_s)  # the rest of a real model's reply time (the fake upstream answers at once)
             after = processing(client.get("/metrics/", headers=proxy.auth_headers).text)
     total, count = after[0] - before[0], after[1] - before[1]
     out: dict[str, Any] = {}
@@ -448,9 +450,9 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         sessions = [
             requests_of(claude_code_session(args.outputs, 100 + seed, args.tokens)) for seed in range(args.sessions)
         ]
-        result["proxy"] = await asyncio.to_thread(through_proxy, sessions)
+        result["proxy"] = await asyncio.to_thread(through_proxy, sessions, args.think)
         lines = [
-            "\nThrough a real proxy (x-ctx-processing-ms)",
+            f"\nThrough a real proxy (x-ctx-processing-ms), {args.think} s between requests",
             "",
             "| by its headers | requests | mean | p50 | p99 | max |",
         ]
@@ -476,6 +478,9 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=5000, help="tokens per tool output")
     parser.add_argument("--no-real", action="store_true", help="skip the real sessions")
     parser.add_argument("--proxy", action="store_true", help="also the generated sessions through a real proxy")
+    parser.add_argument(
+        "--think", type=float, default=0.0, help="--proxy: seconds between a reply and the next request"
+    )
     args = parser.parse_args()
     print("\n" + json.dumps(asyncio.run(main_async(args)), indent=2))
 
