@@ -24,20 +24,21 @@ request's count is then exactly what the full analysis would count, and:
 Anything else — a conversation not seen, an edited history, more new messages, a prefix that no
 longer keeps the request below WARNING — is analysed in full, and that turn is remembered.
 
-What is held, and why nothing held can be changed: a message's digest is 128-bit BLAKE2b of its
+What is held, and why nothing held can be changed: a message's digest is Python's own hash of its
 ``marshal`` serialisation (format 2: the bytes depend on the values and their order alone, never
-on which objects are shared), so a turn holds no object of any request and costs no copy of the
-history: a repeat turn digests its messages (C code, about 2 ms a megabyte) and copies nothing but
-the managed prefix. LiteLLM and the hook change request dicts after the plugin has seen them: the
-managed prefix is held as serialised bytes, and every request that sends it gets objects of its
-own, made from those bytes; the separate system prompt and tool definitions are held as the
-plugin's own copies, never handed out. The memory a conversation holds is its counts, 16 bytes a
-message, its system prompt and tools, and its managed prefix (:meth:`TurnMemo.footprint`).
+on which objects are shared): 64-bit SipHash, keyed at random per process unless
+``PYTHONHASHSEED`` is set, and only ever compared within one conversation of one tenant. So a turn
+holds no object of any request and costs no copy of the history: a repeat turn digests its
+messages (C code, about 1.5 ms a megabyte) and copies nothing but the managed prefix. LiteLLM
+and the hook change request dicts after the plugin has seen them: the managed prefix is held as
+serialised bytes, and every request that sends it gets objects of its own, made from those bytes;
+the separate system prompt and tool definitions are held as the plugin's own copies, never handed
+out. The memory a conversation holds is a count and a digest a message (about 70 bytes), its
+system prompt and tools, and its managed prefix (:meth:`TurnMemo.footprint`).
 """
 
 from __future__ import annotations
 
-import hashlib
 import marshal
 import sys
 from collections.abc import Iterable, Mapping, Sequence
@@ -62,7 +63,6 @@ CONTEXT_KEYS = {
 MAX_NEW = 8  # more new or changed messages than this: analysed in full
 HEAD = 3  # messages that identify a conversation (system prompt, task, first reply)
 MARSHAL_VERSION = 2  # the newest format without back-references: its bytes depend on values alone
-DIGEST_BYTES = 16
 
 
 class Unremembered(ValueError):
@@ -77,15 +77,16 @@ def serialised(value: Any) -> bytes:
         raise Unremembered(str(exc)) from None
 
 
-def digest(value: Any) -> bytes:
-    """A 128-bit digest of ``value`` (plain JSON data): equal for equal data of the same types."""
-    return hashlib.blake2b(serialised(value), digest_size=DIGEST_BYTES).digest()
+def digest(value: Any) -> int:
+    """A digest of ``value`` (plain JSON data): equal for equal data of the same types (a 64-bit
+    keyed hash of its serialisation: see the module doc)."""
+    return hash(serialised(value))
 
 
-def digests(values: Iterable[Any]) -> tuple[bytes, ...]:
-    blake2b, dumps = hashlib.blake2b, marshal.dumps
+def digests(values: Iterable[Any]) -> tuple[int, ...]:
+    dumps = marshal.dumps
     try:
-        return tuple(blake2b(dumps(v, MARSHAL_VERSION), digest_size=DIGEST_BYTES).digest() for v in values)
+        return tuple(hash(dumps(v, MARSHAL_VERSION)) for v in values)
     except (ValueError, RecursionError) as exc:
         raise Unremembered(str(exc)) from None
 
@@ -108,7 +109,7 @@ def memo_key(fmt: Format, raws: Sequence[Any], *parts: object) -> str | None:
     """The key of a conversation: its format, first ``HEAD`` messages and ``parts`` (model, limit,
     scope, ...); ``None`` when a message is not plain JSON data."""
     try:
-        head = digest(list(raws[:HEAD])).hex()
+        head = format(digest(list(raws[:HEAD])) & 0xFFFF_FFFF_FFFF_FFFF, "016x")
     except Unremembered:  # something other than plain data inside, or nesting too deep: not remembered
         return None
     return "|".join([fmt.value, *map(str, parts), head])
@@ -134,9 +135,9 @@ class Managed:
 
 @dataclass(frozen=True, slots=True)
 class Turn:
-    digests: tuple[bytes, ...]  # of the request's messages
+    digests: tuple[int, ...]  # of the request's messages
     counts: tuple[int, ...]  # their token counts
-    context: tuple[bytes, ...]  # digests of the body fields in CONTEXT_KEYS
+    context: tuple[int, ...]  # digests of the body fields in CONTEXT_KEYS
     system: tuple[Part, ...]  # parsed, for the count (the plugin's own: no request's objects)
     tools: FrozenTools  # copies, their JSON made once
     managed: Managed | None = None
@@ -150,7 +151,7 @@ class Recalled:
     key: str
     turn: Turn
     raws: list[Any]  # the request's messages
-    digests: tuple[bytes, ...]  # theirs
+    digests: tuple[int, ...]  # theirs
     same: int  # messages equal to the last turn's, from the start
     counts: tuple[int, ...]  # every message's count
     count: RequestCount = field(repr=False)
@@ -164,11 +165,11 @@ class Recalled:
         return managed.messages() + self.raws[managed.cut :], managed.prefix_counts + self.counts[managed.cut :]
 
 
-def _context(body: Mapping[str, Any], fmt: Format) -> tuple[bytes, ...]:
+def _context(body: Mapping[str, Any], fmt: Format) -> tuple[int, ...]:
     return digests(body.get(k) for k in CONTEXT_KEYS[fmt])
 
 
-def _same_prefix(old: Sequence[bytes], new: Sequence[bytes]) -> int:
+def _same_prefix(old: Sequence[int], new: Sequence[int]) -> int:
     """How many digests are equal, from the start."""
     n = min(len(old), len(new))
     if old[:n] == new[:n]:  # the usual case, compared in C
