@@ -6,14 +6,22 @@ Accuracy: for consecutive assistant calls a < b in the real Claude sessions and 
 text-only messages of the tau-bench runs. Speed, measured in one run as ratios: cold counting
 throughput of the largest Claude session vs raw tiktoken ``encode`` of the same text; warm
 re-analysis after appending one message vs ``litellm.token_counter`` on the same conversation.
+Warm re-count at 100, 250 and 1,000 messages (the largest Claude session's messages, repeated
+past its end): a request that is the previous one plus a new message, as a fresh JSON body (as the
+proxy gets it), counted the way the plugin counts a repeat turn (the conversation's turn memo:
+digest the messages, count only the new one) and by re-parsing it with every message's count
+cached, against ``litellm.token_counter`` on the same messages.
 
-    python -m bench.counting
+    python -m bench.counting [--speed]
 """
 
 from __future__ import annotations
 
+import argparse
+import gc
 import json
 import os
+import statistics
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -29,7 +37,8 @@ import tiktoken
 from litellm_ctx_hook.adapters import adapter_for
 from litellm_ctx_hook.analysis.counting import TokenCounter
 from litellm_ctx_hook.conversation import Format
-from litellm_ctx_hook.settings import load_settings
+from litellm_ctx_hook.engine.turns import TurnMemo, memo_key
+from litellm_ctx_hook.settings import ensure_offline_tokenizers, load_settings
 
 from . import evaldata
 from .calibrate_counts import context_tokens
@@ -129,6 +138,7 @@ def best_of(fn: Callable[[], object], repeat: int) -> float:
 
 
 def speed() -> dict[str, Any]:
+    ensure_offline_tokenizers()  # tiktoken reads the BPE files LiteLLM ships (no network)
     largest = max(evaldata.claude_sessions(), key=lambda s: len(json.dumps(s.messages)))
     adapter = adapter_for(Format.ANTHROPIC)
     texts = [p.text for m in adapter.parse(largest.body).messages for p in m.parts]
@@ -161,9 +171,77 @@ def speed() -> dict[str, Any]:
     }
 
 
+SIZES = (100, 250, 1000)
+CLAUDE_MODEL = "anthropic/claude-opus-4-6"
+
+
+def warm_recount(size: int, repeat: int = 9) -> dict[str, Any]:
+    """A repeat turn's count at ``size`` messages (see the module doc), best and median of ``repeat``."""
+    largest = max(evaldata.claude_sessions(), key=lambda s: len(json.dumps(s.messages)))
+    messages = (largest.messages * (size // len(largest.messages) + 1))[:size]
+    body = {**largest.body, "messages": messages}
+    adapter = adapter_for(Format.ANTHROPIC)
+    counter = TokenCounter(load_settings(tiktoken_cache_size=20_000))
+    memo = TurnMemo(10, 3600.0)
+    conv = adapter.parse(body)
+    key = memo_key(Format.ANTHROPIC, messages, CLAUDE_MODEL)
+    assert key is not None
+    memo.remember(key, conv, Format.ANTHROPIC, counter.count(conv, CLAUDE_MODEL).messages)
+    raw = json.dumps({**body, "messages": [*messages, {"role": "user", "content": "One more question."}]})
+
+    def timed(fn: Callable[[dict[str, Any]], int]) -> tuple[list[float], int]:
+        times, total = [], 0
+        for _ in range(repeat):
+            grown = json.loads(raw)  # a fresh body, as the proxy parses it
+            gc.collect()  # a collection its parsing made due is not the count's
+            started = time.perf_counter()
+            total = fn(grown)
+            times.append(time.perf_counter() - started)
+        return times, total
+
+    def by_memo(grown: dict[str, Any]) -> int:
+        found = memo_key(Format.ANTHROPIC, grown["messages"], CLAUDE_MODEL)
+        recalled = memo.recall(found, grown, Format.ANTHROPIC, CLAUDE_MODEL, counter) if found else None
+        assert recalled is not None
+        return recalled.count.total
+
+    memo_s, memo_total = timed(by_memo)
+    parse_s, parse_total = timed(lambda grown: counter.count(adapter.parse(grown), CLAUDE_MODEL).total)
+    assert memo_total == parse_total
+    theirs_s, _ = timed(lambda grown: int(litellm.token_counter(model=CLAUDE_MODEL, messages=grown["messages"])))
+    return {
+        "messages": size + 1,
+        "request_kib": len(raw) // 1024,
+        "memo_recount_ms": {"best": round(min(memo_s) * 1000, 3), "median": round(statistics.median(memo_s) * 1000, 3)},
+        "reparse_recount_ms": {
+            "best": round(min(parse_s) * 1000, 3),
+            "median": round(statistics.median(parse_s) * 1000, 3),
+        },
+        "litellm_token_counter_ms": {
+            "best": round(min(theirs_s) * 1000, 2),
+            "median": round(statistics.median(theirs_s) * 1000, 2),
+        },
+        "memo_speedup_vs_litellm": round(statistics.median(theirs_s) / statistics.median(memo_s), 1),
+        "reparse_speedup_vs_litellm": round(statistics.median(theirs_s) / statistics.median(parse_s), 1),
+    }
+
+
 def main() -> None:
-    result = {"accuracy": accuracy(), "speed": speed()}
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--speed", action="store_true", help="speed only (the accuracy part takes minutes)")
+    args = parser.parse_args()
+    result: dict[str, Any] = {} if args.speed else {"accuracy": accuracy()}
+    result["speed"] = speed()
+    result["warm_recount"] = [warm_recount(n) for n in SIZES]
     print(json.dumps(result, indent=2))
+    print("\n| messages | request | repeat turn (memo) | re-parse, counts cached | litellm.token_counter | speed-up |")
+    print("|---|---|---|---|---|---|")
+    for row in result["warm_recount"]:
+        print(
+            f"| {row['messages']} | {row['request_kib']} KiB | {row['memo_recount_ms']['median']} ms "
+            f"| {row['reparse_recount_ms']['median']} ms | {row['litellm_token_counter_ms']['median']} ms "
+            f"| **{row['memo_speedup_vs_litellm']}x** |"
+        )
 
 
 if __name__ == "__main__":

@@ -2,19 +2,23 @@
 
 ``litellm --config`` proxies in front of the same fake upstream, identical but for their
 callbacks: none, or ``litellm_ctx_hook.proxy_handler_instance``. SAFE traffic: a ~20k-token
-conversation (each request with its own last message, as real traffic), 8 concurrent clients,
-interleaved rounds so all see the same machine noise. A third proxy with a hook that does nothing
-(registered the same way) is the control: its ratio shows the noise floor. Reports requests/s of
-each, the ratios to the proxy without a hook (overall and per round), each proxy's CPU time per
-request (from /proc: what a busy machine changes least; its ratio is the throughput one CPU-bound
-proxy process can reach), the plugin's own time per request measured in this process, and the
-p50 latency the plugin adds.
+conversation (each request with its own last message, as real traffic), 8 concurrent clients.
+A third proxy with a hook that does nothing (registered the same way) is the control: its ratio
+shows the noise floor. ``--opt-in`` adds the plugin with each interpreter-wide opt-in setting
+(``CONTEXT_SWITCH_INTERVAL_MS=1``, ``CONTEXT_GC_FREEZE=true``). Each run drives every proxy for
+``--seconds`` in turn, the order rotating from run to run, so all see the same machine noise; a
+proxy's ratio in a run is its requests against those of the proxy without a hook in that run,
+and the result is the median of the runs' ratios, with their spread. Also each proxy's CPU time
+per request (from /proc: what a busy machine changes least; its ratio is the throughput one
+CPU-bound proxy process can reach), the plugin's own time per request measured in this process,
+and the p50 latency the plugin adds.
 
-    python -m bench.throughput
+    python -m bench.throughput [--runs 5] [--seconds 8] [--opt-in]
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import os
@@ -33,8 +37,11 @@ from litellm_ctx_hook.testing.proxy import ProxyProcess, model_entry, start_prox
 from litellm_ctx_hook.testing.session import generate_session
 
 CLIENTS = 8
-ROUND_S = 8.0
-ROUNDS = 6
+PLUGIN = "litellm_ctx_hook.proxy_handler_instance"
+OPT_IN = {
+    "with, 1 ms switch interval": {"CONTEXT_SWITCH_INTERVAL_MS": "1"},
+    "with, gc freeze": {"CONTEXT_GC_FREEZE": "true"},
+}
 
 
 def conversation() -> list[dict[str, Any]]:
@@ -115,39 +122,44 @@ handler = Control()
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--seconds", type=float, default=8.0, help="each proxy's share of a run")
+    parser.add_argument("--opt-in", action="store_true", help="also the plugin with each opt-in setting")
+    args = parser.parse_args()
     with FakeUpstream() as upstream:
         models = [model_entry("gpt-4o", "openai/gpt-4o", upstream.url)]
-        configs: dict[str, tuple[dict[str, Any], dict[str, str | Path] | None]] = {
-            "without": ({"model_list": models, "litellm_settings": {}}, None),
+        plugin = {"model_list": models, "litellm_settings": {"callbacks": [PLUGIN]}}
+        configs: dict[str, tuple[dict[str, Any], dict[str, str | Path] | None, dict[str, str]]] = {
+            "without": ({"model_list": models, "litellm_settings": {}}, None, {}),
             # The noise floor: a hook that does nothing, registered the same way.
             "control": (
                 {"model_list": models, "litellm_settings": {"callbacks": ["control_hook.handler"]}},
                 {"control_hook.py": CONTROL_HOOK},
+                {},
             ),
-            "with": (
-                {"model_list": models, "litellm_settings": {"callbacks": ["litellm_ctx_hook.proxy_handler_instance"]}},
-                None,
-            ),
+            "with": (plugin, None, {}),
         }
+        if args.opt_in:
+            configs.update({name: (plugin, None, env) for name, env in OPT_IN.items()})
         with ExitStack() as stack:
-            proxies = {name: stack.enter_context(start_proxy(cfg, files=f)) for name, (cfg, f) in configs.items()}
+            proxies = {
+                name: stack.enter_context(start_proxy(cfg, env, files=f)) for name, (cfg, f, env) in configs.items()
+            }
             for proxy in proxies.values():  # warm-up
                 asyncio.run(load(proxy, 3, "warm"))
-            results: dict[str, list[list[float]]] = {name: [] for name in proxies}
-            cpu = dict.fromkeys(proxies, 0.0)
-            for r in range(ROUNDS):  # interleaved rounds: every proxy sees the same machine noise
-                for name, proxy in proxies.items():
+            names = list(proxies)
+            results: dict[str, list[list[float]]] = {name: [] for name in names}
+            cpu = dict.fromkeys(names, 0.0)
+            for r in range(args.runs):
+                order = names[r % len(names) :] + names[: r % len(names)]  # each proxy goes first in turn
+                for name in order:
+                    proxy = proxies[name]
                     before = cpu_seconds(proxy.process.pid)
-                    results[name].append(asyncio.run(load(proxy, ROUND_S, f"{name}{r}")))
+                    results[name].append(asyncio.run(load(proxy, args.seconds, f"{name}{r}")))
                     cpu[name] += cpu_seconds(proxy.process.pid) - before
-            seconds = ROUND_S * ROUNDS
-            cpu_ms = {k: 1000 * cpu[k] / sum(len(rnd) for rnd in results[k]) for k in proxies}
-            rps = {k: sum(len(rnd) for rnd in v) / seconds for k, v in results.items()}
-            p50 = {k: statistics.median(x for rnd in v for x in rnd) for k, v in results.items()}
-
-            def round_ratios(name: str) -> list[float]:
-                return [len(a) / len(b) for a, b in zip(results[name], results["without"], strict=True)]
-
+                line = {n: round(len(results[n][r]) / len(results["without"][r]), 3) for n in names[1:]}
+                print(json.dumps({"run": r + 1, "ratios": line}), flush=True)
             with_hook = proxies["with"]
             hdr = httpx.post(
                 with_hook.base_url + "/v1/chat/completions",
@@ -155,29 +167,46 @@ def main() -> None:
                 json={"model": "gpt-4o", "messages": conversation()},
                 timeout=60,
             ).headers
-            print(
-                json.dumps(
-                    {
-                        "clients": CLIENTS,
-                        "rounds": ROUNDS,
-                        "seconds_each": seconds,
-                        "conversation_tokens": int(hdr.get("x-ctx-tokens-before", 0)),
-                        "risk": hdr.get("x-ctx-risk-level"),
-                        "requests_per_s": {k: round(v, 2) for k, v in rps.items()},
-                        "ratio_with_plugin": round(rps["with"] / rps["without"], 3),
-                        "ratio_control_hook": round(rps["control"] / rps["without"], 3),
-                        "per_round_ratio_with_plugin": [round(x, 3) for x in round_ratios("with")],
-                        "per_round_ratio_control_hook": [round(x, 3) for x in round_ratios("control")],
-                        "proxy_cpu_ms_per_request": {k: round(v, 2) for k, v in cpu_ms.items()},
-                        "cpu_ratio_with_plugin": round(cpu_ms["without"] / cpu_ms["with"], 3),
-                        "cpu_ratio_control_hook": round(cpu_ms["without"] / cpu_ms["control"], 3),
-                        "plugin_in_process_ms_per_request": round(hook_cost_ms(), 3),
-                        "p50_latency_ms": {k: round(v * 1000, 1) for k, v in p50.items()},
-                        "p50_added_ms": round((p50["with"] - p50["without"]) * 1000, 1),
-                    },
-                    indent=2,
-                )
-            )
+    report(results, cpu, args.seconds, hdr)
+
+
+def report(results: dict[str, list[list[float]]], cpu: dict[str, float], seconds: float, hdr: Any) -> None:
+    names = list(results)
+    runs = len(results["without"])
+    done = {k: sum(len(rnd) for rnd in v) for k, v in results.items()}
+    cpu_ms = {k: 1000 * cpu[k] / done[k] for k in names}
+    rps = {k: done[k] / (seconds * runs) for k in names}
+    p50 = {k: statistics.median(x for rnd in v for x in rnd) for k, v in results.items()}
+    ratios = {k: [len(a) / len(b) for a, b in zip(results[k], results["without"], strict=True)] for k in names[1:]}
+    summary = {
+        "clients": CLIENTS,
+        "runs": runs,
+        "seconds_each": seconds,
+        "conversation_tokens": int(hdr.get("x-ctx-tokens-before", 0)),
+        "risk": hdr.get("x-ctx-risk-level"),
+        "requests_per_s": {k: round(v, 2) for k, v in rps.items()},
+        "ratio_by_run": {k: [round(x, 3) for x in v] for k, v in ratios.items()},
+        "median_ratio": {k: round(statistics.median(v), 3) for k, v in ratios.items()},
+        "proxy_cpu_ms_per_request": {k: round(v, 2) for k, v in cpu_ms.items()},
+        "cpu_ratio": {k: round(cpu_ms["without"] / cpu_ms[k], 3) for k in names[1:]},
+        "plugin_in_process_ms_per_request": round(hook_cost_ms(), 3),
+        "p50_latency_ms": {k: round(v * 1000, 1) for k, v in p50.items()},
+        "p50_added_ms": round((p50["with"] - p50["without"]) * 1000, 1),
+    }
+    print(json.dumps(summary, indent=2))
+    print(
+        "\n| proxy | requests/s | ratio: median of runs | ratio by run | CPU ms / request | CPU ratio | p50 latency |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for k in names:
+        by_run = ", ".join(f"{x:.3f}" for x in ratios.get(k, []))
+        median = f"**{statistics.median(ratios[k]):.3f}**" if k in ratios else ""
+        spread = f" ({min(ratios[k]):.3f}-{max(ratios[k]):.3f})" if k in ratios else ""
+        cpu_ratio = f"{cpu_ms['without'] / cpu_ms[k]:.3f}" if k != "without" else ""
+        print(
+            f"| {k} | {rps[k]:.2f} | {median}{spread} | {by_run} | {cpu_ms[k]:.2f} | {cpu_ratio} "
+            f"| {p50[k] * 1000:.1f} ms |"
+        )
 
 
 if __name__ == "__main__":

@@ -70,8 +70,11 @@ class Settings(BaseSettings):
     context_management_mode: ManagementMode = ManagementMode.ENFORCE
     context_speculative_condensation: bool = True  # at CAUTION, prepare the WARNING summary in the background
     context_max_concurrent: int = Field(2, ge=1)  # requests managed at once per process (the rest queue)
-    context_switch_interval_ms: float = Field(1.0, ge=0.0)  # the interpreter's thread switch interval; 0: as is
-    context_gc_freeze: bool = True  # at the first request, exempt what start-up allocated from full collections
+    # Interpreter-wide settings, for the whole proxy process: opt-in (README, Operations, says what each costs).
+    # The thread switch interval once the worker starts, if lower than the current one; 0: left as it is.
+    context_switch_interval_ms: float = Field(0.0, ge=0.0)
+    # At the first request, gc.freeze() what start-up allocated and make full collections 10x rarer.
+    context_gc_freeze: bool = False
     context_worker_slice_ms: float = Field(1.0, ge=0.0)  # then the worker waits for the proxy's idle loop; 0: never
     context_default_model: str | None = None  # target model of the library API when none is given
     # a request's max_tokens above this is lowered (toward it, never below) before its messages are

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import tiktoken
 from hypothesis import given
 from hypothesis import settings as hsettings
@@ -9,7 +11,7 @@ from hypothesis import strategies as st
 from support import anthropic_body, openai_chat, png_data_url, settings
 
 from litellm_ctx_hook.adapters import adapter_for
-from litellm_ctx_hook.analysis.counting import TokenCounter
+from litellm_ctx_hook.analysis.counting import FrozenTools, TokenCounter
 from litellm_ctx_hook.analysis.images import anthropic_image_tokens, image_size, openai_image_tokens, size_of_data_url
 from litellm_ctx_hook.analysis.tokenizers import Family, family_for_model
 
@@ -129,3 +131,27 @@ def test_tools_add_overhead() -> None:
     bare = counter.count(adapter_for("openai").parse({"messages": openai_chat(1)}), "gpt-4o").total
     with_tools = counter.count(adapter_for("openai").parse({"messages": openai_chat(1), "tools": tools}), "gpt-4o")
     assert with_tools.tools > 0 and with_tools.total == bare + with_tools.tools
+
+
+def test_frozen_tools_count_as_the_same_tools_and_their_json_is_made_once(monkeypatch: Any) -> None:
+    import litellm_ctx_hook.analysis.counting as counting
+
+    tools = [
+        {"type": "function", "function": {"name": f"tool_{i}", "description": "Run it. " * 40, "parameters": {}}}
+        for i in range(6)
+    ]
+    frozen = FrozenTools(tools)
+    assert frozen == tuple(tools)
+    for family in (Family.O200K, Family.CLAUDE):
+        assert TokenCounter(settings()).count_tools(frozen, family) == TokenCounter(settings()).count_tools(
+            tools, family
+        )
+    calls: list[object] = []
+    real = counting.as_json
+    monkeypatch.setattr(counting, "as_json", lambda value, where: calls.append(value) or real(value, where))
+    counter = TokenCounter(settings())
+    for _ in range(3):
+        counter.count_tools(frozen, Family.CLAUDE)
+    assert calls == []  # counted by the JSON made when they were frozen
+    counter.count_tools(tools, Family.CLAUDE)
+    assert len(calls) == 1

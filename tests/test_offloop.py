@@ -287,3 +287,112 @@ def test_starting_the_worker_freezes_what_start_up_allocated_when_asked() -> Non
         worker.close()
         gc.unfreeze()
         gc.set_threshold(*before)
+
+
+# -- interpreter-wide settings: left alone unless asked ----------------------------------------------
+@pytest.fixture
+def python_defaults(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The interpreter as Python sets it up (another test's worker may have changed it), restored after."""
+    import gc
+    import sys
+
+    for name in ("CONTEXT_SWITCH_INTERVAL_MS", "CONTEXT_GC_FREEZE"):
+        monkeypatch.delenv(name, raising=False)
+    before = (sys.getswitchinterval(), gc.get_threshold())
+    gc.unfreeze()
+    sys.setswitchinterval(0.005)
+    gc.set_threshold(700, 10, 10)
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+        sys.setswitchinterval(before[0])
+        gc.set_threshold(*before[1])
+
+
+def _managed_on_the_worker() -> dict[str, Any]:
+    from litellm_ctx_hook.testing.session import generate_session
+
+    messages = generate_session(turns=30, seed=11)["messages"]  # over INLINE_CHARS and over the limit
+    return {"model": "agent-model-unknown", "messages": messages}
+
+
+async def test_the_hook_with_default_settings_leaves_the_interpreter_as_it_is(python_defaults: None) -> None:
+    import copy
+
+    from litellm_ctx_hook.proxy.hook import ContextHook
+    from litellm_ctx_hook.runtime.offloop import interpreter_settings
+    from litellm_ctx_hook.settings import load_settings
+
+    before = interpreter_settings()
+    assert before["gc_frozen"] == 0
+    hook = ContextHook(load_settings(real_text_model_tokens=12_000, context_speculative_condensation=False))
+    try:
+        assert (hook.settings.context_switch_interval_ms, hook.settings.context_gc_freeze) == (0.0, False)
+        body = _managed_on_the_worker()
+        out = await hook.async_pre_call_hook(None, None, copy.deepcopy(body), "acompletion")
+        assert out["metadata"]["ctx_hook"]["actions"]  # managed: the worker started and did the work
+        assert hook.offloop.loop is not None
+        assert interpreter_settings() == before  # switch interval, thresholds, nothing frozen
+    finally:
+        hook.offloop.close()
+
+
+async def test_the_opt_in_interpreter_settings_still_apply_at_the_first_request(python_defaults: None) -> None:
+    import copy
+    import gc
+    import sys
+
+    from litellm_ctx_hook.proxy.hook import ContextHook
+    from litellm_ctx_hook.settings import load_settings
+
+    hook = ContextHook(
+        load_settings(
+            real_text_model_tokens=12_000,
+            context_speculative_condensation=False,
+            context_switch_interval_ms=1.0,
+            context_gc_freeze=True,
+        )
+    )
+    try:
+        assert sys.getswitchinterval() == 0.005 and gc.get_freeze_count() == 0  # nothing before a request
+        await hook.async_pre_call_hook(None, None, copy.deepcopy(_managed_on_the_worker()), "acompletion")
+        assert sys.getswitchinterval() == pytest.approx(0.001)
+        assert gc.get_freeze_count() > 1000 and gc.get_threshold() == (700, 10, FULL_GC_EVERY)
+    finally:
+        hook.offloop.close()
+
+
+def test_a_switch_interval_is_only_ever_shortened(python_defaults: None) -> None:
+    import sys
+
+    worker = OffLoop(1, switch_interval_s=0.01)  # longer than Python's 5 ms: left as it is
+    try:
+        worker.start()
+        assert sys.getswitchinterval() == 0.005
+    finally:
+        worker.close()
+
+
+async def test_optional_work_a_request_starts_runs_after_that_request_is_answered(offloop: OffLoop) -> None:
+    import concurrent.futures
+
+    offloop.start()
+    answer: concurrent.futures.Future[str] | None = None
+    seen: list[bool] = []
+
+    async def speculative() -> None:
+        assert answer is not None
+        seen.append(answer.done())  # its long first stretch would run here, before the answer left
+
+    async def request() -> str:
+        offloop.spawn(speculative, far())
+        await asyncio.sleep(0)  # a request goes on after starting it, and then ends
+        return "answer"
+
+    loop = offloop.loop
+    assert loop is not None
+    answer = asyncio.run_coroutine_threadsafe(offloop.admitted(request, far()), loop)
+    assert await asyncio.wrap_future(answer) == "answer"
+    await offloop.drain()
+    assert seen == [True]

@@ -3,6 +3,7 @@ with exactly the result the full analysis gives."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 from collections.abc import Callable
@@ -20,7 +21,7 @@ from litellm_ctx_hook.analysis.counting import TokenCounter
 from litellm_ctx_hook.analysis.risk import ContextRiskLevel
 from litellm_ctx_hook.conversation import Format
 from litellm_ctx_hook.engine.engine import ContextEngine
-from litellm_ctx_hook.engine.turns import MAX_NEW, TurnMemo, json_copy, memo_key
+from litellm_ctx_hook.engine.turns import MAX_NEW, TurnMemo, digest, json_copy, memo_key, restored, serialised
 from litellm_ctx_hook.testing.fake_summarizer import KeywordSummarizer
 
 MODELS = {Format.OPENAI: "gpt-4o", Format.ANTHROPIC: "anthropic/claude-opus-4-6", Format.RESPONSES: "gpt-4.1"}
@@ -240,3 +241,122 @@ async def test_a_cleared_prefix_is_sent_again_while_the_same_clearing_reaches_th
             assert out.metadata["actions"] == full.metadata["actions"]
             kinds.append(out.metadata["actions"][0].split(":")[0])
     assert kinds.count("clear") >= 5
+
+
+# -- what the memo holds: nothing a request or its result can change --------------------------------
+def test_digests_depend_on_values_and_their_order_not_on_shared_objects() -> None:
+    shared = "x" * 300
+    a = {"role": "user", "content": [{"type": "text", "text": shared}, {"type": "text", "text": shared}]}
+    b = json.loads(json.dumps(a))  # equal values, other objects (none shared)
+    assert digest(a) == digest(b)
+    assert digest(a) != digest({**a, "content": [*a["content"][::-1], {"type": "text", "text": "y"}]})
+    assert digest({"a": 1, "b": 2}) != digest({"b": 2, "a": 1})  # a reordered body: analysed in full
+    assert digest({"n": 1}) != digest({"n": True}) != digest({"n": 1.0})  # JSON types kept apart
+    assert restored(serialised(a)) == a and restored(serialised(a)) is not a
+
+
+def test_values_that_are_not_plain_data_are_not_remembered() -> None:
+    deep: Any = "leaf"
+    for _ in range(5000):
+        deep = [deep]
+    assert memo_key(Format.OPENAI, [{"role": "user", "content": deep}], "gpt-4o") is None
+    assert memo_key(Format.OPENAI, [{"role": "user", "content": object()}], "gpt-4o") is None
+
+
+def _mutate(value: Any) -> None:
+    """What LiteLLM or a caller may do to a request it was given: every container changed in place."""
+    if isinstance(value, dict):
+        for k in list(value):
+            if isinstance(value[k], str):
+                value[k] = value[k] + " (changed)"
+            else:
+                _mutate(value[k])
+        value["cache_control"] = {"type": "ephemeral"}
+    elif isinstance(value, list):
+        for item in value:
+            _mutate(item)
+        value.append({"type": "text", "text": "appended"})
+
+
+TOOLS = [{"type": "function", "function": {"name": "bash", "description": "Run a command.", "parameters": {}}}]
+
+
+@pytest.mark.parametrize("fmt", list(GROWING), ids=lambda f: f.value)
+async def test_changing_a_returned_body_and_its_request_in_place_never_reaches_the_memo(fmt: Format) -> None:
+    eng = engine(context_speculative_condensation=False)
+    model = MODELS[fmt]
+    limit = int(eng.analyze(GROWING[fmt](30), fmt, model).count.total / 0.85)
+    memo_turns = managed = 0
+    for k in range(5, 70):
+        pristine = {**GROWING[fmt](k), "tools": copy.deepcopy(TOOLS)}
+        request = copy.deepcopy(pristine)
+        hits = eng.stats.turn_memo_hits
+        out = await eng.manage(request, fmt, model, limit=limit)
+        from_memo = eng.stats.turn_memo_hits > hits
+        memo_turns += from_memo
+        managed += from_memo and out.changed
+        eng_full = engine(context_speculative_condensation=False)  # the same request, analysed in full
+        eng_full.condenser = eng.condenser  # with the same summaries at hand
+        full = await eng_full.manage(copy.deepcopy(pristine), fmt, model, limit=limit)
+        assert dump(out.body) == dump(full.body), k
+        assert (out.tokens_before, out.tokens_after, out.risk) == (full.tokens_before, full.tokens_after, full.risk)
+        _mutate(out.body)  # the result (the managed prefix's messages among them)...
+        _mutate(request)  # ...and the request itself (its system prompt and tools too)
+    assert memo_turns > 40 and managed > 5
+
+
+async def test_a_remembered_prefix_is_new_objects_on_every_turn() -> None:
+    eng = engine(context_speculative_condensation=False)
+    sent: list[Any] = []
+    for turns in range(20, 200, 2):
+        hits = eng.stats.turn_memo_hits
+        out = await eng.manage({"messages": chat(turns)}, Format.OPENAI, "gpt-4o", limit=LIMIT)
+        if out.changed and eng.stats.turn_memo_hits > hits:
+            sent.append(out.body["messages"][0])
+    assert len(sent) > 20
+    assert len({id(m) for m in sent}) == len(sent)  # never the same dict twice: a change to one stays in it
+
+
+# -- the memo's path is the full analysis's, on any growth --------------------------------------------
+def _grow(rng: Any, messages: list[dict[str, Any]], step: int, op: str) -> list[dict[str, Any]]:
+    out = copy.deepcopy(messages)  # the client's next request: equal data, other objects
+    if op == "edit" and len(out) > 6:
+        i = rng.randrange(3, len(out) - 1)
+        out[i] = {**out[i], "content": f"{out[i].get('content')} (edited at {step})"}
+    elif op == "marker" and out:
+        last = out[-1]
+        out[-1] = {**last, "content": [{"type": "text", "text": str(last.get("content")), "cache_control": {}}]}
+    for j in range(rng.randint(1, 3) if op != "many" else MAX_NEW + 1):
+        k = len(out)
+        out.append({"role": "assistant", "content": f"Option {k}: flight HAT{k} at ${200 + k}, seat {k % 30}A."})
+        out.append({"role": "user", "content": f"Noted {k} (step {step}, {j}); what about day {k + 1}?"})
+    return out
+
+
+@hsettings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(
+    st.randoms(use_true_random=False),
+    st.lists(st.sampled_from(["append", "append", "append", "edit", "marker", "many"]), min_size=8, max_size=30),
+)
+def test_the_memo_path_is_the_full_path_on_random_growth(rng: Any, ops: list[str]) -> None:
+    asyncio.run(_random_growth(rng, ops))
+
+
+async def _random_growth(rng: Any, ops: list[str]) -> None:
+    eng = engine(context_speculative_condensation=False)
+    messages = chat(40)
+    for step, op in enumerate(ops):
+        messages = _grow(rng, messages, step, op)
+        body = {"messages": messages}
+        out = await eng.manage(copy.deepcopy(body), Format.OPENAI, "gpt-4o", limit=LIMIT)
+        full_engine = engine(context_speculative_condensation=False)
+        full_engine.condenser = eng.condenser  # the summaries the memo's engine made, at hand
+        full = await full_engine.manage(copy.deepcopy(body), Format.OPENAI, "gpt-4o", limit=LIMIT)
+        assert dump(out.body) == dump(full.body)
+        assert (out.changed, out.tokens_before, out.tokens_after, out.risk) == (
+            full.changed,
+            full.tokens_before,
+            full.tokens_after,
+            full.risk,
+        )
+        _mutate(out.body)

@@ -80,6 +80,18 @@ REPLY_PRIMING = 3
 FUNC_INIT, PROP_INIT, PROP_KEY, ENUM_INIT, ENUM_ITEM, FUNC_END = 7, 3, 3, -3, 3, 12
 
 
+class FrozenTools(tuple[Mapping[str, Any], ...]):
+    """Tool definitions that are never changed (the holder's own copies, never handed out): their
+    JSON, which their count is keyed by, is made once instead of on every count."""
+
+    json: str
+
+    def __new__(cls, tools: Sequence[Mapping[str, Any]]) -> FrozenTools:
+        self = super().__new__(cls, tools)
+        self.json = as_json(list(self), "tools")
+        return self
+
+
 @dataclass(frozen=True, slots=True)
 class RequestCount:
     """The token count of one request for one model, with how it was obtained."""
@@ -230,13 +242,13 @@ class TokenCounter:
     def count_tools(self, tools: Sequence[Mapping[str, Any]], family: Family) -> int:
         if not tools:
             return 0
-        key = (family, "tools", hash(as_json(list(tools), "tools")))
+        text = tools.json if isinstance(tools, FrozenTools) else as_json(list(tools), "tools")
+        key = (family, "tools", hash(text))
         cached = self._cached(key)
         if cached is not None:
             return cached
         cal = _CALIBRATIONS.get(family)
         if cal is not None:
-            text = as_json(list(tools), "tools")
             value = round(
                 cal.scale.get(PartKind.TEXT, 1.0) * self.count_text(text, family) + cal.per_tool_def * len(tools)
             )

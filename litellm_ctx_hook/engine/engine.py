@@ -123,6 +123,11 @@ class ContextEngine:
     def analysis_cache_size(self) -> int:
         return len(self.analyzer)
 
+    @property
+    def turn_memo(self) -> TurnMemo:
+        """The conversations' last turns (:mod:`turns`), for sizes and footprints."""
+        return self._turns
+
     def scope_for(self, team_id: str | None, api_key: str | None) -> str:
         """The tenant scope of cached summaries for a caller (``CONTEXT_CACHE_SCOPE``)."""
         return scope_for(self.settings.context_cache_scope, team_id, api_key)

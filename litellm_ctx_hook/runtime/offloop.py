@@ -11,6 +11,12 @@ LiteLLM's router and its HTTP clients live (:class:`LoopBridge`). The worker sha
 interpreter lock with the proxy's loop, so it computes in slices and waits for that loop to be
 idle between them (:mod:`pacing`).
 
+Nothing here changes the interpreter for the rest of the process unless asked: a shorter thread
+switch interval (``switch_interval_s``, ``CONTEXT_SWITCH_INTERVAL_MS``) and a frozen garbage
+collector with rarer full collections (``gc_freeze``, ``CONTEXT_GC_FREEZE``) apply to every request
+the proxy serves, managed or not, and are off by default (:func:`interpreter_settings` says what
+they are).
+
 At most ``CONTEXT_MAX_CONCURRENT`` requests are managed at once; the rest wait in order. A request
 still waiting when its queue deadline passes is managed anyway (over the bound, counted as an
 overrun): its time budget is then mostly spent, so it takes the quickest verified result, and it is
@@ -48,6 +54,16 @@ LONG_SECTION_S = 0.02  # a section longer than this is a loop stall worth counti
 FULL_GC_EVERY = 100  # middle-generation collections per full one once start-up is frozen (Python: 10)
 
 
+def interpreter_settings() -> dict[str, object]:
+    """The interpreter-wide settings the plugin may change (when asked), as they are now: to check
+    that a process is left as Python and LiteLLM set it up."""
+    return {
+        "switch_interval_s": sys.getswitchinterval(),
+        "gc_threshold": gc.get_threshold(),
+        "gc_frozen": gc.get_freeze_count(),
+    }
+
+
 def on_worker() -> bool:
     """Whether the calling code runs on an :class:`OffLoop` worker thread."""
     return threading.current_thread().name == WORKER_NAME
@@ -73,6 +89,8 @@ class OffLoop:
         self.dropped = 0  # optional work dropped at its queue deadline
         self.peak_queue = 0
         self._waiting = 0
+        self._serving = 0  # requests being managed on the worker (optional work starts after them)
+        self._quiet: asyncio.Event | None = None  # set while none is
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -101,10 +119,12 @@ class OffLoop:
                     asyncio.set_event_loop(loop)
                     pacing.install(self.pacer)
                     self._slots = asyncio.Semaphore(self.limit)
+                    self._quiet = asyncio.Event()
+                    self._quiet.set()
                     loop.call_soon(ready.set)
                     loop.run_forever()
 
-                if self.gc_freeze:
+                if self.gc_freeze:  # opt-in: it changes the collector for the whole process
                     # A LiteLLM proxy holds millions of objects from its start-up; a full collection
                     # scans them all (hundreds of ms, every thread stopped), and the plugin's work
                     # makes full collections come sooner. Frozen, they are never scanned again.
@@ -117,9 +137,10 @@ class OffLoop:
                     young, middle, old = gc.get_threshold()
                     gc.set_threshold(young, middle, max(old, FULL_GC_EVERY))
                 if 0 < self.switch_interval_s < sys.getswitchinterval():
-                    # The worker holds the GIL while it computes; the proxy's loop waits up to one
-                    # switch interval for it after each system call. Python's 5 ms makes that wait
-                    # the main cost the worker adds to other requests.
+                    # Opt-in. The worker holds the GIL while it computes; the proxy's loop waits up
+                    # to one switch interval for it after each system call. A shorter interval
+                    # shortens that wait, but makes every thread of the process (LiteLLM's own
+                    # included) hand the GIL over more often, on every request the proxy serves.
                     sys.setswitchinterval(self.switch_interval_s)
                 thread = threading.Thread(target=serve, name=WORKER_NAME, daemon=True)
                 thread.start()
@@ -191,6 +212,43 @@ class OffLoop:
         return await work
 
     async def _admitted(self, work: Callable[[], Awaitable[T]], deadline: float | None, *, optional: bool) -> T | None:
+        if optional:
+            if not await self._after_requests(deadline):
+                self.dropped += 1
+                return None
+        else:
+            self._serving += 1
+            if self._quiet is not None:
+                self._quiet.clear()
+        try:
+            return await self._admitted_now(work, deadline, optional=optional)
+        finally:
+            if not optional:
+                self._serving -= 1
+                if self._serving == 0 and self._quiet is not None:
+                    self._quiet.set()
+
+    async def _after_requests(self, deadline: float | None) -> bool:
+        """Wait until no request is being managed on the worker and the answer of the last one is
+        on its way; ``False`` if ``deadline`` passed first. Optional work is started by a request
+        (a speculative summary at CAUTION): started at once, its first synchronous stretch
+        (hundreds of milliseconds of condensing) would run before that request's answer leaves
+        the worker's loop."""
+        try:
+            left = None if deadline is None else max(0.0, deadline - time.perf_counter())
+            async with asyncio.timeout(left):
+                while self._serving and self._quiet is not None:
+                    await self._quiet.wait()
+        except TimeoutError:
+            return False
+        # The last request's answer is delivered by callbacks its end scheduled: let them run first.
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        return True
+
+    async def _admitted_now(
+        self, work: Callable[[], Awaitable[T]], deadline: float | None, *, optional: bool
+    ) -> T | None:
         if deadline is None:
             return await self._steps(work(), deadline)
         slots = self._slots
