@@ -162,21 +162,8 @@ class ContextHook(CustomLogger):
             ) from None
         except HTTPException:
             raise
-        except InvalidRequestError as exc:  # the client's malformed body: not our fault, no stack trace
-            self.metrics.invalid.labels(route=fmt.value, reason=exc.reason).inc()
-            self.shared.count("invalid")
-            self._invalid_log.log(request_id, fmt.value, exc)
-            return data
-        except Exception as exc:
-            self.metrics.errors.inc()
-            self.shared.count("errors")
-            log_fault(
-                log,
-                f"litellm-ctx-hook failed on request {request_id}; passing it through unchanged",
-                exc,
-                request_id=request_id,
-                route=fmt.value,
-            )
+        except Exception as exc:  # malformed (one line, no stack trace) or our fault: passed through
+            self._passed_through(exc, request_id, fmt)
             return data
 
     async def _pre_call(self, user: Any, data: dict[str, Any], fmt: Format, key: str, started: float) -> dict[str, Any]:
@@ -200,6 +187,24 @@ class ContextHook(CustomLogger):
         )
         self._hand_over(data, key, fmt, limit)
         return data
+
+    def _passed_through(self, exc: Exception, request_id: str, fmt: Format) -> None:
+        """Count and log a request left as it came: the client's malformed body (one rate-limited
+        line, no stack trace: not our fault) or a fault of the plugin's own (fail-open)."""
+        if isinstance(exc, InvalidRequestError):
+            self.metrics.invalid.labels(route=fmt.value, reason=exc.reason).inc()
+            self.shared.count("invalid")
+            self._invalid_log.log(request_id, fmt.value, exc)
+            return
+        self.metrics.errors.inc()
+        self.shared.count("errors")
+        log_fault(
+            log,
+            f"litellm-ctx-hook failed on request {request_id}; passing it through unchanged",
+            exc,
+            request_id=request_id,
+            route=fmt.value,
+        )
 
     def _routes(self) -> set[Format]:
         """The routes whose requests the pre-call hook hands over to the deployment hook: all three
@@ -286,21 +291,8 @@ class ContextHook(CustomLogger):
             self.metrics.rejected.inc()
             self.shared.count("rejected")
             raise _context_window_exceeded(exc, kwargs) from None
-        except InvalidRequestError as exc:
-            self.metrics.invalid.labels(route=fmt.value, reason=exc.reason).inc()
-            self.shared.count("invalid")
-            self._invalid_log.log(request_id, fmt.value, exc)
-            return None
-        except Exception as exc:
-            self.metrics.errors.inc()
-            self.shared.count("errors")
-            log_fault(
-                log,
-                f"litellm-ctx-hook failed on request {request_id}; passing it through unchanged",
-                exc,
-                request_id=request_id,
-                route=fmt.value,
-            )
+        except Exception as exc:  # malformed (one line, no stack trace) or our fault: passed through
+            self._passed_through(exc, request_id, fmt)
             return None
 
     async def _manage(

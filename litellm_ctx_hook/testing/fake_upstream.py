@@ -124,12 +124,12 @@ def read_record_file(path: Path) -> list[RecordedRequest]:
 # --- the server -----------------------------------------------------------------------------------
 
 
-class _Server(ThreadingHTTPServer):
-    """Tracks open connections so that ``stop()`` also ends kept-alive ones."""
+class TrackingServer(ThreadingHTTPServer):
+    """A threading HTTP server that tracks its open connections, so that stopping it also ends
+    kept-alive ones (:meth:`close_connections`); the fake upstreams of this package serve on it."""
 
     daemon_threads = True
     allow_reuse_address = True
-    upstream: FakeUpstream
 
     def server_activate(self) -> None:
         self._connections: set[socket.socket] = set()
@@ -153,6 +153,10 @@ class _Server(ThreadingHTTPServer):
         for conn in connections:
             with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)
+
+
+class _Server(TrackingServer):
+    upstream: FakeUpstream
 
 
 class UpstreamHandler(BaseHTTPRequestHandler):
