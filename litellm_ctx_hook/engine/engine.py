@@ -549,8 +549,10 @@ class ContextEngine:
         # The pinned messages alone are above the target: the cheaper tiers' best that fits.
         if floor > target:
             fitted, smallest = self._fit(a, original, span_reg, pinned, condensed_work, target)
-            if smallest is not None:
-                work = smallest  # nothing fits: pinned messages are cut from the smallest of them
+            if smallest is not None and condensed_work is None:
+                # nothing fits: pinned messages are cut from the condensed history (it keeps the
+                # gist of the turns it replaced), else from the smallest result with atoms dropped
+                work = smallest
             if fitted is not None:
                 log.info(
                     "target of %d tokens out of reach (the pinned messages need %d): sent %s at %d of %d tokens",
