@@ -101,6 +101,17 @@ class Condenser:
         self._atom_digests.clear()
         self.writer.pace.clear()
 
+    def sizes(self) -> dict[str, int]:
+        """Entries held in process: ``summaries_local`` (summaries kept without the shared cache),
+        ``atom_digests`` (digests of condensed spans), ``background_summaries`` (model summaries
+        under way) and ``summariser_paces`` (models whose summariser pace is tracked)."""
+        return {
+            "summaries_local": len(self._local),
+            "atom_digests": len(self._atom_digests),
+            "background_summaries": len(self._background),
+            "summariser_paces": len(self.writer.pace),
+        }
+
     # -- digests -------------------------------------------------------------------------------
     def _atom_payloads(self, conv: Conversation, atoms: Sequence[Atom]) -> list[bytes]:
         """A content digest per atom (cached per message content within the process)."""
