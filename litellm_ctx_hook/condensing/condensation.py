@@ -31,6 +31,7 @@ from ..cache.entries import SummaryEntry
 from ..cache.keys import chain_digests, chain_salt, content_digest
 from ..cache.memory import MemoryLRU
 from ..conversation import Conversation, Message, Part, PartKind, Role
+from ..planning.actions import reuse as reuse_action
 from ..planning.atoms import Atom
 from ..planning.edits import replace_spans, summary_text
 from ..planning.plan import CHAT_RECENT_MESSAGES, Regions, aggressive_span, light_span
@@ -170,7 +171,7 @@ class Condenser:
         messages, insertions = replace_spans(req.conversation.format, req.conversation.messages, replacements)
         for d, ins in zip(details, insertions, strict=True):
             d.update(index=ins.index, role=ins.role, merged=ins.merged)
-        actions = [f"reuse:{d['messages_condensed']}" for d in details]
+        actions = [reuse_action(d["messages_condensed"]) for d in details]
         return Condensed(messages, actions, details, "hit")
 
     # -- planning ------------------------------------------------------------------------------
