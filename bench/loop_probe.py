@@ -66,34 +66,12 @@ def _plugin(reset: bool) -> dict[str, Any] | None:
 
 def structure_sizes(hook: Any) -> dict[str, int]:
     """Entries held by every structure of the plugin that could grow with traffic."""
-    engine = hook.engine
-    condenser = engine.condenser
-    cache = engine.cache
-    sizes = {
-        "token_counts": engine.counter.cache_size,
-        "analyses": len(engine.analyzer),
-        "model_targets": len(engine.analyzer._targets),
-        "unknown_models": len(engine.analyzer._unknown_models),
-        "turns": len(engine._turns._turns),
-        "summaries_local": len(condenser._local),
-        "atom_digests": len(condenser._atom_digests),
-        "background_summaries": len(condenser._background),
-        "summariser_paces": len(condenser.writer.pace),
-        "speculating": len(engine.speculation) + hook.offloop.pending,
-        "summarisers": len(hook._summarizers),
-    }
-    if cache is not None:
-        sizes.update(
-            cache_summaries=len(cache._summaries),
-            cache_analyses=len(cache._analysis),
-            cache_locks=len(cache._locks._held),
-        )
-    return sizes
+    return dict(hook.structure_sizes())
 
 
 def _worker_cpu_s(hook: Any) -> float:
     """The CPU time of the plugin's worker thread so far (0 without the plugin or its worker)."""
-    thread = hook.offloop._thread if hook is not None else None
+    thread = hook.offloop.thread if hook is not None else None
     if thread is None or thread.ident is None:
         return 0.0
     try:

@@ -35,6 +35,7 @@ from litellm_ctx_hook.analysis.risk import ContextRiskLevel
 from litellm_ctx_hook.cache.store import SummaryCache
 from litellm_ctx_hook.conversation import Format
 from litellm_ctx_hook.engine.engine import ContextEngine
+from litellm_ctx_hook.planning.actions import SUMMARY_ACTIONS, kind
 from litellm_ctx_hook.settings import load_settings
 from litellm_ctx_hook.testing.fake_summarizer import KeywordSummarizer
 
@@ -98,7 +99,7 @@ async def replay(sample: evaldata.Sample, run_id: str) -> dict[str, Any] | None:
     first_any = None
     for stretch in stretches(sample, turns):
         actions = [t["out"].metadata.get("actions", []) for t in stretch]
-        summarised = [i for i, acts in enumerate(actions) if any(a.split(":")[0] in SUMMARY_ACTIONS for a in acts)]
+        summarised = [i for i, acts in enumerate(actions) if any(kind(a) in SUMMARY_ACTIONS for a in acts)]
         if not summarised:
             continue
         first = summarised[0]
@@ -106,11 +107,11 @@ async def replay(sample: evaldata.Sample, run_id: str) -> dict[str, Any] | None:
         for prev, cur, acts in zip(stretch[first:], stretch[first + 1 :], actions[first + 1 :], strict=False):
             growth += max(0, cur["out"].tokens_before - prev["out"].tokens_before)
             lookups += 1
-            found += any(a.split(":")[0] in ("reuse", "extend") for a in acts)
+            found += any(kind(a) in ("reuse", "extend") for a in acts)
             p, c = prev["out"].body["messages"], cur["out"].body["messages"]
             same = json.dumps(c[: len(p)]) == json.dumps(p)
             stable_all += same
-            if any(a.startswith("reuse") for a in acts):
+            if any(kind(a) == "reuse" for a in acts):
                 compared += 1
                 stable += same
     if first_any is None:
@@ -135,9 +136,6 @@ async def replay(sample: evaldata.Sample, run_id: str) -> dict[str, Any] | None:
         "overhead_ratio_p99": round(pct(overhead, 0.99), 3),
         "overhead_ratio_p50_turns_at_or_above_warning": round(pct(managed, 0.5), 3) if managed else None,
     }
-
-
-SUMMARY_ACTIONS = ("condense", "extend", "reuse")
 
 
 def stretches(sample: evaldata.Sample, turns: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:

@@ -52,6 +52,7 @@ from typing import Any
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
+from litellm_ctx_hook.planning.actions import kind as action_kind
 from litellm_ctx_hook.proxy.hook import ContextHook
 from litellm_ctx_hook.settings import load_settings
 
@@ -220,7 +221,7 @@ class Served:
 
 
 def kind_of(report: dict[str, Any], from_memo: bool) -> str:
-    actions = [str(a).split(":", 1)[0] for a in report.get("actions", [])]
+    actions = [action_kind(str(a)) for a in report.get("actions", [])]
     if from_memo:
         return "repeat turn"
     if not actions:

@@ -277,3 +277,40 @@ async def test_the_hooks_own_metadata_keys_cannot_come_from_the_client() -> None
     data = await _handed_over(hook, {**copy.deepcopy(body), "metadata": {MANAGED_LIMIT_KEY: 1}})
     sent = await hook.async_pre_call_deployment_hook(_attempt(data, "openai/gpt-4o", SMALL), CallTypes.acompletion)
     assert sent is not None and sent["messages"] != body["messages"]  # managed, the forged limit ignored
+
+
+# -- sizes of what the plugin keeps in process ---------------------------------------------------------
+SIZE_KEYS = {
+    "token_counts",
+    "analyses",
+    "model_targets",
+    "unknown_models",
+    "turns",
+    "summaries_local",
+    "atom_digests",
+    "background_summaries",
+    "summariser_paces",
+    "speculating",
+    "summarisers",
+    "cache_summaries",
+    "cache_analyses",
+    "cache_locks",
+}
+
+
+async def test_structure_sizes_name_every_structure_and_grow_with_a_managed_request() -> None:
+    # A model LiteLLM does not know, with a window the ~11k-token session does not fit.
+    hook = ContextHook(settings(context_speculative_condensation=False, real_text_model_tokens=8_000))
+    fresh = hook.structure_sizes()
+    assert set(fresh) == SIZE_KEYS
+    assert all(isinstance(n, int) and n >= 0 for n in fresh.values())
+    assert fresh["turns"] == fresh["model_targets"] == fresh["atom_digests"] == 0
+
+    body = {**_session(), "model": "ctx-test-unknown-model"}
+    out = await _provider_call(hook, copy.deepcopy(body), "acompletion")
+    assert out["messages"] != body["messages"]  # managed: it did not fit as it was
+    after = hook.structure_sizes()
+    assert set(after) == SIZE_KEYS
+    grown = {k for k in SIZE_KEYS if after[k] > fresh[k]}
+    assert {"token_counts", "model_targets", "unknown_models", "turns", "atom_digests"} <= grown, after
+    assert after["turns"] == len(hook.engine.turn_memo)

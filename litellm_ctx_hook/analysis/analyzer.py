@@ -77,6 +77,11 @@ class Analyzer:
     def __len__(self) -> int:
         return len(self._analyses)
 
+    def sizes(self) -> dict[str, int]:
+        """Entries held in process: ``model_targets`` (resolved models' limits) and
+        ``unknown_models`` (models already warned about as unknown)."""
+        return {"model_targets": len(self._targets), "unknown_models": len(self._unknown_models)}
+
     def resolve(self, model: str, router: RouterLike | None = None, *, is_vision: bool = False) -> ModelTarget:
         """The model's deployment and window (cached a minute: the router's list rarely changes)."""
         key = f"{model}|{id(router)}|{is_vision}"

@@ -129,6 +129,11 @@ class LocalLocks:
                 return False
             return True
 
+    def __len__(self) -> int:
+        """Names recorded, expired ones included until a purge removes them."""
+        with self._lock:
+            return len(self._held)
+
     def held(self) -> Iterable[str]:
         """Names currently held (expired ones excluded)."""
         now = self._clock()

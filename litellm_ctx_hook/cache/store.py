@@ -262,6 +262,15 @@ class SummaryCache:
             return {}
         return await self.redis.hgetall(STATS_KEY) or {}
 
+    def sizes(self) -> dict[str, int]:
+        """Entries held in process (L1): ``cache_summaries``, ``cache_analyses`` and
+        ``cache_locks`` (the in-process locks' names, expired ones included until purged)."""
+        return {
+            "cache_summaries": len(self._summaries),
+            "cache_analyses": len(self._analysis),
+            "cache_locks": len(self._locks),
+        }
+
     def clear_local(self) -> None:
         """Drop every L1 entry (Redis and the counters are left alone)."""
         self._summaries.clear()

@@ -31,6 +31,7 @@ from ..cache.entries import SummaryEntry
 from ..cache.keys import chain_digests, chain_salt, content_digest
 from ..cache.memory import MemoryLRU
 from ..conversation import Conversation, Message, Part, PartKind, Role
+from ..planning.actions import reuse as reuse_action
 from ..planning.atoms import Atom
 from ..planning.edits import replace_spans, summary_text
 from ..planning.plan import CHAT_RECENT_MESSAGES, Regions, aggressive_span, light_span
@@ -101,6 +102,17 @@ class Condenser:
         self._atom_digests.clear()
         self.writer.pace.clear()
 
+    def sizes(self) -> dict[str, int]:
+        """Entries held in process: ``summaries_local`` (summaries kept without the shared cache),
+        ``atom_digests`` (digests of condensed spans), ``background_summaries`` (model summaries
+        under way) and ``summariser_paces`` (models whose summariser pace is tracked)."""
+        return {
+            "summaries_local": len(self._local),
+            "atom_digests": len(self._atom_digests),
+            "background_summaries": len(self._background),
+            "summariser_paces": len(self.writer.pace),
+        }
+
     # -- digests -------------------------------------------------------------------------------
     def _atom_payloads(self, conv: Conversation, atoms: Sequence[Atom]) -> list[bytes]:
         """A content digest per atom (cached per message content within the process)."""
@@ -159,7 +171,7 @@ class Condenser:
         messages, insertions = replace_spans(req.conversation.format, req.conversation.messages, replacements)
         for d, ins in zip(details, insertions, strict=True):
             d.update(index=ins.index, role=ins.role, merged=ins.merged)
-        actions = [f"reuse:{d['messages_condensed']}" for d in details]
+        actions = [reuse_action(d["messages_condensed"]) for d in details]
         return Condensed(messages, actions, details, "hit")
 
     # -- planning ------------------------------------------------------------------------------

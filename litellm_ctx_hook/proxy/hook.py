@@ -354,6 +354,26 @@ class ContextHook(CustomLogger):
         meta["skipped"] = decision.reason
         return Outcome(data, False, total, total, risk, ContextManagementStrategy.MONITOR_ONLY, "none", meta)
 
+    def structure_sizes(self) -> dict[str, int]:
+        """Entries held by every in-process structure that could grow with traffic, by name:
+        ``token_counts``, ``analyses``, ``turns``, ``speculating`` (summaries started ahead plus the
+        worker's background work), ``summarisers`` (per-model aliases), the analyser's
+        (:meth:`Analyzer.sizes`), the condenser's (:meth:`Condenser.sizes`) and, with a cache, its L1
+        entries (:meth:`SummaryCache.sizes`). For soak tests and footprint checks."""
+        engine = self.engine
+        sizes = {
+            "token_counts": engine.counter.cache_size,
+            "analyses": len(engine.analyzer),
+            **engine.analyzer.sizes(),
+            "turns": len(engine.turn_memo),
+            **engine.condenser.sizes(),
+            "speculating": len(engine.speculation) + self.offloop.pending,
+            "summarisers": len(self._summarizers),
+        }
+        if engine.cache is not None:
+            sizes.update(engine.cache.sizes())
+        return sizes
+
     def _summarizer(self, alias: str) -> Summarizer:
         """The summariser of a per-model alias (one per alias: it remembers what it logged)."""
         if alias not in self._summarizers:

@@ -194,6 +194,11 @@ class OffLoop:
         future.add_done_callback(self._spawned.discard)
 
     @property
+    def thread(self) -> threading.Thread | None:
+        """The worker's thread, once started (None before and after it runs)."""
+        return self._thread
+
+    @property
     def pending(self) -> int:
         """Background work started with :meth:`spawn` and not finished."""
         return len(self._spawned)
