@@ -12,7 +12,7 @@ import json
 import re
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 TRANSCRIPT_OPEN = "<conversation_transcript>"
@@ -101,8 +101,9 @@ def prompt_tokens_for(n_chars: int) -> int:
 # --- response bodies ------------------------------------------------------------------------------
 
 
-def _model(body: Any, default: str) -> str:
-    return str(body.get("model") or default) if isinstance(body, dict) else default
+def model_of(body: Any, default: str) -> str:
+    """The body's ``model``, or ``default``."""
+    return str(body.get("model") or default) if isinstance(body, Mapping) else default
 
 
 def chat_completion(body: Any, text: str, prompt_tokens: int) -> dict[str, Any]:
@@ -111,7 +112,7 @@ def chat_completion(body: Any, text: str, prompt_tokens: int) -> dict[str, Any]:
         "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
         "object": "chat.completion",
         "created": int(time.time()),
-        "model": _model(body, "fake-model"),
+        "model": model_of(body, "fake-model"),
         "system_fingerprint": "fp_fake",
         "choices": [
             {
@@ -134,13 +135,13 @@ def chat_stream(body: dict[str, Any], text: str, prompt_tokens: int) -> Iterator
         "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
         "object": "chat.completion.chunk",
         "created": int(time.time()),
-        "model": _model(body, "fake-model"),
+        "model": model_of(body, "fake-model"),
         "system_fingerprint": "fp_fake",
     }
 
     def chunk(delta: dict[str, Any], finish: str | None) -> bytes:
         choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
-        return _sse({**base, "choices": [choice]})
+        return sse({**base, "choices": [choice]})
 
     yield chunk({"role": "assistant", "content": ""}, None)
     for piece in _pieces(text):
@@ -154,7 +155,7 @@ def chat_stream(body: dict[str, Any], text: str, prompt_tokens: int) -> Iterator
             "completion_tokens": completion_tokens,
             "total_tokens": prompt_tokens + completion_tokens,
         }
-        yield _sse({**base, "choices": [], "usage": usage})
+        yield sse({**base, "choices": [], "usage": usage})
     yield b"data: [DONE]\n\n"
 
 
@@ -163,7 +164,7 @@ def anthropic_message(body: Any, text: str, prompt_tokens: int) -> dict[str, Any
         "id": f"msg_{uuid.uuid4().hex[:24]}",
         "type": "message",
         "role": "assistant",
-        "model": _model(body, "claude-fake"),
+        "model": model_of(body, "claude-fake"),
         "content": [{"type": "text", "text": text}],
         "stop_reason": "end_turn",
         "stop_sequence": None,
@@ -174,25 +175,23 @@ def anthropic_message(body: Any, text: str, prompt_tokens: int) -> dict[str, Any
 def anthropic_stream(body: dict[str, Any], text: str, prompt_tokens: int) -> Iterator[bytes]:
     message = anthropic_message(body, "", prompt_tokens)
     message.update(content=[], stop_reason=None, usage={"input_tokens": prompt_tokens, "output_tokens": 1})
-    yield _sse({"type": "message_start", "message": message}, event="message_start")
+    yield sse({"type": "message_start", "message": message}, event="message_start")
     block_start = {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}
-    yield _sse(block_start, event="content_block_start")
+    yield sse(block_start, event="content_block_start")
     for piece in _pieces(text):
         delta = {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": piece}}
-        yield _sse(delta, event="content_block_delta")
-    yield _sse({"type": "content_block_stop", "index": 0}, event="content_block_stop")
+        yield sse(delta, event="content_block_delta")
+    yield sse({"type": "content_block_stop", "index": 0}, event="content_block_stop")
     message_delta = {
         "type": "message_delta",
         "delta": {"stop_reason": "end_turn", "stop_sequence": None},
         "usage": {"output_tokens": prompt_tokens_for(len(text))},
     }
-    yield _sse(message_delta, event="message_delta")
-    yield _sse({"type": "message_stop"}, event="message_stop")
+    yield sse(message_delta, event="message_delta")
+    yield sse({"type": "message_stop"}, event="message_stop")
 
 
 def response_object(body: Any, text: str, prompt_tokens: int, *, status: str = "completed") -> dict[str, Any]:
-    output_tokens = prompt_tokens_for(len(text))
-    done = status == "completed"
     message = {
         "type": "message",
         "id": f"msg_{uuid.uuid4().hex[:24]}",
@@ -200,19 +199,36 @@ def response_object(body: Any, text: str, prompt_tokens: int, *, status: str = "
         "role": "assistant",
         "content": [{"type": "output_text", "text": text, "annotations": []}],
     }
+    instructions = body.get("instructions") if isinstance(body, Mapping) else None
+    return response_envelope(body, [message], prompt_tokens, prompt_tokens_for(len(text)), status, instructions)
+
+
+def response_envelope(
+    body: Any,
+    output: list[dict[str, Any]],
+    prompt_tokens: int,
+    output_tokens: int,
+    status: str,
+    instructions: Any = None,
+    *,
+    parallel_tool_calls: bool = True,
+) -> dict[str, Any]:
+    """A Responses API ``response`` object around ``output`` (empty and without usage until
+    ``status`` is ``completed``)."""
+    done = status == "completed"
     return {
         "id": f"resp_{uuid.uuid4().hex[:24]}",
         "object": "response",
         "created_at": int(time.time()),
         "status": status,
-        "model": _model(body, "fake-model"),
-        "output": [message] if done else [],
-        "parallel_tool_calls": True,
+        "model": model_of(body, "fake-model"),
+        "output": output if done else [],
+        "parallel_tool_calls": parallel_tool_calls,
         "tool_choice": "auto",
         "tools": [],
         "error": None,
         "incomplete_details": None,
-        "instructions": body.get("instructions") if isinstance(body, dict) else None,
+        "instructions": instructions,
         "metadata": {},
         "temperature": 1.0,
         "top_p": 1.0,
@@ -282,7 +298,7 @@ def responses_stream(body: dict[str, Any], text: str, prompt_tokens: int) -> Ite
         {"type": "response.completed", "response": final},
     ]
     for seq, event in enumerate(events):
-        yield _sse({**event, "sequence_number": seq}, event=str(event["type"]))
+        yield sse({**event, "sequence_number": seq}, event=str(event["type"]))
 
 
 def error_body(endpoint: str, status: int, message: str) -> dict[str, Any]:
@@ -303,6 +319,7 @@ def _pieces(text: str) -> list[str]:
     return words or [text]
 
 
-def _sse(obj: dict[str, Any], event: str | None = None) -> bytes:
+def sse(obj: Mapping[str, Any], event: str | None = None) -> bytes:
+    """One server-sent event (``event:`` line optional) carrying ``obj`` as JSON."""
     head = f"event: {event}\n" if event else ""
     return f"{head}data: {json.dumps(obj)}\n\n".encode()

@@ -155,6 +155,23 @@ class TrackingServer(ThreadingHTTPServer):
                 conn.shutdown(socket.SHUT_RDWR)
 
 
+def send_events(handler: BaseHTTPRequestHandler, events: Iterator[bytes]) -> None:
+    """Answer with server-sent events, delimited by closing the connection (no Content-Length);
+    a client that went away ends it quietly."""
+    handler.close_connection = True
+    try:
+        handler.send_response(200)
+        handler.send_header("Content-Type", "text/event-stream")
+        handler.send_header("Cache-Control", "no-cache")
+        handler.send_header("Connection", "close")
+        handler.end_headers()
+        for event in events:
+            handler.wfile.write(event)
+            handler.wfile.flush()
+    except OSError:
+        pass
+
+
 class _Server(TrackingServer):
     upstream: FakeUpstream
 
@@ -235,19 +252,7 @@ class UpstreamHandler(BaseHTTPRequestHandler):
             self.close_connection = True
 
     def _send_stream(self, events: Iterator[bytes]) -> None:
-        """Server-sent events, delimited by closing the connection (no Content-Length)."""
-        self.close_connection = True
-        try:
-            self.send_response(200)
-            self.send_header("Content-Type", "text/event-stream")
-            self.send_header("Cache-Control", "no-cache")
-            self.send_header("Connection", "close")
-            self.end_headers()
-            for event in events:
-                self.wfile.write(event)
-                self.wfile.flush()
-        except OSError:
-            pass
+        send_events(self, events)
 
 
 class FakeUpstream:

@@ -15,7 +15,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .fake_replies import prompt_tokens_for
+from .fake_replies import model_of, prompt_tokens_for, response_envelope, sse
 from .provider_checks import thinking_signature
 
 
@@ -29,15 +29,6 @@ class ToolCall:
     @property
     def arguments_json(self) -> str:
         return json.dumps(self.arguments)
-
-
-def _sse(obj: Mapping[str, Any], event: str | None = None) -> bytes:
-    head = f"event: {event}\n" if event else ""
-    return f"{head}data: {json.dumps(obj)}\n\n".encode()
-
-
-def _model(body: Mapping[str, Any], default: str) -> str:
-    return str(body.get("model") or default)
 
 
 # --- Anthropic Messages -----------------------------------------------------------------------------
@@ -56,7 +47,7 @@ def anthropic_tool_message(body: Mapping[str, Any], call: ToolCall, prompt_token
         "id": f"msg_{uuid.uuid4().hex[:24]}",
         "type": "message",
         "role": "assistant",
-        "model": _model(body, "claude-fake"),
+        "model": model_of(body, "claude-fake"),
         "content": anthropic_blocks(call),
         "stop_reason": "tool_use",
         "stop_sequence": None,
@@ -72,24 +63,24 @@ def anthropic_tool_stream(body: Mapping[str, Any], call: ToolCall, prompt_tokens
         "stop_reason": None,
         "usage": {"input_tokens": prompt_tokens, "output_tokens": 1},
     }
-    yield _sse({"type": "message_start", "message": start}, "message_start")
+    yield sse({"type": "message_start", "message": start}, "message_start")
     for index, block in enumerate(message["content"]):
         if block["type"] == "thinking":
-            yield _sse(
+            yield sse(
                 {"type": "content_block_start", "index": index, "content_block": {"type": "thinking", "thinking": ""}},
                 "content_block_start",
             )
             delta = {"type": "thinking_delta", "thinking": block["thinking"]}
-            yield _sse({"type": "content_block_delta", "index": index, "delta": delta}, "content_block_delta")
+            yield sse({"type": "content_block_delta", "index": index, "delta": delta}, "content_block_delta")
             delta = {"type": "signature_delta", "signature": block["signature"]}
-            yield _sse({"type": "content_block_delta", "index": index, "delta": delta}, "content_block_delta")
+            yield sse({"type": "content_block_delta", "index": index, "delta": delta}, "content_block_delta")
         else:
             opened = {"type": "tool_use", "id": block["id"], "name": block["name"], "input": {}}
-            yield _sse({"type": "content_block_start", "index": index, "content_block": opened}, "content_block_start")
+            yield sse({"type": "content_block_start", "index": index, "content_block": opened}, "content_block_start")
             delta = {"type": "input_json_delta", "partial_json": call.arguments_json}
-            yield _sse({"type": "content_block_delta", "index": index, "delta": delta}, "content_block_delta")
-        yield _sse({"type": "content_block_stop", "index": index}, "content_block_stop")
-    yield _sse(
+            yield sse({"type": "content_block_delta", "index": index, "delta": delta}, "content_block_delta")
+        yield sse({"type": "content_block_stop", "index": index}, "content_block_stop")
+    yield sse(
         {
             "type": "message_delta",
             "delta": {"stop_reason": "tool_use", "stop_sequence": None},
@@ -97,7 +88,7 @@ def anthropic_tool_stream(body: Mapping[str, Any], call: ToolCall, prompt_tokens
         },
         "message_delta",
     )
-    yield _sse({"type": "message_stop"}, "message_stop")
+    yield sse({"type": "message_stop"}, "message_stop")
 
 
 # --- OpenAI chat completions ------------------------------------------------------------------------
@@ -114,7 +105,7 @@ def chat_tool_completion(body: Mapping[str, Any], call: ToolCall, prompt_tokens:
         "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
         "object": "chat.completion",
         "created": int(time.time()),
-        "model": _model(body, "fake-model"),
+        "model": model_of(body, "fake-model"),
         "choices": [
             {
                 "index": 0,
@@ -136,7 +127,7 @@ def chat_tool_stream(body: Mapping[str, Any], call: ToolCall, prompt_tokens: int
     base = {k: whole[k] for k in ("id", "object", "created", "model")} | {"object": "chat.completion.chunk"}
 
     def chunk(delta: dict[str, Any], finish: str | None) -> bytes:
-        return _sse({**base, "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]})
+        return sse({**base, "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]})
 
     opened = {"index": 0, "id": call.call_id, "type": "function", "function": {"name": call.name, "arguments": ""}}
     yield chunk({"role": "assistant", "content": None, "tool_calls": [opened]}, None)
@@ -144,7 +135,7 @@ def chat_tool_stream(body: Mapping[str, Any], call: ToolCall, prompt_tokens: int
     yield chunk({}, "tool_calls")
     options = body.get("stream_options")
     if isinstance(options, Mapping) and options.get("include_usage"):
-        yield _sse({**base, "choices": [], "usage": whole["usage"]})
+        yield sse({**base, "choices": [], "usage": whole["usage"]})
     yield b"data: [DONE]\n\n"
 
 
@@ -152,35 +143,8 @@ def chat_tool_stream(body: Mapping[str, Any], call: ToolCall, prompt_tokens: int
 
 
 def _response(body: Mapping[str, Any], output: list[dict[str, Any]], prompt_tokens: int, status: str) -> dict[str, Any]:
-    done = status == "completed"
     output_tokens = sum(prompt_tokens_for(len(str(o.get("arguments", "")))) for o in output) or 1
-    return {
-        "id": f"resp_{uuid.uuid4().hex[:24]}",
-        "object": "response",
-        "created_at": int(time.time()),
-        "status": status,
-        "model": _model(body, "fake-model"),
-        "output": output if done else [],
-        "parallel_tool_calls": False,
-        "tool_choice": "auto",
-        "tools": [],
-        "error": None,
-        "incomplete_details": None,
-        "instructions": None,
-        "metadata": {},
-        "temperature": 1.0,
-        "top_p": 1.0,
-        "text": {"format": {"type": "text"}},
-        "usage": {
-            "input_tokens": prompt_tokens,
-            "input_tokens_details": {"cached_tokens": 0},
-            "output_tokens": output_tokens,
-            "output_tokens_details": {"reasoning_tokens": 0},
-            "total_tokens": prompt_tokens + output_tokens,
-        }
-        if done
-        else None,
-    }
+    return response_envelope(body, output, prompt_tokens, output_tokens, status, parallel_tool_calls=False)
 
 
 def responses_call_item(call: ToolCall) -> dict[str, Any]:
@@ -226,4 +190,4 @@ def responses_tool_stream(body: Mapping[str, Any], call: ToolCall, prompt_tokens
         {"type": "response.completed", "response": final},
     ]
     for seq, event in enumerate(events):
-        yield _sse({**event, "sequence_number": seq}, str(event["type"]))
+        yield sse({**event, "sequence_number": seq}, str(event["type"]))

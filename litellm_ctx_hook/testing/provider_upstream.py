@@ -42,7 +42,7 @@ from .fake_replies import (
     response_object,
     responses_stream,
 )
-from .fake_upstream import TrackingServer
+from .fake_upstream import TrackingServer, send_events
 from .provider_checks import CHECKS, VIEWS, RequestView, ToolSpec, body_text, error_code
 from .provider_replies import (
     ToolCall,
@@ -189,18 +189,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
 
     def _stream(self, events: Iterator[bytes]) -> None:
-        self.close_connection = True
-        try:
-            self.send_response(200)
-            self.send_header("Content-Type", "text/event-stream")
-            self.send_header("Cache-Control", "no-cache")
-            self.send_header("Connection", "close")
-            self.end_headers()
-            for event in events:
-                self.wfile.write(event)
-                self.wfile.flush()
-        except OSError:
-            pass
+        send_events(self, events)
 
 
 Reply = dict[str, Any] | Iterator[bytes]
