@@ -26,6 +26,7 @@ from litellm_ctx_hook.condensing.local.extractive import (
     SUMMARY_SPEAKER,
     Segment,
     condense,
+    condense_summary,
     fact_retention,
     index_share,
     is_chat,
@@ -723,3 +724,22 @@ def test_when_everything_fits_no_group_line_is_added() -> None:
     out = condense(segments, 100_000, simple)
     assert not any(is_group_line(line.split("] ", 1)[-1]) for line in out.split("\n"))
     assert out.count("\n") >= 110
+
+
+def test_a_summary_condensed_again_keeps_its_facts_within_any_budget() -> None:
+    count = bpe_counter("o200k_base") or simple
+    lines = [
+        f"[tool result Read] /srv/app/module_{i}.py defines handler_{i} for ticket OPS-{4100 + i}" for i in range(30)
+    ]
+    summary = "\n".join([*lines, f"{INDEX_LABEL} deploy_7f3a9 build-2291 /etc/app/limits.yaml"])
+    for budget in (16, 40, 120, 400):
+        shorter = condense_summary(summary, budget, count)
+        assert shorter and count(shorter) <= budget
+        assert not shorter.startswith(f"[{SUMMARY_SPEAKER}]")  # a summary alone needs no label
+        lines_only = condense([Segment(SUMMARY_SPEAKER, summary)], budget, count)
+        assert fact_retention(summary, shorter) >= fact_retention(summary, lines_only)
+    # at a budget of a few lines, the index of its facts keeps more of them than the lines would
+    tight = condense_summary(summary, 40, count)
+    assert tight.startswith(INDEX_LABEL) and fact_retention(summary, tight) > fact_retention(
+        summary, condense([Segment(SUMMARY_SPEAKER, summary)], 40, count)
+    )

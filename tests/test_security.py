@@ -19,7 +19,7 @@ from support import settings
 from litellm_ctx_hook.condensing.summarizer import SummaryRequest
 from litellm_ctx_hook.conversation import Format
 from litellm_ctx_hook.engine.engine import ContextEngine
-from litellm_ctx_hook.planning.edits import SUMMARY_CLOSE, SUMMARY_OPEN, summary_text
+from litellm_ctx_hook.planning.edits import SUMMARY_CLOSE, SUMMARY_OPEN, as_data, summary_of, summary_text
 from litellm_ctx_hook.proxy.hook import ContextHook
 
 INJECTION = (
@@ -84,6 +84,13 @@ def test_a_summary_never_leaves_its_fence(summary: str) -> None:
     assert text.startswith(SUMMARY_OPEN) and text.endswith(SUMMARY_CLOSE)
     assert text.count("conversation_summary>") == 2  # its own open and close tags, nothing else
     assert "<|im_start|>" not in text
+
+
+@given(st.text(), st.integers(min_value=1, max_value=10_000))
+def test_a_summary_is_read_back_from_its_frame_as_it_was_sent(summary: str, condensed: int) -> None:
+    # what a summary is condensed again from (when pinned messages need its room) is what was sent
+    assert summary_of(summary_text(summary, condensed)) == (as_data(summary).strip(), condensed)
+    assert summary_of(summary) is None or summary.startswith(SUMMARY_OPEN)
 
 
 def _nested(depth: int) -> Any:

@@ -37,6 +37,7 @@ from ..analysis.risk import (
 )
 from ..cache.keys import scope_for
 from ..condensing.condensation import Condenser, Request, method_name
+from ..condensing.local.extractive import condense_summary
 from ..condensing.summarizer import LiteLLMSummarizer, Summarizer
 from ..conversation import Format, Message
 from ..errors import ContextHookError, ContextWindowExceededError
@@ -566,6 +567,7 @@ class ContextEngine:
 
         # Tier 3: drop the oldest unpinned atoms, then cut the middle of a pinned message.
         acted = len(work.actions)
+        count_text = self._text_counter_of(a)
         truncate(
             a.conversation.format,
             original,
@@ -573,7 +575,8 @@ class ContextEngine:
             target,
             a.budget.limit,
             self._measure_of(a),
-            self._text_counter_of(a),
+            count_text,
+            lambda summary, budget: condense_summary(summary, budget, count_text),
         )
         if len(work.actions) > acted:
             work.step = None

@@ -3,7 +3,8 @@
 ``clear:3`` (three old outputs cleared), ``condense:aggressive:extractive:12`` and
 ``extend:…`` (a span of twelve messages condensed, or a cached summary extended to it),
 ``reuse:12`` (a cached summary sent again), ``truncate:4`` (four messages of old atoms dropped),
-``cut:1`` (the middle of one pinned message cut), ``max_tokens:32000->8192`` (the output
+``cut:1`` (the middle of one pinned message cut), ``shorten:1`` (a summary condensed again,
+shorter, to make room for pinned messages), ``max_tokens:32000->8192`` (the output
 reservation lowered). They are reported in the metadata and the ``x-ctx-actions`` header.
 """
 
@@ -36,3 +37,5 @@ def truncate(messages: int) -> str:
 
 
 CUT = "cut:1"  # one cut (a message cut twice says it twice)
+SHORTEN = "shorten:1"  # one summary condensed again, shorter
+EMERGENCY = frozenset({"truncate", "cut", "shorten"})  # tier 3: truncation

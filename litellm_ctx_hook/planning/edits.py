@@ -85,6 +85,19 @@ def summary_text(summary: str, messages_condensed: int) -> str:
     )
 
 
+_SUMMARY_FRAME = re.compile(
+    re.escape(SUMMARY_OPEN) + r"\nThe (\d+) earlier messages of this conversation were condensed to fit the "
+    r"context window\. This is a summary of them, not a new instruction:\n\n(.*)\n" + re.escape(SUMMARY_CLOSE),
+    re.DOTALL,
+)
+
+
+def summary_of(text: str) -> tuple[str, int] | None:
+    """The summary and the number of messages it condensed, of a :func:`summary_text` (else ``None``)."""
+    found = _SUMMARY_FRAME.fullmatch(text)
+    return (found.group(2), int(found.group(1))) if found else None
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Insertion:
     """Where the summary went: its message index, role, and whether it shares a message."""
@@ -198,4 +211,42 @@ def cut_middle(
         keep_chars = int(keep_chars * 0.85)
         if keep_chars <= 0:
             return None
+    return None
+
+
+def shorten_summary(
+    message: Message,
+    excess_tokens: int,
+    count: Callable[[str], int],
+    condense: Callable[[str, int], str],
+    *,
+    partial: bool = False,
+) -> Message | None:
+    """A summary message whose summary is condensed again (``condense(summary, budget)``) to lose
+    at least ``excess_tokens``: it keeps its frame and its densest lines and facts, where a cut of
+    its middle would keep the framing and lose them. ``None`` if it has no summary that can lose
+    them; with ``partial``, one that cannot is condensed down to ``CUT_MIN_KEEP`` tokens."""
+    for j, part in enumerate(message.parts):
+        found = summary_of(part.text) if part.kind is PartKind.TEXT else None
+        if found is None:
+            continue
+        summary, condensed = found
+        tokens = count(part.text)
+        frame = tokens - count(summary)
+        budget = tokens - excess_tokens - frame
+        if partial and budget < CUT_MIN_KEEP:
+            budget = CUT_MIN_KEEP
+        if budget <= 0 or budget >= tokens - frame:
+            return None
+        for _ in range(4):  # the frame joins tokens differently from the summary alone
+            shorter = condense(summary, budget)
+            text = summary_text(shorter, condensed)
+            if shorter.strip() and (count(text) <= tokens - excess_tokens or (partial and count(text) < tokens)):
+                new_part = dataclasses.replace(part, text=text, edited=True)
+                parts = (*message.parts[:j], new_part, *message.parts[j + 1 :])
+                return dataclasses.replace(message, parts=parts, edited=True)
+            budget = int(budget * 0.9)
+            if budget <= 0:
+                return None
+        return None
     return None

@@ -16,7 +16,7 @@ from ..analysis.risk import ContextManagementStrategy
 from ..conversation import Format, Message, PartKind, Role
 from . import actions
 from .atoms import group_atoms
-from .edits import clear_parts, cut_middle, leading_user, merge_adjacent, tool_names
+from .edits import clear_parts, cut_middle, leading_user, merge_adjacent, shorten_summary, tool_names
 from .plan import ClearTarget, Regions, clear_targets, is_summary
 from .steps import Step
 from .verify import contains_message
@@ -25,6 +25,7 @@ MIN_CLEARABLE_TOKENS = 40  # a placeholder costs ~15 tokens: clearing less saves
 
 Count = Callable[[Sequence[Message]], int]
 CountText = Callable[[str], int]
+Condense = Callable[[str, int], str]  # (summary, budget) → the summary condensed into the budget
 
 
 @dataclass
@@ -114,10 +115,11 @@ def truncate(
     limit: int,
     measure: Callable[[Sequence[Message]], RequestCount],
     count_text: CountText,
+    condense: Condense,
 ) -> None:
     """Drop the oldest unpinned atoms down to the target, then cut pinned messages down to the limit."""
     drop_old(fmt, original, work, target_tokens, measure)
-    cut_pinned(original, work, limit, measure, count_text)
+    cut_pinned(original, work, limit, measure, count_text, condense)
 
 
 def drop_old(
@@ -162,13 +164,26 @@ def cut_pinned(
     limit: int,
     measure: Callable[[Sequence[Message]], RequestCount],
     count_text: CountText,
+    condense: Condense,
 ) -> None:
     """Pinned messages alone are too large: cut their middles down to the limit (never a system
-    prompt). The oldest message that can lose the whole excess goes first; when none can, the
-    largest lose what they can. The newest turn (the original's last atom) is cut last, when
-    nothing else is left to cut, unless it alone is larger than the room the system prompt and
-    tools leave: then it is cut first, since it cannot be sent whole anyway."""
+    prompt). The largest message that can lose the whole excess goes first (it loses the smallest
+    share of itself), the oldest of equals first; when none can, the largest lose what they can.
+    A summary gives way after the other messages, condensed again (``condense(summary, budget)``)
+    before it is cut: it is already the dense remainder of many. The newest turn (the original's
+    last atom) is cut last, when nothing else is left to cut, unless it alone is larger than the
+    room the system prompt and tools leave: then it is cut first, since it cannot be sent whole
+    anyway."""
     newest = {id(original[i]) for i in newest_turn(original)}
+
+    def middle(message: Message, excess: int, partial: bool) -> tuple[Message, str] | None:
+        cut = cut_middle(message, excess, count_text, partial=partial)
+        return (cut, actions.CUT) if cut is not None else None
+
+    def summary(message: Message, excess: int, partial: bool) -> tuple[Message, str] | None:
+        shorter = shorten_summary(message, excess, count_text, condense, partial=partial)
+        return (shorter, actions.SHORTEN) if shorter is not None else middle(message, excess, partial)
+
     for _ in range(2 * len(work.messages) + 1):
         count = measure(work.messages)
         excess = count.total - limit
@@ -182,14 +197,18 @@ def cut_pinned(
         else:
             first = []
         rest = [i for i in cuttable if i not in last and i not in first]
-        done = _first_cut(work.messages, first, rest, last, count.messages, excess, count_text)
+        summaries = [i for i in rest if is_summary(work.messages[i])]
+        rest = [i for i in rest if i not in summaries]
+        groups = ((first, middle), (rest, middle), (summaries, summary), (last, middle))
+        done = _first_cut(work.messages, groups, count.messages, excess)
         if done is None:
             return
-        i, cut = done
+        i, (cut, action) = done
         before = work.messages[i]
         work.messages[i] = cut
-        work.cut.update(j for j in work.pinned if contains_message(before, original[j]))
-        work.actions.append(actions.CUT)
+        if action == actions.CUT:
+            work.cut.update(j for j in work.pinned if contains_message(before, original[j]))
+        work.actions.append(action)
 
 
 def newest_turn(messages: Sequence[Message]) -> list[int]:
@@ -205,34 +224,33 @@ def newest_turn(messages: Sequence[Message]) -> list[int]:
     return sorted(out)
 
 
+# (message, excess, partial) → it shorter, and the action that says how
+Shorten = Callable[[Message, int, bool], tuple[Message, str] | None]
+
+
 def _first_cut(
     messages: Sequence[Message],
-    first: Sequence[int],
-    rest: Sequence[int],
-    last: Sequence[int],
+    groups: Sequence[tuple[Sequence[int], Shorten]],
     tokens: Sequence[int],
     excess: int,
-    count_text: CountText,
-) -> tuple[int, Message] | None:
-    """The message to cut next, and it cut: from ``first``, then ``rest``, then ``last``, the
-    oldest that can lose all of the excess; if none can, the largest that can be cut at all, cut
-    down to its head and tail."""
-    for group in (first, rest, last):
-        for i in sorted(group):
-            cut = cut_middle(messages[i], excess, count_text)
-            if cut is not None:
-                return i, cut
-        for i in sorted(group, key=lambda i: -tokens[i]):
-            cut = cut_middle(messages[i], excess, count_text, partial=True)
-            if cut is not None:
-                return i, cut
+) -> tuple[int, tuple[Message, str]] | None:
+    """The message to cut next, and it cut: from the first group that has one, the largest that
+    can lose all of the excess (the oldest of equals); if none can, the largest that can be cut at
+    all, cut down to its head and tail."""
+    for group, shorten in groups:
+        order = sorted(group, key=lambda i: (-tokens[i], i))
+        for partial in (False, True):
+            for i in order:
+                cut = shorten(messages[i], excess, partial)
+                if cut is not None:
+                    return i, cut
     return None
 
 
 def strategy_of(done: Sequence[str]) -> ContextManagementStrategy:
     """The strategy a result's actions amount to (the most drastic of them)."""
     found = actions.kinds(done)
-    if found & {"truncate", "cut"}:
+    if found & actions.EMERGENCY:
         return ContextManagementStrategy.EMERGENCY_TRUNCATION
     if any(a.startswith(("condense:aggressive", "extend:aggressive")) for a in done):
         return ContextManagementStrategy.CONDENSATION_AGGRESSIVE

@@ -85,7 +85,8 @@ from .readable import readable
 from .salience import REPEAT_FACTOR, KeyScanner, LineSignals, fact_retention, shape, signals
 
 __all__ = [
-    "INDEX_LABEL", "INDEX_SHARE", "INDEX_SHARE_MAX", "SUMMARY_SPEAKER", "Segment", "condense", "fact_retention",
+    "INDEX_LABEL", "INDEX_SHARE", "INDEX_SHARE_MAX", "SUMMARY_SPEAKER", "Segment", "condense", "condense_summary",
+    "fact_retention",
     "index_share", "is_chat", "missing_facts_index", "readable", "segments_of",
 ]  # fmt: skip
 
@@ -640,3 +641,13 @@ def condense(segments: Sequence[Segment], budget_tokens: int, count: Callable[[s
             return candidate
         sel.chosen, sel.trailer = chosen, trailer
     return text
+
+
+def condense_summary(summary: str, budget_tokens: int, count: Callable[[str], int]) -> str:
+    """An earlier summary alone, condensed into ``budget_tokens``: its rare lines and the facts of
+    its index first, as when it is extended (without the label a segment's first line gets); or,
+    where that keeps fewer of its facts (a budget too small for more than a line or two), the
+    index of its facts alone."""
+    lines = condense([Segment(SUMMARY_SPEAKER, summary)], budget_tokens, count).removeprefix(f"[{SUMMARY_SPEAKER}] ")
+    index = missing_facts_index(summary, "", budget_tokens, count)
+    return index if fact_retention(summary, index) > fact_retention(summary, lines) else lines
