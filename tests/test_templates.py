@@ -147,6 +147,17 @@ def test_a_listing_keeps_the_odd_file() -> None:
     assert group_count(out[0]) == 50
 
 
+def test_a_largest_share_can_be_asked_of_the_largest_group() -> None:
+    # a log of three interleaved kinds: each group holds a third of the lines
+    r = random.Random(5)
+    kinds = ("GET /api/items/{} 200 {}ms", "cache hit key=item:{} age={}s", "db query rows={} took {}ms")
+    lines = [kinds[i % 3].format(r.randrange(10_000), r.randrange(1, 90)) for i in range(90)]
+    assert [len(g.lines) for g in classify(lines).groups] == [30, 30, 30]
+    assert classify(lines, 0.3).groups  # a third: enough
+    assert not classify(lines, 0.5).groups  # none holds half: judged on a sample first, no full pass
+    assert classify(log_lines(), 0.5).groups  # one template, all of the lines
+
+
 def test_json_records_collapse_to_their_shape_and_keep_the_outlier() -> None:
     r = random.Random(5)
     records = [

@@ -60,6 +60,8 @@ MIN_LINES = 12  # shorter texts are left alone
 SAMPLE_LINES = 48  # a text is first judged on an even sample of this many lines: …
 SAMPLE_SHARE = 0.4  # … unless this share of them repeats the start of another, it is left alone
 SAMPLE_PREFIX = 16
+SAMPLE_HEAD = 256  # characters of a sampled line judged
+SAMPLE_DOMINANT = 0.6  # of the share asked of the largest group, what its template must hold in the sample
 REPETITIVE_SHARE = 0.5  # of a text's lines in groups, for it to be collapsed …
 LARGEST_SHARE = 0.2  # … and in its largest group (code's many small groups of "end" or "}" are not that)
 OUTLIER_IQR = 3.0
@@ -240,39 +242,49 @@ def is_group_line(line: str) -> bool:
     return _GROUP_LINE.match(line.strip()) is not None
 
 
-def _may_repeat(lines: Sequence[str], live: Sequence[int]) -> bool:
-    """Whether the lines may share templates, judged cheaply (in C) on an even sample of at most
-    ``SAMPLE_LINES``: at least ``SAMPLE_SHARE`` of them share their first ``SAMPLE_PREFIX``
-    characters (digits folded, spacing left out: indentation is no template) with another line of
-    the sample, and then their template. Most text (code, prose) does not."""
-    step = max(1.0, len(live) / SAMPLE_LINES)
-    picked = [live[int(j * step)] for j in range(min(SAMPLE_LINES, len(live)))]
+def _may_repeat(lines: Sequence[str], dominant: float) -> bool:
+    """Whether the lines may share templates, judged cheaply (in C) on the lines with content of
+    an even sample of at most ``SAMPLE_LINES``: at least ``SAMPLE_SHARE`` of them share their
+    first ``SAMPLE_PREFIX`` characters (digits folded, spacing left out: indentation is no
+    template) with another line of the sample, and then their template; and one template holds
+    ``SAMPLE_DOMINANT`` of the ``dominant`` share asked of the largest group. Most text (code,
+    prose) does not."""
+    step = max(1.0, len(lines) / SAMPLE_LINES)
+    evenly = (lines[int(j * step)] for j in range(min(SAMPLE_LINES, len(lines))))
+    picked = [line for line in evenly if line.strip(_NO_CONTENT)]
+    if not picked:
+        return False
     seen: dict[str, int] = {}
-    for i in picked:
-        key = lines[i].translate(_FOLD_DIGITS)[:SAMPLE_PREFIX]
+    for line in picked:  # (a line's head only: folding a long line whole costs more than all the rest)
+        key = "".join(line[:SAMPLE_HEAD].split(maxsplit=SAMPLE_PREFIX))[:SAMPLE_PREFIX].translate(_FOLD_DIGITS)
         seen[key] = seen.get(key, 0) + 1
     if sum(c for c in seen.values() if c > 1) < SAMPLE_SHARE * len(picked):
         return False
     seen = {}  # then by their templates
-    for i in picked:
-        key = template(lines[i]).key
+    for line in picked:
+        key = template(line[:SAMPLE_HEAD]).key
         seen[key] = seen.get(key, 0) + 1
-    return sum(c for c in seen.values() if c > 1) >= SAMPLE_SHARE * len(picked)
+    repeated = sum(c for c in seen.values() if c > 1) >= SAMPLE_SHARE * len(picked)
+    return repeated and max(seen.values()) >= SAMPLE_DOMINANT * dominant * len(picked)
 
 
-def classify(lines: Sequence[str]) -> Templates:
+def classify(lines: Sequence[str], dominant: float = LARGEST_SHARE) -> Templates:
     """The lines by template: groups of at least ``MIN_GROUP`` lines, the rest rare; nothing when
-    the text has fewer than ``MIN_LINES`` lines or its groups hold less than ``REPETITIVE_SHARE``."""
-    none = Templates(tuple(-1 for _ in lines), tuple(False for _ in lines), ())
+    the text has fewer than ``MIN_LINES`` lines, its groups hold less than ``REPETITIVE_SHARE`` or
+    its largest less than ``dominant`` (at least ``LARGEST_SHARE``) of them."""
+    none = Templates((-1,) * len(lines), (False,) * len(lines), ())
+    dominant = max(dominant, LARGEST_SHARE)
+    if len(lines) < MIN_LINES or not _may_repeat(lines, dominant):
+        return none
     live = [i for i, line in enumerate(lines) if line.strip(_NO_CONTENT)]
     if len(live) < MIN_LINES:
-        return none
-    if not _may_repeat(lines, live):
         return none
     found = {i: template(lines[i]) for i in live}
     by_key: dict[str, list[int]] = {}
     for i in live:
         by_key.setdefault(found[i].key, []).append(i)
+    if max(len(v) for v in by_key.values()) < dominant * len(live):
+        return none
     members: dict[str, list[int]] = {}
     for key, where in by_key.items():
         if len(where) < MIN_GROUP or is_group_line(lines[where[0]]):
@@ -287,7 +299,7 @@ def classify(lines: Sequence[str]) -> Templates:
             members[key] = kept
     grouped = sum(len(v) for v in members.values())
     largest = max((len(v) for v in members.values()), default=0)
-    if grouped < REPETITIVE_SHARE * len(live) or largest < LARGEST_SHARE * len(live):
+    if grouped < REPETITIVE_SHARE * len(live) or largest < dominant * len(live):
         return none
     group_of = [-1] * len(lines)
     groups: list[Group] = []

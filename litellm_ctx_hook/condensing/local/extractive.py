@@ -345,20 +345,27 @@ class _Raw(NamedTuple):
     synthetic: bool = False  # a group's line made here (left out when everything fits)
 
 
-def _template_marks(speaker: str, texts: Sequence[str]) -> tuple[list[float], list[float], dict[int, str]]:
+def _template_marks(
+    speaker: str, cut: Sequence[tuple[str, str | None]]
+) -> tuple[list[float], list[float], dict[int, str]] | None:
     """Per unit of one segment: the bonus its template earns (``RARE_BONUS`` for a rare line of
     repetitive tool output), its factor (``COMMON_FACTOR`` for a line of a repetitive template), and
-    the groups' lines to put before their first units (:mod:`templates`). The lines that stand in
+    the groups' lines to put before their first units (:mod:`templates`); ``None`` when they earn
+    nothing (most segments: code, prose, short output). The lines that stand in
     for cleared output (its standouts, :func:`edits.placeholder`) are rare; so are, in the summary of
     earlier turns, the lines of a tool result whose template no other line of it has (they were
     kept as rare); its index line counts as a common one (the new index takes its facts)."""
+    texts = [text for text, _ in cut]
     n = len(texts)
     bonuses, factors = [0.0] * n, [1.0] * n
     groups: dict[int, str] = {}
-    if speaker.startswith("tool result") and STANDOUTS_HEADER in texts:  # cleared output's standouts
-        for k in range(texts.index(STANDOUTS_HEADER) + 1, n):
-            bonuses[k] = RARE_BONUS
-    elif speaker.startswith("tool result") and n >= MARK_MIN_LINES and _dominated(found := classify(texts), n):
+    if speaker.startswith("tool result"):
+        if STANDOUTS_HEADER in texts:  # cleared output's standouts
+            for k in range(texts.index(STANDOUTS_HEADER) + 1, n):
+                bonuses[k] = RARE_BONUS
+            return bonuses, factors, groups
+        if n < MARK_MIN_LINES or not _dominated(found := classify(texts, MARK_LARGEST_SHARE), n):
+            return None
         for k in range(n):
             if found.rare[k]:
                 bonuses[k] = RARE_BONUS
@@ -366,18 +373,20 @@ def _template_marks(speaker: str, texts: Sequence[str]) -> tuple[list[float], li
                 factors[k] = COMMON_FACTOR
         for group in found.groups:
             groups[group.lines[0]] = group.render
-    elif speaker == SUMMARY_SPEAKER:
-        for k, text in enumerate(texts):
-            if text.startswith(INDEX_LABEL):  # its facts go to the new index unless lines quote them
-                factors[k] = COMMON_FACTOR
-        for start, end in _tool_blocks(texts):
-            lines = [_unlabelled(texts[k]) for k in range(start, end)]
-            keys = [template(line).key for line in lines]
-            for k, line, key in zip(range(start, end), lines, keys, strict=True):
-                if is_group_line(line):
-                    bonuses[k], factors[k] = GROUP_BONUS, COMMON_FACTOR
-                elif line != GAP and keys.count(key) == 1:
-                    bonuses[k] = RARE_BONUS
+        return bonuses, factors, groups
+    if speaker != SUMMARY_SPEAKER:
+        return None
+    for k, text in enumerate(texts):
+        if text.startswith(INDEX_LABEL):  # its facts go to the new index unless lines quote them
+            factors[k] = COMMON_FACTOR
+    for start, end in _tool_blocks(texts):
+        lines = [_unlabelled(texts[k]) for k in range(start, end)]
+        keys = [template(line).key for line in lines]
+        for k, line, key in zip(range(start, end), lines, keys, strict=True):
+            if is_group_line(line):
+                bonuses[k], factors[k] = GROUP_BONUS, COMMON_FACTOR
+            elif line != GAP and keys.count(key) == 1:
+                bonuses[k] = RARE_BONUS
     return bonuses, factors, groups
 
 
@@ -394,14 +403,6 @@ def _dominated(found: Templates, n: int) -> bool:
 def _may_mark(speaker: str, n: int) -> bool:
     """Whether a segment's templates may earn anything (:func:`_template_marks`)."""
     return speaker == SUMMARY_SPEAKER or (speaker.startswith("tool result") and n >= STANDOUTS_MIN_UNITS)
-
-
-def _zeros(n: int) -> list[float]:
-    return [0.0] * n
-
-
-def _ones(n: int) -> list[float]:
-    return [1.0] * n
 
 
 def _unlabelled(text: str) -> str:
@@ -439,11 +440,18 @@ def _raw_units(segments: Sequence[Segment], fields: set[str], chat: bool) -> lis
         bonus = 0.0 if chat else RECENT_BONUS * s / last + (USER_BONUS if seg.speaker == "user" else 0.0)
         dropped = False  # the unit before was a duplicate: the next one cannot join it
         cut = cut_units(seg.text, fields)
-        groups: dict[int, str] = {}
-        if chat or not _may_mark(seg.speaker, len(cut)):  # as it was
-            marks, factors = _zeros(len(cut)), _ones(len(cut))
-        else:
-            marks, factors, groups = _template_marks(seg.speaker, [text for text, _ in cut])
+        marked = None if chat or not _may_mark(seg.speaker, len(cut)) else _template_marks(seg.speaker, cut)
+        if marked is None:  # most segments: nothing their templates earn (as in a chat)
+            for n, (text, glue) in enumerate(cut):
+                if text in seen_text:
+                    dropped = True
+                    continue
+                seen_text.add(text)
+                unit = (s, text, bonus + (FIRST_BONUS if n == 0 else 0.0), None if dropped else glue, 1.0, False)
+                raw.append(tuple.__new__(_Raw, unit))  # no Python-level constructor: a span has many units
+                dropped = False
+            continue
+        marks, factors, groups = marked
         for n, (text, glue) in enumerate(cut):
             group = groups.get(n)
             if group is not None and group not in seen_text:
@@ -456,7 +464,7 @@ def _raw_units(segments: Sequence[Segment], fields: set[str], chat: bool) -> lis
             seen_text.add(text)
             first = FIRST_BONUS if n == 0 and factors[n] == 1.0 else 0.0  # a group's line stands for its first
             unit = (s, text, bonus + first + marks[n], None if dropped else glue, factors[n], False)
-            raw.append(tuple.__new__(_Raw, unit))  # no Python-level constructor: a span has many units
+            raw.append(tuple.__new__(_Raw, unit))
             dropped = False
     return raw
 
