@@ -30,9 +30,9 @@ from litellm.utils import trim_messages
 
 from litellm_ctx_hook.adapters import adapter_for
 from litellm_ctx_hook.analysis.counting import TokenCounter
+from litellm_ctx_hook.analysis.salience import key_tokens
 from litellm_ctx_hook.analysis.tokenizers import Family
 from litellm_ctx_hook.condensing.local.extractive import condense, segments_of
-from litellm_ctx_hook.condensing.local.salience import key_tokens
 from litellm_ctx_hook.conversation import Format, Message, PartKind
 from litellm_ctx_hook.engine.engine import ContextEngine
 from litellm_ctx_hook.errors import ContextWindowExceededError

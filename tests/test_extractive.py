@@ -16,6 +16,7 @@ from support import needs_evaldata, reservation_doc
 
 from bench import evaldata
 from litellm_ctx_hook.adapters import adapter_for
+from litellm_ctx_hook.analysis.salience import key_tokens
 from litellm_ctx_hook.analysis.templates import is_group_line
 from litellm_ctx_hook.analysis.tokenizers import bpe_counter
 from litellm_ctx_hook.condensing.local.extractive import (
@@ -34,7 +35,6 @@ from litellm_ctx_hook.condensing.local.extractive import (
     readable,
     segments_of,
 )
-from litellm_ctx_hook.condensing.local.salience import key_tokens
 from litellm_ctx_hook.conversation import ImageRef, Message, Part, PartKind, Role
 from litellm_ctx_hook.planning.edits import STANDOUTS_HEADER
 

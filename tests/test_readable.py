@@ -6,7 +6,7 @@ import json
 
 from support import reservation_doc
 
-from litellm_ctx_hook.condensing.local.readable import readable
+from litellm_ctx_hook.analysis.readable import readable
 
 
 def test_json_is_read_as_key_value_lines_one_per_object() -> None:

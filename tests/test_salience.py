@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from litellm_ctx_hook.condensing.local.salience import (
+from litellm_ctx_hook.analysis.salience import (
     KeyScanner,
     fact_retention,
     key_tokens,

@@ -12,9 +12,9 @@ import pytest
 from support import settings
 
 from litellm_ctx_hook.adapters import adapter_for
+from litellm_ctx_hook.analysis.salience import fact_retention
 from litellm_ctx_hook.analysis.tokenizers import Family
 from litellm_ctx_hook.condensing.local.extractive import condense_summary
-from litellm_ctx_hook.condensing.local.salience import fact_retention
 from litellm_ctx_hook.conversation import Format, Message
 from litellm_ctx_hook.engine.engine import ContextEngine
 from litellm_ctx_hook.errors import ContextWindowExceededError

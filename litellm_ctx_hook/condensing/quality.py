@@ -27,8 +27,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .local.fact_index import INDEX_LABEL, missing_facts_index
-from .local.salience import fact_retention, key_tokens
+from ..analysis.fact_index import INDEX_LABEL, missing_facts_index
+from ..analysis.salience import fact_retention, key_tokens
 
 RAW_RETENTION_FLOOR = 0.1  # a text without headings must keep this share of the key tokens by itself
 INVENTED_LIMIT = 0.5  # reject when more than this share of a summary's ids and numbers are not in the span

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from ...analysis.salience import LENGTH_NORM, REPEAT_FACTOR
 from .rarity import mass
-from .salience import LENGTH_NORM, REPEAT_FACTOR
 
 __all__ = ["CHAT_LENGTH_NORM", "chat_prescores", "is_header", "speaks_of_self"]
 

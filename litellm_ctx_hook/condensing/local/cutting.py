@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-from .readable import readable
+from ...analysis.readable import readable
 
 __all__ = ["GAP", "LONG_LINE", "MAX_UNIT", "PIECE", "cut_units"]
 

@@ -72,17 +72,24 @@ from dataclasses import dataclass
 from heapq import heapify, heappop, heappush
 from typing import NamedTuple
 
+from ...analysis.fact_index import (
+    INDEX_LABEL,
+    INDEX_SHARE,
+    INDEX_SHARE_MAX,
+    index_line,
+    index_share,
+    missing_facts_index,
+)
+from ...analysis.readable import readable
+from ...analysis.salience import REPEAT_FACTOR, KeyScanner, LineSignals, fact_retention, shape, signals
 from ...analysis.templates import Templates, classify, is_group_line, template
 from ...conversation import Message, PartKind
 from ...planning.edits import STANDOUTS_HEADER
 from ...runtime.pacing import pace
 from .chat import CHAT_LENGTH_NORM, chat_prescores, is_header, speaks_of_self
 from .cutting import GAP, cut_units
-from .fact_index import INDEX_LABEL, INDEX_SHARE, INDEX_SHARE_MAX, index_line, index_share, missing_facts_index
 from .prescore import best_within, prescores
 from .rarity import mass, rarity_weights, words
-from .readable import readable
-from .salience import REPEAT_FACTOR, KeyScanner, LineSignals, fact_retention, shape, signals
 
 __all__ = [
     "INDEX_LABEL", "INDEX_SHARE", "INDEX_SHARE_MAX", "SUMMARY_SPEAKER", "Segment", "condense", "condense_summary",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .salience import LENGTH_NORM, REPEAT_FACTOR
+from ...analysis.salience import LENGTH_NORM, REPEAT_FACTOR
 
 __all__ = ["PRESCORE_FACT_CAP", "best_within", "prescores"]
 
