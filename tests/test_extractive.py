@@ -19,13 +19,17 @@ from litellm_ctx_hook.adapters import adapter_for
 from litellm_ctx_hook.analysis.salience import key_tokens
 from litellm_ctx_hook.analysis.templates import is_group_line
 from litellm_ctx_hook.analysis.tokenizers import bpe_counter
+from litellm_ctx_hook.condensing.local.cutting import cut_units
 from litellm_ctx_hook.condensing.local.extractive import (
+    COMMON_FACTOR,
     GAP,
     INDEX_LABEL,
     INDEX_SHARE,
     INDEX_SHARE_MAX,
+    RARE_BONUS,
     SUMMARY_SPEAKER,
     Segment,
+    _template_marks,
     condense,
     condense_summary,
     fact_retention,
@@ -717,6 +721,15 @@ def test_the_standouts_of_cleared_output_rank_first() -> None:
     ]
     out = condense(segments, 300, count)
     assert NEEDLE in out
+    # its index of facts (cleared_index) is no standout: it weighs as a common line, its facts go
+    # to the new index unless lines quote them
+    index = f"{INDEX_LABEL} shard_7 OPS-4507 /var/lib/queue-7"
+    units = [text for text, _ in cut_units(f"{cleared}\n{index}", set())]
+    marked = _template_marks("tool result Bash", [(text, None) for text in units])
+    assert marked is not None
+    bonuses, factors, _ = marked
+    assert bonuses[units.index(NEEDLE)] == RARE_BONUS
+    assert bonuses[units.index(index)] == 0.0 and factors[units.index(index)] == COMMON_FACTOR
 
 
 def test_when_everything_fits_no_group_line_is_added() -> None:

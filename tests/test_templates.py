@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
 import json
+import json.decoder
 import random
 import re
 
@@ -10,6 +12,7 @@ from hypothesis import given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
+from litellm_ctx_hook.analysis.fact_index import CLEARED_INDEX_MAX_CHARS, INDEX_LABEL
 from litellm_ctx_hook.analysis.templates import (
     MAX_STANDOUTS,
     MIN_GROUP,
@@ -278,3 +281,45 @@ def test_a_cleared_tool_result_keeps_its_standouts() -> None:
     assert new.text.split("\n") == ["[output of bash cleared to save context: 5000 tokens]", STANDOUTS_HEADER, NOTE]
     plain = placeholder(Part(PartKind.TOOL_RESULT, "ok\ndone", tool_id="t2", tool_name="bash"), 50, {})
     assert plain is not None and plain.text == "[output of bash cleared to save context: 50 tokens]"
+
+
+def test_cleared_output_keeps_an_index_of_its_facts_not_of_what_its_common_lines_vary_by() -> None:
+    # a file read (code: no template holds it): its identifiers, most frequent first
+    source = inspect.getsource(json.decoder)
+    code = "\n".join(f"{n + 1:>6}→{line}" for n, line in enumerate(source.split("\n")))
+    read = placeholder(Part(PartKind.TOOL_RESULT, code, tool_id="t3", tool_name="Read"), 4000, {})
+    assert read is not None
+    header, index = read.text.split("\n")
+    assert header == "[output of Read cleared to save context: 4000 tokens]"
+    assert index.startswith(INDEX_LABEL) and len(index) <= min(CLEARED_INDEX_MAX_CHARS, len(code) // 25)
+    assert {"JSONDecodeError", "object_pairs_hook", "py_scanstring"} <= set(index.split())
+    assert read == placeholder(Part(PartKind.TOOL_RESULT, code, tool_id="t3", tool_name="Read"), 4000, {})
+    # a repetitive log: its rare lines beyond those kept verbatim are indexed, its common lines' values are not
+    said = (
+        "NOTE ticket OPS-4400 moved to canary",
+        "WARN disk /var/lib/pg at 91%",
+        "ERROR upstream auth-svc refused token kid=7f3a",
+        "NOTE schema migration 0042_orders applied",
+        "retrying batch 77 after ECONNRESET",
+        "config reloaded from /etc/app/limits.yaml",
+        "NOTE feature flag fast_path=off for tenant acme_corp",
+        "GC pause 812ms exceeded budget",
+        "NOTE ticket OPS-4411 needs sign-off from sre_oncall",
+        "cache warmed: 1902 keys in region eu-west-3",
+        "deprecated endpoint /v1/orders called by client build-2291",
+        "NOTE rollback plan stored at s3://ops/rollback/r58.md",
+    )
+    notes = [f"2026-11-03T11:00:{i:02d}Z {line}" for i, line in enumerate(said)]
+    log = "\n".join([*log_lines(300), *notes])
+    cleared = placeholder(Part(PartKind.TOOL_RESULT, log, tool_id="t4", tool_name="bash"), 9000, {})
+    assert cleared is not None
+    lines = cleared.text.split("\n")
+    assert lines[2 : 2 + MAX_STANDOUTS] == notes[:MAX_STANDOUTS]
+    assert lines[-1].startswith(INDEX_LABEL)
+    assert {"OPS-4411", "sre_oncall", "/v1/orders", "build-2291"} <= set(lines[-1].split())  # beyond the 8
+    assert "worker-1" not in lines[-1] and "status=ok" not in lines[-1]
+    # no index for output too short to hold one, nor when the caller asks for none
+    short = placeholder(Part(PartKind.TOOL_RESULT, "ok /tmp/a_1", tool_id="t5"), 10, {})
+    assert short is not None and "\n" not in short.text
+    bare = placeholder(Part(PartKind.TOOL_RESULT, code, tool_id="t3", tool_name="Read"), 4000, {}, indexed=False)
+    assert bare is not None and bare.text == header

@@ -10,6 +10,7 @@ import dataclasses
 import re
 from collections.abc import Callable, Sequence
 
+from ..analysis.fact_index import cleared_index
 from ..analysis.templates import standouts
 from ..conversation import Format, Message, Part, PartKind, Role
 
@@ -34,16 +35,20 @@ def tool_names(messages: Sequence[Message]) -> dict[str, str]:
     }
 
 
-def placeholder(part: Part, tokens: int, names: dict[str, str]) -> Part | None:
+def placeholder(part: Part, tokens: int, names: dict[str, str], *, indexed: bool = True) -> Part | None:
     """The short stand-in for a cleared part; ``None`` means drop the part altogether. Cleared
     repetitive tool output keeps the few lines that differ from the rest (a failure, a warning, a
-    note: :func:`templates.standouts`)."""
+    note: :func:`templates.standouts`); any large output, unless not ``indexed``, the index of the
+    ids, paths and numbers it held (:func:`fact_index.cleared_index`)."""
     if part.kind is PartKind.TOOL_RESULT:
         name = part.tool_name or names.get(part.tool_id or "", "tool")
         text = f"[output of {name} cleared to save context: {tokens} tokens]"
         kept = standouts(part.text)
         if kept:
             text = "\n".join([text, STANDOUTS_HEADER, *kept])
+        index = cleared_index(part.text, text) if indexed else ""
+        if index:
+            text = f"{text}\n{index}"
         return dataclasses.replace(part, text=text, edited=True)
     if part.kind is PartKind.IMAGE:
         return Part(PartKind.TEXT, f"[image removed to save context: {tokens} tokens]", raw=part.raw, edited=True)
@@ -53,14 +58,19 @@ def placeholder(part: Part, tokens: int, names: dict[str, str]) -> Part | None:
 
 
 def clear_parts(
-    message: Message, part_indices: set[int], tokens: Callable[[Part], int], names: dict[str, str]
+    message: Message,
+    part_indices: set[int],
+    tokens: Callable[[Part], int],
+    names: dict[str, str],
+    *,
+    indexed: bool = True,
 ) -> Message:
     parts: list[Part] = []
     for j, part in enumerate(message.parts):
         if j not in part_indices:
             parts.append(part)
             continue
-        new = placeholder(part, tokens(part), names)
+        new = placeholder(part, tokens(part), names, indexed=indexed)
         if new is not None:
             parts.append(new)
     if not parts:

@@ -53,14 +53,19 @@ def _clearable(messages: list[Message], reg: Regions, count_text: CountText) -> 
 
 
 def _cleared(
-    messages: list[Message], targets: Sequence[ClearTarget], count_text: CountText, names: dict[str, str]
+    messages: list[Message],
+    targets: Sequence[ClearTarget],
+    count_text: CountText,
+    names: dict[str, str],
+    *,
+    indexed: bool = True,
 ) -> list[Message]:
     chosen: dict[int, set[int]] = {}
     for t in targets:
         chosen.setdefault(t.message, set()).add(t.part)
     out = list(messages)
     for i, parts in chosen.items():
-        out[i] = clear_parts(messages[i], parts, lambda p: count_text(p.text), names)
+        out[i] = clear_parts(messages[i], parts, lambda p: count_text(p.text), names, indexed=indexed)
     return [m for m in out if not _dropped_reasoning(m)]
 
 
@@ -78,8 +83,8 @@ def clear_old(
         return None
     names = tool_names(messages)
     goal = count(messages) - savings
-    if count(_cleared(messages, targets, count_text, names)) > goal:
-        return None  # clearing alone cannot free that much: condense the raw span instead
+    if count(_cleared(messages, targets, count_text, names, indexed=False)) > goal:
+        return None  # clearing alone cannot free that much, even without indexes: condense instead
     lo, hi = 1, len(targets)  # smallest k that frees enough (counts are cached per message)
     while lo < hi:
         mid = (lo + hi) // 2
@@ -87,7 +92,8 @@ def clear_old(
             hi = mid
         else:
             lo = mid + 1
-    return _cleared(messages, targets[:lo], count_text, names), lo
+    cleared = _cleared(messages, targets[:lo], count_text, names)
+    return (cleared, lo) if count(cleared) <= goal else None
 
 
 def clear_all(messages: list[Message], reg: Regions, count_text: CountText) -> tuple[list[Message], int] | None:

@@ -367,9 +367,12 @@ def _template_marks(
     bonuses, factors = [0.0] * n, [1.0] * n
     groups: dict[int, str] = {}
     if speaker.startswith("tool result"):
-        if STANDOUTS_HEADER in texts:  # cleared output's standouts
+        if STANDOUTS_HEADER in texts:  # cleared output's standouts (then perhaps its index of facts)
             for k in range(texts.index(STANDOUTS_HEADER) + 1, n):
-                bonuses[k] = RARE_BONUS
+                if texts[k].startswith(INDEX_LABEL):
+                    factors[k] = COMMON_FACTOR  # its facts go to the new index unless lines quote them
+                else:
+                    bonuses[k] = RARE_BONUS
             return bonuses, factors, groups
         if n < MARK_MIN_LINES or not _dominated(found := classify(texts, MARK_LARGEST_SHARE), n):
             return None
