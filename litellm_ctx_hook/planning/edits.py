@@ -215,9 +215,7 @@ def cut_middle(
         new_text = f"{head}\n{CUT_MARK.format(n=removed)}\n{tail}"
         if count(new_text) <= tokens - excess_tokens:
             kind = PartKind.TOOL_RESULT if part.kind is PartKind.TOOL_RESULT else PartKind.TEXT
-            new_part = dataclasses.replace(part, kind=kind, text=new_text, edited=True)
-            parts = (*message.parts[:j], new_part, *message.parts[j + 1 :])
-            return dataclasses.replace(message, parts=parts, edited=True)
+            return _with_part(message, j, dataclasses.replace(part, kind=kind, text=new_text, edited=True))
         keep_chars = int(keep_chars * 0.85)
         if keep_chars <= 0:
             return None
@@ -252,11 +250,14 @@ def shorten_summary(
             shorter = condense(summary, budget)
             text = summary_text(shorter, condensed)
             if shorter.strip() and (count(text) <= tokens - excess_tokens or (partial and count(text) < tokens)):
-                new_part = dataclasses.replace(part, text=text, edited=True)
-                parts = (*message.parts[:j], new_part, *message.parts[j + 1 :])
-                return dataclasses.replace(message, parts=parts, edited=True)
+                return _with_part(message, j, dataclasses.replace(part, text=text, edited=True))
             budget = int(budget * 0.9)
             if budget <= 0:
                 return None
         return None
     return None
+
+
+def _with_part(message: Message, j: int, part: Part) -> Message:
+    """``message`` with its part ``j`` replaced by ``part`` (an edited message)."""
+    return dataclasses.replace(message, parts=(*message.parts[:j], part, *message.parts[j + 1 :]), edited=True)
