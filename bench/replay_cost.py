@@ -69,6 +69,7 @@ CLAUDE_MODEL = "anthropic/claude-opus-4-6"
 GEMINI_MODEL = "gemini/gemini-3-pro-preview"
 ROOT = Path(__file__).resolve().parents[1]
 BASELINE = "7c3a191"  # the engine before prompt-cache-aware management ("before" in BENCHMARKS.md, "Prompt-cache cost")
+FLAT_BENCH = "55c4df2"  # this benchmark before the package was grouped: it emits the baseline's turns
 
 
 # -- the sessions --------------------------------------------------------------------------------
@@ -191,13 +192,18 @@ async def recondense_turns(data: str, window: int) -> dict[str, Any]:
 
 # -- today's engine, from an earlier commit ----------------------------------------------------------
 def baseline_turns(ref: str, data: str, window: int, scope: str) -> dict[str, Any]:
+    """The turns of the engine at ``ref``, emitted by this benchmark as it was when the package had
+    that engine's layout (``FLAT_BENCH``: the last commit before the package was grouped)."""
     with tempfile.TemporaryDirectory() as tmp:
-        archive = subprocess.run(["git", "archive", ref, "litellm_ctx_hook"], cwd=ROOT, check=True, capture_output=True)
-        subprocess.run(["tar", "-x", "-C", tmp], input=archive.stdout, check=True)
+        package, runner = Path(tmp) / "package", Path(tmp) / "runner"  # apart: it checks it runs another tree
+        for tree, path, into in ((ref, "litellm_ctx_hook", package), (FLAT_BENCH, "bench", runner)):
+            into.mkdir()
+            archive = subprocess.run(["git", "archive", tree, path], cwd=ROOT, check=True, capture_output=True)
+            subprocess.run(["tar", "-x", "-C", str(into)], input=archive.stdout, check=True)
         out_path = Path(tmp) / "turns.json"
-        env = {**os.environ, "PYTHONPATH": f"{tmp}{os.pathsep}{ROOT}"}
+        env = {**os.environ, "PYTHONPATH": f"{package}{os.pathsep}{runner}", "CTX_EVALDATA": str(evaldata.ROOT)}
         cmd = [sys.executable, "-m", "bench.replay_cost", "--emit", data, "--window", str(window), "--scope", scope]
-        subprocess.run([*cmd, "--out", str(out_path)], cwd=tmp, env=env, check=True)  # cwd first on sys.path
+        subprocess.run([*cmd, "--out", str(out_path)], cwd=package, env=env, check=True)  # cwd first on sys.path
         result: dict[str, Any] = json.loads(out_path.read_text())
         return result
 
