@@ -52,11 +52,13 @@ from typing import Any
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
+from litellm_ctx_hook.engine.turns import deep_size
 from litellm_ctx_hook.planning.actions import kind as action_kind
 from litellm_ctx_hook.proxy.hook import ContextHook
 from litellm_ctx_hook.settings import load_settings
 
 from . import evaldata
+from .replay import requests_of as replayed_requests
 
 MODEL = "claude-code-agent"  # unknown to LiteLLM: the window is REAL_TEXT_MODEL_TOKENS, Claude's count
 GENERATED_WINDOW = 128_000
@@ -195,14 +197,7 @@ def real_sessions() -> list[tuple[str, list[str]]]:
         return []
     out = []
     for sample in evaldata.claude_sessions():
-        msgs = sample.messages
-        cuts = sorted(c["summary_message_index"] for c in sample.extra.get("compactions", []))
-        bodies = []
-        for k, m in enumerate(msgs):
-            if m["role"] != "assistant" or k == 0:
-                continue
-            start = max([c for c in cuts if c < k], default=0)
-            bodies.append(json.dumps({**sample.body, "model": MODEL, "max_tokens": 4096, "messages": msgs[start:k]}))
+        bodies = [json.dumps({**sample.body, **r, "model": MODEL}) for r in replayed_requests(sample)]
         out.append((sample.name, bodies))
     return out
 
@@ -274,25 +269,6 @@ async def run_session(name: str, requests: list[str], window: int, **overrides: 
         hook.offloop.close()
 
 
-def deep_size(value: object) -> int:
-    """Bytes held by plain JSON data (containers and strings), each object once."""
-    seen: set[int] = set()
-    stack = [value]
-    total = 0
-    while stack:
-        item = stack.pop()
-        if id(item) in seen:
-            continue
-        seen.add(id(item))
-        total += item.__sizeof__()
-        if isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-    return total
-
-
 # -- reporting ---------------------------------------------------------------------------------------
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
@@ -304,22 +280,20 @@ def summary(runs: list[SessionRun]) -> dict[str, dict[str, float]]:
     for kind in KINDS:
         ms = [s.seconds * 1000 for run in runs for s in run.served if s.kind == kind]
         if ms:
-            out[kind] = {
-                "requests": len(ms),
-                "mean_ms": round(statistics.fmean(ms), 2),
-                "p50_ms": round(pct(ms, 0.5), 2),
-                "p99_ms": round(pct(ms, 0.99), 2),
-                "max_ms": round(max(ms), 2),
-            }
-    every = [s.seconds * 1000 for run in runs for s in run.served]
-    out["all requests"] = {
-        "requests": len(every),
-        "mean_ms": round(statistics.fmean(every), 2),
-        "p50_ms": round(pct(every, 0.5), 2),
-        "p99_ms": round(pct(every, 0.99), 2),
-        "max_ms": round(max(every), 2),
-    }
+            out[kind] = times(ms)
+    out["all requests"] = times([s.seconds * 1000 for run in runs for s in run.served])
     return out
+
+
+def times(ms: list[float]) -> dict[str, float]:
+    """Requests, mean, p50, p99 and max of some requests' times in milliseconds."""
+    return {
+        "requests": len(ms),
+        "mean_ms": round(statistics.fmean(ms), 2),
+        "p50_ms": round(pct(ms, 0.5), 2),
+        "p99_ms": round(pct(ms, 0.99), 2),
+        "max_ms": round(max(ms), 2),
+    }
 
 
 def table(title: str, runs: list[SessionRun]) -> str:
@@ -404,13 +378,7 @@ def through_proxy(sessions: list[list[str]], think_s: float = 0.0) -> dict[str, 
     for kind in (*PROXY_KINDS, "all requests"):
         ms = [t for k, t in rows if k == kind or kind == "all requests"]
         if ms:
-            out[kind] = {
-                "requests": len(ms),
-                "mean_ms": round(statistics.fmean(ms), 2),
-                "p50_ms": round(pct(ms, 0.5), 2),
-                "p99_ms": round(pct(ms, 0.99), 2),
-                "max_ms": round(max(ms), 2),
-            }
+            out[kind] = times(ms)
     out["metric_mean_ms"] = round(1000 * total / count, 2) if count else None
     out["metric_requests"] = int(count)
     return out

@@ -20,7 +20,7 @@ from litellm_ctx_hook.adapters import MESSAGES_KEY, adapter_for
 from litellm_ctx_hook.analysis.counting import TokenCounter
 from litellm_ctx_hook.analysis.risk import ContextRiskLevel
 from litellm_ctx_hook.conversation import Format
-from litellm_ctx_hook.engine.engine import ContextEngine
+from litellm_ctx_hook.engine.engine import ContextEngine, Outcome
 from litellm_ctx_hook.engine.turns import MAX_NEW, TurnMemo, digest, json_copy, memo_key, restored, serialised
 from litellm_ctx_hook.testing.fake_summarizer import KeywordSummarizer
 
@@ -111,13 +111,7 @@ async def test_every_turn_is_what_the_full_analysis_gives() -> None:
         remembered += from_memo
         eng._turns.clear()  # the same request again, analysed in full (the summaries stay cached)
         full = await eng.manage(copy.deepcopy(body), Format.OPENAI, "gpt-4o", limit=LIMIT)
-        assert dump(out.body) == dump(full.body)
-        assert (out.changed, out.tokens_before, out.tokens_after, out.risk) == (
-            full.changed,
-            full.tokens_before,
-            full.tokens_after,
-            full.risk,
-        )
+        _assert_same_request(out, full)
         if from_memo:  # the full analysis reused the same cached summaries: so did the memo
             assert (out.cache, out.strategy) == (full.cache, full.strategy)
             timing = ("processing_ms", "analysis_time_ms")
@@ -352,11 +346,16 @@ async def _random_growth(rng: Any, ops: list[str]) -> None:
         full_engine = engine(context_speculative_condensation=False)
         full_engine.condenser = eng.condenser  # the summaries the memo's engine made, at hand
         full = await full_engine.manage(copy.deepcopy(body), Format.OPENAI, "gpt-4o", limit=LIMIT)
-        assert dump(out.body) == dump(full.body)
-        assert (out.changed, out.tokens_before, out.tokens_after, out.risk) == (
-            full.changed,
-            full.tokens_before,
-            full.tokens_after,
-            full.risk,
-        )
+        _assert_same_request(out, full)
         _mutate(out.body)
+
+
+def _assert_same_request(out: Outcome, full: Outcome) -> None:
+    """The memo's result is the full analysis's: the same body, counts, risk and prefix flag."""
+    assert dump(out.body) == dump(full.body)
+    assert (out.changed, out.tokens_before, out.tokens_after, out.risk) == (
+        full.changed,
+        full.tokens_before,
+        full.tokens_after,
+        full.risk,
+    )

@@ -202,7 +202,7 @@ class TurnMemo:
         """Bytes the conversation's last turn holds (0 when not remembered): its containers, its
         digests and counts, its system prompt and tools, and its managed prefix."""
         turn = self._turns.get(key)
-        return 0 if turn is None else _deep_size(turn)
+        return 0 if turn is None else deep_size(turn)
 
     def held(self) -> dict[str, int]:
         """:meth:`footprint` of every conversation remembered, least recently used first."""
@@ -316,7 +316,7 @@ def prefix_length(original: Sequence[Message], result: Sequence[Message]) -> int
     return len(result) - tail
 
 
-def _deep_size(value: object) -> int:
+def deep_size(value: object) -> int:
     """The memory of ``value`` and everything it refers to, each object once."""
     seen: set[int] = set()
     stack = [value]
