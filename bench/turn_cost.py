@@ -53,6 +53,7 @@ from typing import Any
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 from litellm_ctx_hook.engine.turns import deep_size
+from litellm_ctx_hook.planning.actions import EMERGENCY
 from litellm_ctx_hook.planning.actions import kind as action_kind
 from litellm_ctx_hook.proxy.hook import ContextHook
 from litellm_ctx_hook.settings import load_settings
@@ -221,7 +222,7 @@ def kind_of(report: dict[str, Any], from_memo: bool) -> str:
         return "repeat turn"
     if not actions:
         return "nothing"
-    if {"truncate", "cut"} & set(actions):
+    if EMERGENCY & set(actions):
         return "truncation"
     if {"condense", "extend"} & set(actions):
         return "fresh condensation" if report.get("cache") != "hit" else "condensation from cache"
