@@ -21,15 +21,12 @@ from litellm_ctx_hook.analysis.templates import is_group_line
 from litellm_ctx_hook.analysis.tokenizers import bpe_counter
 from litellm_ctx_hook.condensing.local.cutting import cut_units
 from litellm_ctx_hook.condensing.local.extractive import (
-    COMMON_FACTOR,
     GAP,
     INDEX_LABEL,
     INDEX_SHARE,
     INDEX_SHARE_MAX,
-    RARE_BONUS,
     SUMMARY_SPEAKER,
     Segment,
-    _template_marks,
     condense,
     condense_summary,
     fact_retention,
@@ -39,6 +36,7 @@ from litellm_ctx_hook.condensing.local.extractive import (
     readable,
     segments_of,
 )
+from litellm_ctx_hook.condensing.local.marks import COMMON_FACTOR, RARE_BONUS, template_marks
 from litellm_ctx_hook.conversation import ImageRef, Message, Part, PartKind, Role
 from litellm_ctx_hook.planning.edits import STANDOUTS_HEADER
 
@@ -725,7 +723,7 @@ def test_the_standouts_of_cleared_output_rank_first() -> None:
     # to the new index unless lines quote them
     index = f"{INDEX_LABEL} shard_7 OPS-4507 /var/lib/queue-7"
     units = [text for text, _ in cut_units(f"{cleared}\n{index}", set())]
-    marked = _template_marks("tool result Bash", [(text, None) for text in units])
+    marked = template_marks("tool result Bash", [(text, None) for text in units])
     assert marked is not None
     bonuses, factors, _ = marked
     assert bonuses[units.index(NEEDLE)] == RARE_BONUS

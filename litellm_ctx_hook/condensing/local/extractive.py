@@ -13,17 +13,18 @@ segment (what a message is about), ``USER_BONUS`` for the user's own words, up t
 ``RECENT_BONUS`` growing linearly with the segment's position (recent turns matter more), and
 ``HEADER_BONUS`` for a bracketed line with a digit (a session or date header).
 
-Tool output is read by template (:mod:`analysis.templates`): in a tool result whose lines mostly
-share a few templates (a log, a test run, a listing, JSON records), a line of a rare template (the
-failure, the warning, the note, the unusual value) earns ``RARE_BONUS`` and ranks first, the lines
-of a repetitive template count ``COMMON_FACTOR`` as much (and earn no ``FIRST_BONUS``), and each
-group gets one more unit where its first line was, ``×108 like: 2026-11-0… INFO worker-{1..8} …``
-(``GROUP_BONUS``; left out when everything fits or all its lines are kept). The lines that stand
-in for cleared output (its standouts) are rare too; so are, in the summary of earlier turns being
-condensed again, the lines of a tool result whose template no other line of it has, while the
-summary's old index line yields to the new index. A tool result of fewer than ``MARK_MIN_LINES``
-units, or where no template holds ``MARK_LARGEST_SHARE`` of them, is scored as any other (its
-lines are often the facts themselves: a short list of flights, a search over a few files).
+Tool output is read by template (:mod:`analysis.templates`; what a unit earns, :mod:`marks`): in a
+tool result whose lines mostly share a few templates (a log, a test run, a listing, JSON records),
+a line of a rare template (the failure, the warning, the note, the unusual value) earns
+``RARE_BONUS`` and ranks first, the lines of a repetitive template count ``COMMON_FACTOR`` as much
+(and earn no ``FIRST_BONUS``), and each group gets one more unit where its first line was, ``×108
+like: 2026-11-0… INFO worker-{1..8} …`` (``GROUP_BONUS``; left out when everything fits or all its
+lines are kept). The lines that stand in for cleared output (its standouts) are rare too; so are,
+in the summary of earlier turns being condensed again, the lines of a tool result whose template no
+other line of it has, while the summary's old index line yields to the new index. A tool result of
+fewer than ``MARK_MIN_LINES`` units, or where no template holds ``MARK_LARGEST_SHARE`` of them, is
+scored as any other (its lines are often the facts themselves: a short list of flights, a search
+over a few files).
 
 A span of plain conversation (:func:`is_chat`: no tool calls or results) is scored for chat, where
 every line carries the speakers' names and greetings: each key token counts by its
@@ -65,7 +66,6 @@ When everything fits, everything is kept, and there is no index.
 
 from __future__ import annotations
 
-import re
 from bisect import bisect_left, insort
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -82,12 +82,11 @@ from ...analysis.fact_index import (
 )
 from ...analysis.readable import readable
 from ...analysis.salience import REPEAT_FACTOR, KeyScanner, LineSignals, fact_retention, shape, signals
-from ...analysis.templates import Templates, classify, is_group_line, template
 from ...conversation import Message, PartKind
-from ...planning.edits import STANDOUTS_HEADER
 from ...runtime.pacing import pace
 from .chat import CHAT_LENGTH_NORM, chat_prescores, is_header, speaks_of_self
 from .cutting import GAP, cut_units
+from .marks import COMMON_FACTOR, GROUP_BONUS, SUMMARY_SPEAKER, may_mark, template_marks
 from .prescore import best_within, prescores
 from .rarity import mass, rarity_weights, words
 
@@ -108,14 +107,6 @@ SELF_BONUS = 3.0  # in a chat, a line in the first person
 SCORED_SHARE = 2  # units estimated at more than this many budgets are prescored, that much scored
 SAMPLE_UNITS = 256
 MAX_DENSITY = 2  # a line is taken to hold at most this many times the span's characters per token
-RARE_BONUS = 10.0  # a rare line of repetitive tool output (the failure, the warning, the note) ranks first
-GROUP_BONUS = 1.0  # a group's line "×108 like: …" (:mod:`templates`)
-COMMON_FACTOR = 0.25  # a line of a repetitive template
-MARK_MIN_LINES = 80  # units of a tool result for its templates to count …
-MARK_LARGEST_SHARE = 0.5  # … when one template holds this share of them
-STANDOUTS_MIN_UNITS = 3  # cleared output's placeholder, its header and a standout
-SUMMARY_SPEAKER = "summary of earlier turns"
-_LABEL = re.compile(r"\[([^\]\n]{1,80})\] ")
 _MAX_FILL_ROUNDS = 3
 _SLOW_TRIM_ROUNDS = 8
 
@@ -352,96 +343,14 @@ class _Raw(NamedTuple):
     synthetic: bool = False  # a group's line made here (left out when everything fits)
 
 
-def _template_marks(
-    speaker: str, cut: Sequence[tuple[str, str | None]]
-) -> tuple[list[float], list[float], dict[int, str]] | None:
-    """Per unit of one segment: the bonus its template earns (``RARE_BONUS`` for a rare line of
-    repetitive tool output), its factor (``COMMON_FACTOR`` for a line of a repetitive template), and
-    the groups' lines to put before their first units (:mod:`templates`); ``None`` when they earn
-    nothing (most segments: code, prose, short output). The lines that stand in
-    for cleared output (its standouts, :func:`edits.placeholder`) are rare; so are, in the summary of
-    earlier turns, the lines of a tool result whose template no other line of it has (they were
-    kept as rare); its index line counts as a common one (the new index takes its facts)."""
-    texts = [text for text, _ in cut]
-    n = len(texts)
-    bonuses, factors = [0.0] * n, [1.0] * n
-    groups: dict[int, str] = {}
-    if speaker.startswith("tool result"):
-        if STANDOUTS_HEADER in texts:  # cleared output's standouts (then perhaps its index of facts)
-            for k in range(texts.index(STANDOUTS_HEADER) + 1, n):
-                if texts[k].startswith(INDEX_LABEL):
-                    factors[k] = COMMON_FACTOR  # its facts go to the new index unless lines quote them
-                else:
-                    bonuses[k] = RARE_BONUS
-            return bonuses, factors, groups
-        if n < MARK_MIN_LINES or not _dominated(found := classify(texts, MARK_LARGEST_SHARE), n):
-            return None
-        for k in range(n):
-            if found.rare[k]:
-                bonuses[k] = RARE_BONUS
-            elif found.group_of[k] >= 0:
-                factors[k] = COMMON_FACTOR
-        for group in found.groups:
-            groups[group.lines[0]] = group.render
-        return bonuses, factors, groups
-    if speaker != SUMMARY_SPEAKER:
-        return None
-    for k, text in enumerate(texts):
-        if text.startswith(INDEX_LABEL):  # its facts go to the new index unless lines quote them
-            factors[k] = COMMON_FACTOR
-    for start, end in _tool_blocks(texts):
-        lines = [_unlabelled(texts[k]) for k in range(start, end)]
-        keys = [template(line).key for line in lines]
-        for k, line, key in zip(range(start, end), lines, keys, strict=True):
-            if is_group_line(line):
-                bonuses[k], factors[k] = GROUP_BONUS, COMMON_FACTOR
-            elif line != GAP and keys.count(key) == 1:
-                bonuses[k] = RARE_BONUS
-    return bonuses, factors, groups
-
-
 def _new_raw(fields: tuple[int, str, float, str | None, float, bool]) -> _Raw:
     return tuple.__new__(_Raw, fields)  # a span has many units: no Python-level constructor
-
-
-def _dominated(found: Templates, n: int) -> bool:
-    """Whether one template holds at least ``MARK_LARGEST_SHARE`` of a tool result's units (a
-    log, a test run, a listing), not merely several small groups."""
-    return any(len(g.lines) >= MARK_LARGEST_SHARE * n for g in found.groups)
-
-
-def _may_mark(speaker: str, n: int) -> bool:
-    """Whether a segment's templates may earn anything (:func:`_template_marks`)."""
-    return speaker == SUMMARY_SPEAKER or (speaker.startswith("tool result") and n >= STANDOUTS_MIN_UNITS)
-
-
-def _unlabelled(text: str) -> str:
-    """A line of an earlier summary without its ``[speaker]`` label, if any."""
-    if text.startswith("[") and "] " in text:
-        return text.split("] ", 1)[1]
-    return text
-
-
-def _tool_blocks(texts: Sequence[str]) -> list[tuple[int, int]]:
-    """The runs of an earlier summary's lines that are a tool result's (from its label to the next label)."""
-    out: list[tuple[int, int]] = []
-    start = -1
-    for k, text in enumerate(texts):
-        label = _LABEL.match(text)
-        if label is None:
-            continue
-        if start >= 0:
-            out.append((start, k))
-        start = k if label.group(1).startswith("tool result") else -1  # the index line ends a block
-    if start >= 0:
-        out.append((start, len(texts)))
-    return out
 
 
 def _raw_units(segments: Sequence[Segment], fields: set[str], chat: bool) -> list[_Raw]:
     """The span's distinct units in span order, with their position bonuses (none but
     ``FIRST_BONUS`` in a ``chat``) and, outside a chat, what their templates earn
-    (:func:`_template_marks`); the field names of its JSON go into ``fields``."""
+    (:func:`marks.template_marks`); the field names of its JSON go into ``fields``."""
     last = max(1, len(segments) - 1)
     raw: list[_Raw] = []
     seen_text: set[str] = set()
@@ -450,7 +359,7 @@ def _raw_units(segments: Sequence[Segment], fields: set[str], chat: bool) -> lis
         bonus = 0.0 if chat else RECENT_BONUS * s / last + (USER_BONUS if seg.speaker == "user" else 0.0)
         dropped = False  # the unit before was a duplicate: the next one cannot join it
         cut = cut_units(seg.text, fields)
-        marked = None if chat or not _may_mark(seg.speaker, len(cut)) else _template_marks(seg.speaker, cut)
+        marked = None if chat or not may_mark(seg.speaker, len(cut)) else template_marks(seg.speaker, cut)
         if marked is None:  # most segments: nothing their templates earn (as in a chat)
             for n, (text, glue) in enumerate(cut):
                 if text in seen_text:
